@@ -1,0 +1,50 @@
+// Package store keeps every verification and signing outcome durably: the
+// system of record that the FastAGI server writes and the AMI listener
+// enriches. SQLite is the embedded default; PostgreSQL serves several nodes.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Source says which surface recorded an outcome.
+type Source string
+
+// Sources.
+const (
+	SourceAGI    Source = "agi"
+	SourceAMI    Source = "ami"
+	SourceNative Source = "native" // Asterisk's own res_stir_shaken, reported over AMI
+	SourceHTTP   Source = "http"
+	SourceSIP    Source = "sip"
+)
+
+// Outcome is one record. (System, UniqueID, Kind) is its identity: writing
+// the same key twice merges into one row, never two.
+type Outcome struct {
+	Time        time.Time
+	System      string // Asterisk system name or node name
+	UniqueID    string // Asterisk Uniqueid, or a request id
+	LinkedID    string
+	Kind        string // "verify" or "sign"
+	Direction   string // "inbound" or "outbound"
+	Orig        string
+	Dest        string
+	Result      string // pass, fail, none, signed, unsigned, error
+	Verstat     string
+	Attest      string
+	OrigID      string
+	SIPCode     int
+	ErrorName   string
+	Reason      string
+	X5U         string
+	SPC         string
+	HangupCause string
+	Source      Source
+}
+
+// Recorder is the one method a surface needs to write outcomes.
+type Recorder interface {
+	Record(ctx context.Context, o Outcome) error
+}

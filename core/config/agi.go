@@ -1,0 +1,4 @@
+package config
+
+// AGI is the [agi] section.
+type AGI struct{}

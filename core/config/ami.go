@@ -1,0 +1,4 @@
+package config
+
+// AMI is the [ami] section.
+type AMI struct{}

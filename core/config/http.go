@@ -1,0 +1,4 @@
+package config
+
+// HTTP is the [http] section.
+type HTTP struct{}

@@ -1,0 +1,4 @@
+package config
+
+// SIP is the [sip] section.
+type SIP struct{}

@@ -1,0 +1,4 @@
+package config
+
+// Store is the [store] section.
+type Store struct{}

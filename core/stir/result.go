@@ -1,0 +1,56 @@
+package stir
+
+// Outcome is the three-valued verification result surfaces print.
+type Outcome string
+
+// Outcomes. "none" means no SHAKEN Identity was there to judge.
+const (
+	Pass Outcome = "pass"
+	Fail Outcome = "fail"
+	None Outcome = "none"
+)
+
+// Result is what a verification produces. Its JSON form is API: the CLI,
+// the C library, the HTTP service and the AGI variables print exactly these
+// fields (absent ones omitted).
+type Result struct {
+	Result  Outcome     `json:"result"`
+	Verstat Verstat     `json:"verstat"`
+	SIPCode int         `json:"sip_code,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
+	Error   string      `json:"error,omitempty"`
+	Detail  string      `json:"detail,omitempty"`
+	Attest  Attestation `json:"attest,omitempty"`
+	OrigID  string      `json:"origid,omitempty"`
+	Orig    string      `json:"orig,omitempty"`
+	Dest    []string    `json:"dest,omitempty"`
+	X5U     string      `json:"x5u,omitempty"`
+	SPC     string      `json:"spc,omitempty"`
+	IAT     int64       `json:"iat,omitempty"`
+
+	// Err is the failure behind Result when it is not Pass; nil on Pass.
+	Err *Error `json:"-"`
+}
+
+// Failed fills r from err and returns r. A non-*Error is reported as an
+// internal error so that no failure is ever silent.
+func (r *Result) Failed(err error) *Result {
+	e := As(err)
+	if e == nil {
+		e = ErrInternal.With("", err)
+	}
+	r.Err = e
+	r.Result = Fail
+	if e.Verstat == VerstatNone {
+		r.Result = None
+	}
+	r.Verstat = e.Verstat
+	if r.Verstat == "" {
+		r.Verstat = VerstatFailed
+	}
+	r.SIPCode = e.SIPCode
+	r.Reason = e.Reason
+	r.Error = e.Name
+	r.Detail = e.Error()
+	return r
+}
