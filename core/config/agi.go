@@ -1,4 +1,89 @@
 package config
 
-// AGI is the [agi] section.
-type AGI struct{}
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// AGI is the [agi] section: the FastAGI server that Asterisk dialplans call
+// with AGI(agi://host:4573/sign) and AGI(agi://host:4573/verify). Zero
+// fields take the defaults of WithDefaults.
+type AGI struct {
+	// Listen is the host:port the FastAGI server binds. Asterisk's default
+	// FastAGI port is 4573. Loopback by default: FastAGI has no
+	// authentication, so exposing it is an explicit choice.
+	Listen string `toml:"listen"`
+	// SessionTimeout bounds one whole AGI session, from accept to close.
+	// Asterisk never times a FastAGI server out, so without this a stuck
+	// session would hold a call's dialplan forever.
+	SessionTimeout Duration `toml:"session_timeout"`
+	// MaxSessions caps concurrent sessions; a connection beyond it is closed
+	// at once, so the dialplan continues (STIR_RESULT stays empty) instead
+	// of queueing behind slow peers.
+	MaxSessions int `toml:"max_sessions"`
+	// System names this Asterisk in the outcome store, as [ami] system
+	// does; both surfaces must use the same name for their records of one
+	// call to merge. Empty means the host name.
+	System string `toml:"system"`
+	// RequireIdentity makes a call without any SHAKEN Identity header a
+	// verification failure (428) rather than "none". A per-call
+	// require=yes|no argument overrides it.
+	RequireIdentity bool `toml:"require_identity"`
+	// MaxIdentityHeaders is how many Identity headers a verify session reads
+	// from the channel; one more is read so that the verifier can reject a
+	// request that carries too many.
+	MaxIdentityHeaders int `toml:"max_identity_headers"`
+	// ShutdownGrace is how long SIGTERM waits for running sessions.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// AGI defaults.
+const (
+	DefaultAGIListen             = "127.0.0.1:4573"
+	DefaultAGISessionTimeout     = 10 * time.Second
+	DefaultAGIMaxSessions        = 1024
+	DefaultAGIMaxIdentityHeaders = 5
+	DefaultAGIShutdownGrace      = 15 * time.Second
+)
+
+// WithDefaults returns a copy with every zero field set to its default.
+func (a AGI) WithDefaults() AGI {
+	if a.Listen == "" {
+		a.Listen = DefaultAGIListen
+	}
+	if a.SessionTimeout.Duration == 0 {
+		a.SessionTimeout.Duration = DefaultAGISessionTimeout
+	}
+	if a.MaxSessions == 0 {
+		a.MaxSessions = DefaultAGIMaxSessions
+	}
+	if a.MaxIdentityHeaders == 0 {
+		a.MaxIdentityHeaders = DefaultAGIMaxIdentityHeaders
+	}
+	if a.ShutdownGrace.Duration == 0 {
+		a.ShutdownGrace.Duration = DefaultAGIShutdownGrace
+	}
+	return a
+}
+
+// Validate reports every problem of the section at once.
+func (a AGI) Validate() error {
+	var errs []error
+	if a.Listen != "" {
+		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("agi.listen %q: %w", a.Listen, err))
+		}
+	}
+	if d := a.SessionTimeout.Duration; d != 0 && d < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("agi.session_timeout %s: below 100ms", d))
+	}
+	if a.MaxSessions < 0 {
+		errs = append(errs, errors.New("agi.max_sessions: negative"))
+	}
+	if a.MaxIdentityHeaders < 0 || a.MaxIdentityHeaders > 32 {
+		errs = append(errs, fmt.Errorf("agi.max_identity_headers %d: want 1..32", a.MaxIdentityHeaders))
+	}
+	return errors.Join(errs...)
+}
