@@ -1,0 +1,239 @@
+// Package policy decides the attestation level of a call to sign
+// (ATIS-1000074 §5.2.3): A when the customer is authenticated and owns the
+// number, B when the customer is known but the number is not theirs, C for
+// gateway traffic, and a configured default for everything else.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/stirgate/stirgate/core/stir"
+)
+
+// Customer is an authenticated origin of calls: a PBX customer or a trunk.
+type Customer struct {
+	Name string
+	// OrigID is the customer's fixed origid (RFC 8588 §4); empty means one
+	// per call.
+	OrigID string
+	// Numbers the customer owns: exact TNs ("12155550121"), prefixes
+	// ("1215555*") or inclusive ranges ("12155550100-12155550199"), all
+	// canonical digits.
+	Numbers []string
+	// Sources identify the customer's traffic when the request does not name
+	// it: IP addresses, CIDR prefixes or trunk tags (e.g. an otg value).
+	Sources []string
+}
+
+// Options configures a Policy.
+type Options struct {
+	Customers []Customer
+	// Gateways are sources (addresses, prefixes, tags) whose traffic is
+	// signed C: calls entering from another network.
+	Gateways []string
+	// Default is the attestation for traffic from unknown sources. Empty
+	// refuses to sign it.
+	Default stir.Attestation
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Attest   stir.Attestation
+	OrigID   string // customer's fixed origid, or empty
+	Customer string // matched customer, or empty
+	Why      string // short explanation for logs
+}
+
+// Input is what the policy looks at.
+type Input struct {
+	Customer string // explicit customer or trunk name
+	Source   string // source address ("192.0.2.10" or "192.0.2.10:5060") or tag
+	Orig     string // canonical calling TN
+}
+
+// Policy is immutable after New and safe for concurrent use.
+type Policy struct {
+	byName    map[string]*customer
+	customers []*customer
+	gateways  matcher
+	def       stir.Attestation
+}
+
+type customer struct {
+	Customer
+	exact   map[string]bool
+	prefix  []string
+	ranges  []tnRange
+	sources matcher
+}
+
+type tnRange struct{ lo, hi string }
+
+// New validates opts and builds a Policy.
+func New(opts Options) (*Policy, error) {
+	p := &Policy{byName: map[string]*customer{}, def: opts.Default}
+	if opts.Default != "" {
+		if _, err := stir.ParseAttestation(string(opts.Default)); err != nil {
+			return nil, fmt.Errorf("policy default: %w", err)
+		}
+	}
+	var err error
+	if p.gateways, err = newMatcher(opts.Gateways); err != nil {
+		return nil, fmt.Errorf("policy gateways: %w", err)
+	}
+	for i, c := range opts.Customers {
+		if c.Name == "" {
+			return nil, fmt.Errorf("policy customer %d: name is empty", i+1)
+		}
+		if p.byName[c.Name] != nil {
+			return nil, fmt.Errorf("policy customer %q: defined twice", c.Name)
+		}
+		cc := &customer{Customer: c, exact: map[string]bool{}}
+		for _, n := range c.Numbers {
+			if err := cc.addNumber(n); err != nil {
+				return nil, fmt.Errorf("policy customer %q: %w", c.Name, err)
+			}
+		}
+		if cc.sources, err = newMatcher(c.Sources); err != nil {
+			return nil, fmt.Errorf("policy customer %q: %w", c.Name, err)
+		}
+		p.byName[c.Name] = cc
+		p.customers = append(p.customers, cc)
+	}
+	return p, nil
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *customer) addNumber(n string) error {
+	switch {
+	case strings.HasSuffix(n, "*") && digits(strings.TrimSuffix(n, "*")):
+		c.prefix = append(c.prefix, strings.TrimSuffix(n, "*"))
+	case strings.Contains(n, "-"):
+		lo, hi, _ := strings.Cut(n, "-")
+		if !digits(lo) || !digits(hi) || len(lo) != len(hi) || lo > hi {
+			return fmt.Errorf("number range %q: want LOW-HIGH, same length, LOW <= HIGH", n)
+		}
+		c.ranges = append(c.ranges, tnRange{lo, hi})
+	case digits(n):
+		c.exact[n] = true
+	default:
+		return fmt.Errorf("number %q: want canonical digits, PREFIX* or LOW-HIGH", n)
+	}
+	// Longest prefix first so a lookup can stop at the first hit.
+	sort.Slice(c.prefix, func(i, j int) bool { return len(c.prefix[i]) > len(c.prefix[j]) })
+	return nil
+}
+
+// Owns reports whether tn is one of the customer's numbers.
+func (c *customer) owns(tn string) bool {
+	if c.exact[tn] {
+		return true
+	}
+	for _, p := range c.prefix {
+		if strings.HasPrefix(tn, p) {
+			return true
+		}
+	}
+	for _, r := range c.ranges {
+		// Same-length digit strings compare like numbers.
+		if len(tn) == len(r.lo) && r.lo <= tn && tn <= r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide picks the attestation for one call. It returns
+// stir.ErrSignNotAllowed when the call must not be signed.
+func (p *Policy) Decide(in Input) (Decision, error) {
+	var c *customer
+	if in.Customer != "" {
+		c = p.byName[in.Customer]
+		if c == nil {
+			return Decision{}, stir.ErrSignNotAllowed.Withf("unknown customer %q", in.Customer)
+		}
+	} else if in.Source != "" {
+		for _, cc := range p.customers {
+			if cc.sources.match(in.Source) {
+				c = cc
+				break
+			}
+		}
+	}
+	if c != nil {
+		d := Decision{Customer: c.Name, OrigID: c.OrigID}
+		if c.owns(in.Orig) {
+			d.Attest, d.Why = stir.AttestFull, "customer owns the number"
+		} else {
+			d.Attest, d.Why = stir.AttestPartial, "known customer, number not theirs"
+		}
+		return d, nil
+	}
+	if in.Source != "" && p.gateways.match(in.Source) {
+		return Decision{Attest: stir.AttestGateway, Why: "gateway source"}, nil
+	}
+	if p.def == "" {
+		return Decision{}, stir.ErrSignNotAllowed.Withf("source %q matches no customer or gateway and no default attestation is set", in.Source)
+	}
+	return Decision{Attest: p.def, Why: "default"}, nil
+}
+
+// matcher matches a source against addresses, prefixes and tags.
+type matcher struct {
+	prefixes []netip.Prefix
+	tags     map[string]bool
+}
+
+func newMatcher(items []string) (matcher, error) {
+	m := matcher{tags: map[string]bool{}}
+	for _, it := range items {
+		if it == "" {
+			return m, fmt.Errorf("empty source")
+		}
+		if pfx, err := netip.ParsePrefix(it); err == nil {
+			m.prefixes = append(m.prefixes, pfx.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(it); err == nil {
+			m.prefixes = append(m.prefixes, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		m.tags[it] = true
+	}
+	return m, nil
+}
+
+func (m matcher) match(src string) bool {
+	if m.tags[src] {
+		return true
+	}
+	a, err := netip.ParseAddr(src)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(src)
+		if err2 != nil {
+			return false
+		}
+		a = ap.Addr()
+	}
+	a = a.Unmap()
+	for _, p := range m.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
