@@ -1,0 +1,520 @@
+// Package x5u fetches and caches the certificate chains that SHAKEN
+// PASSporTs point to with their x5u URL (conformance rows 9 and 10).
+//
+// A Cache checks every URL against a Policy before anything else, resolves
+// the host itself and dials only addresses it has checked, bounds each
+// fetch in time and size, and keeps the result of the caller's Validator
+// (for the verifier: a parsed, path-validated chain), so that a warm
+// verification does no parsing at all. Concurrent misses for one URL share
+// one fetch; failures are cached briefly; a value whose refresh fails is
+// served stale until its notAfter.
+//
+// The Cache is generic over the validated value so that it knows nothing
+// of X.509: what makes a body acceptable is the Validator's business.
+package x5u
+
+import (
+	"container/list"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/stirgate/stirgate/core/stir"
+)
+
+// Validator turns a fetched body into the value the Cache keeps. It
+// returns the time after which the value must not be used (the earliest
+// notAfter of the chain; zero if unknown). Its errors are returned to
+// callers unchanged and cached like fetch failures.
+type Validator[T any] func(ctx context.Context, url string, body []byte) (value T, notAfter time.Time, err error)
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultMaxBody     = 64 << 10
+	DefaultMinTTL      = time.Minute
+	DefaultMaxTTL      = 24 * time.Hour
+	DefaultTTL         = time.Hour
+	DefaultNegativeTTL = 30 * time.Second
+	DefaultMaxEntries  = 10000
+)
+
+// Options configures a Cache. Every field but Validate is optional; the
+// zero value of each is the production default.
+type Options[T any] struct {
+	// Policy is checked before any look-up or fetch; see CheckURL.
+	Policy
+
+	// Validate is required.
+	Validate Validator[T]
+
+	// Resolver resolves x5u host names; nil means net.DefaultResolver.
+	Resolver Resolver
+
+	// RootCAs are trusted for TLS in addition to the system roots (labs).
+	RootCAs *x509.CertPool
+
+	// Timeout bounds one fetch end to end: DNS, connect, TLS, headers and
+	// body (default 2s).
+	Timeout time.Duration
+
+	// MaxBody caps the response body in bytes (default 64 KiB).
+	MaxBody int64
+
+	// Cache lifetimes. A response's Cache-Control or Expires is clamped to
+	// [MinTTL, MaxTTL] (defaults 1m, 24h); a response with neither lives
+	// DefaultTTL (1h, also clamped). Nothing outlives its notAfter.
+	MinTTL, MaxTTL, DefaultTTL time.Duration
+
+	// NegativeTTL is how long a failure is remembered (default 30s;
+	// negative disables negative caching). It is also how long a stale
+	// value is served before the next refresh attempt.
+	NegativeTTL time.Duration
+
+	// MaxEntries bounds the in-memory cache (default 10000); the entry
+	// stored longest ago is evicted first.
+	MaxEntries int
+
+	// Dir, when set, keeps fetched bodies on disk, one file per URL, so
+	// that a restart or a sibling process need not fetch again. Bodies read
+	// back are validated again; expired files are ignored.
+	Dir string
+
+	// Preload maps x5u URLs to local PEM files, PreloadBytes to PEM bytes.
+	// They are served without network, after the URL policy check and
+	// validation like any fetched body. A preloaded URL that the policy
+	// refuses makes New fail.
+	Preload      map[string]string
+	PreloadBytes map[string][]byte
+
+	// Offline refuses every network fetch: only preloaded URLs and fresh
+	// disk entries are served, anything else is stir.ErrX5UOffline.
+	Offline bool
+
+	// Now is the clock for cache lifetimes (default time.Now).
+	Now func() time.Time
+
+	// Logger receives start-up notices about relaxed policy, stale serving
+	// and disk problems (default: discard).
+	Logger *slog.Logger
+
+	// Observe, when set, is called after each network fetch with its
+	// duration and transport error (nil on a 200 within the caps). It runs
+	// on the fetching goroutine and must not block.
+	Observe func(url string, d time.Duration, err error)
+}
+
+// Stats are cumulative counters since New.
+type Stats struct {
+	Hits         uint64 // fresh value served from memory
+	Misses       uint64 // Get that had to load (policy passed)
+	Fetches      uint64 // network fetches started
+	FetchErrors  uint64 // network fetches that failed (validation aside)
+	NegativeHits uint64 // cached failure returned
+	StaleServed  uint64 // expired value served because its refresh failed
+	Forbidden    uint64 // Get refused by the URL policy
+	DiskLoads    uint64 // entries read back from Dir
+	Evictions    uint64 // entries dropped for MaxEntries
+	Entries      int    // entries held now
+}
+
+// Cache is an x5u fetcher with a validated-value cache. Safe for
+// concurrent use.
+type Cache[T any] struct {
+	policy      Policy
+	validate    Validator[T]
+	f           fetcher
+	timeout     time.Duration
+	minTTL      time.Duration
+	maxTTL      time.Duration
+	defaultTTL  time.Duration
+	negativeTTL time.Duration
+	maxEntries  int
+	dir         string
+	preload     map[string][]byte
+	offline     bool
+	now         func() time.Time
+	log         *slog.Logger
+	observe     func(string, time.Duration, error)
+
+	mu    sync.RWMutex
+	m     map[string]*entry[T]
+	order *list.List               // keys, least recently stored first
+	pos   map[string]*list.Element // key → its element in order
+
+	sf        singleflight.Group
+	closed    bool // guarded by mu
+	closing   chan struct{}
+	inflight  sync.WaitGroup
+	closeOnce sync.Once
+
+	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, evictions atomic.Uint64
+}
+
+// entry is immutable once stored, so readers need the lock only to find it.
+type entry[T any] struct {
+	value    T
+	err      error     // non-nil: a cached failure
+	expires  time.Time // served as is until then
+	notAfter time.Time // never served after; zero if unknown
+	stale    bool      // kept past its lifetime because a refresh failed
+}
+
+// New builds a Cache. It reads preloaded files and creates Dir, so that
+// configuration mistakes surface at start rather than on the first call.
+func New[T any](opts Options[T]) (*Cache[T], error) {
+	if opts.Validate == nil {
+		return nil, errors.New("x5u: Options.Validate is required")
+	}
+	if err := opts.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache[T]{
+		policy:      clonePolicy(opts.Policy),
+		validate:    opts.Validate,
+		timeout:     orDefault(opts.Timeout, DefaultTimeout),
+		minTTL:      orDefault(opts.MinTTL, DefaultMinTTL),
+		maxTTL:      orDefault(opts.MaxTTL, DefaultMaxTTL),
+		defaultTTL:  orDefault(opts.DefaultTTL, DefaultTTL),
+		negativeTTL: orDefault(opts.NegativeTTL, DefaultNegativeTTL),
+		maxEntries:  orDefault(opts.MaxEntries, DefaultMaxEntries),
+		dir:         opts.Dir,
+		preload:     map[string][]byte{},
+		offline:     opts.Offline,
+		now:         opts.Now,
+		log:         opts.Logger,
+		observe:     opts.Observe,
+		m:           map[string]*entry[T]{},
+		order:       list.New(),
+		pos:         map[string]*list.Element{},
+		closing:     make(chan struct{}),
+	}
+	c.f = fetcher{resolver: opts.Resolver, roots: opts.RootCAs, maxBody: orDefault(opts.MaxBody, DefaultMaxBody)}
+	if c.f.resolver == nil {
+		c.f.resolver = net.DefaultResolver
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.timeout < 0, c.minTTL < 0, c.maxTTL < 0, c.defaultTTL < 0, c.f.maxBody < 0:
+		return nil, errors.New("x5u: negative Timeout, MaxBody or TTL")
+	case c.minTTL > c.maxTTL:
+		return nil, fmt.Errorf("x5u: MinTTL %v exceeds MaxTTL %v", c.minTTL, c.maxTTL)
+	case c.maxEntries < 0:
+		return nil, errors.New("x5u: negative MaxEntries")
+	}
+	if err := c.loadPreloads(opts.Preload, opts.PreloadBytes); err != nil {
+		return nil, err
+	}
+	if c.dir != "" {
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("x5u: cache dir: %w", err)
+		}
+	}
+	c.logRelaxations(opts.RootCAs != nil)
+	return c, nil
+}
+
+func orDefault[N int | int64 | time.Duration](v, d N) N {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// clonePolicy copies the slices so that a caller mutating its Options
+// afterwards cannot change the policy of a running Cache, which would void
+// the guarantee that every cached URL passed the current policy.
+func clonePolicy(p Policy) Policy {
+	p.Ports = append([]int(nil), p.Ports...)
+	p.AllowHosts = append([]string(nil), p.AllowHosts...)
+	p.LabHosts = append([]string(nil), p.LabHosts...)
+	return p
+}
+
+func (c *Cache[T]) loadPreloads(files map[string]string, blobs map[string][]byte) error {
+	all := make(map[string][]byte, len(files)+len(blobs))
+	for u, path := range files {
+		if _, ok := blobs[u]; ok {
+			return fmt.Errorf("x5u: preload %s: in both Preload and PreloadBytes", u)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("x5u: preload %s: %w", u, err)
+		}
+		all[u] = b
+	}
+	for u, b := range blobs {
+		all[u] = append([]byte(nil), b...)
+	}
+	for u, b := range all {
+		if _, err := CheckURL(u, c.policy); err != nil {
+			return fmt.Errorf("x5u: preload %s: %w", u, err)
+		}
+		if len(b) == 0 {
+			return fmt.Errorf("x5u: preload %s: empty", u)
+		}
+		c.preload[u] = b
+	}
+	return nil
+}
+
+// logRelaxations says at start what weakens the production policy, so an
+// operator never runs a lab setting unknowingly.
+func (c *Cache[T]) logRelaxations(extraRoots bool) {
+	if c.policy.AllowHTTP {
+		c.log.Warn("x5u: plain http allowed (labs only)")
+	}
+	if len(c.policy.LabHosts) > 0 {
+		c.log.Warn("x5u: lab hosts admitted, exempt from address rules", "hosts", c.policy.LabHosts)
+	}
+	if extraRoots {
+		c.log.Warn("x5u: extra TLS roots trusted for fetches (labs only)")
+	}
+	if c.offline {
+		c.log.Info("x5u: offline, serving preloaded and disk-cached chains only", "preloaded", len(c.preload))
+	}
+}
+
+// Get returns the validated value for the x5u URL raw. Failures are
+// *stir.Error values: ErrX5UForbidden (policy), ErrX5UFetchFailed,
+// ErrX5UBadContent, ErrX5UOffline, or whatever Validate returned.
+//
+// The policy runs before any look-up. The warm path does not re-run it:
+// the policy is fixed for the Cache's life and nothing enters the cache
+// (preloads and disk entries included) without having passed it, so a
+// cached URL is one that passes.
+//
+// When ctx ends first, Get returns at once with ErrX5UFetchFailed; the
+// shared fetch goes on for the other callers and the cache.
+func (c *Cache[T]) Get(ctx context.Context, raw string) (T, error) {
+	now := c.now()
+	c.mu.RLock()
+	e := c.m[raw]
+	c.mu.RUnlock()
+	if e != nil && now.Before(e.expires) {
+		switch {
+		case e.err != nil:
+			c.negHits.Add(1)
+		case e.stale:
+			c.stale.Add(1)
+		default:
+			c.hits.Add(1)
+		}
+		return e.value, e.err
+	}
+	return c.miss(ctx, raw)
+}
+
+func (c *Cache[T]) miss(ctx context.Context, raw string) (T, error) {
+	var zero T
+	u, lab, err := checkURL(raw, c.policy)
+	if err != nil {
+		c.forbidden.Add(1)
+		return zero, err
+	}
+	c.misses.Add(1)
+	ch := c.sf.DoChan(raw, func() (any, error) {
+		return c.flight(ctx, raw, u, lab), nil
+	})
+	select {
+	case r := <-ch:
+		e := r.Val.(*entry[T])
+		if e.err == nil && e.stale {
+			c.stale.Add(1)
+		}
+		return e.value, e.err
+	case <-ctx.Done():
+		return zero, stir.ErrX5UFetchFailed.With("caller gave up", ctx.Err())
+	}
+}
+
+// flight loads raw once for every concurrent caller. Its context keeps the
+// first caller's values but not its cancellation, so one caller leaving
+// does not fail the others; it is bounded by Timeout and by Close.
+func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bool) *entry[T] {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return &entry[T]{err: stir.ErrX5UFetchFailed.Withf("cache closed")}
+	}
+	c.inflight.Add(1)
+	old := c.m[raw]
+	c.mu.Unlock()
+	defer c.inflight.Done()
+
+	// A flight that ended between our caller's look-up and this one has
+	// already done the work.
+	now := c.now()
+	if old != nil && now.Before(old.expires) {
+		return old
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), c.timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	if body, ok := c.preload[raw]; ok {
+		v, notAfter, err := c.validate(ctx, raw, body)
+		if err != nil {
+			return c.failed(raw, nil, err)
+		}
+		// A preload is checked again after MaxTTL, which catches a chain
+		// that has since expired or been revoked.
+		return c.store(raw, &entry[T]{value: v, notAfter: notAfter, expires: clampTo(c.now().Add(c.maxTTL), notAfter)})
+	}
+	if c.dir != "" {
+		if e := c.loadDisk(ctx, raw, now); e != nil {
+			c.diskLoads.Add(1)
+			return c.store(raw, e)
+		}
+	}
+	if c.offline {
+		return &entry[T]{err: stir.ErrX5UOffline.Withf("%s is not preloaded", raw)}
+	}
+
+	c.fetches.Add(1)
+	start := time.Now()
+	r, err := c.f.fetch(ctx, raw, u, lab)
+	if c.observe != nil {
+		c.observe(raw, time.Since(start), err)
+	}
+	if err != nil {
+		c.fetchErrors.Add(1)
+		return c.failed(raw, old, err)
+	}
+	v, notAfter, err := c.validate(ctx, raw, r.body)
+	if err != nil {
+		return c.failed(raw, old, err)
+	}
+	now = c.now()
+	ttl, ok := lifetime(r.header, now)
+	if !ok {
+		ttl = c.defaultTTL
+	}
+	ttl = min(max(ttl, c.minTTL), c.maxTTL)
+	e := &entry[T]{value: v, notAfter: notAfter, expires: clampTo(now.Add(ttl), notAfter)}
+	if c.dir != "" {
+		c.writeDisk(raw, r.body, now, e.expires)
+	}
+	return c.store(raw, e)
+}
+
+// failed records err for raw. When the server could not be reached or did
+// not answer 200 and an earlier value is still within its notAfter, that
+// value is served instead: an outage at the certificate host should not
+// fail every call. A refresh that fetched bad content or failed validation
+// is not masked (it may be a revocation).
+func (c *Cache[T]) failed(raw string, old *entry[T], err error) *entry[T] {
+	now := c.now()
+	if c.isClosed() {
+		return &entry[T]{err: err}
+	}
+	if old != nil && old.err == nil && !old.notAfter.IsZero() && now.Before(old.notAfter) &&
+		errors.Is(err, stir.ErrX5UFetchFailed) {
+		if !old.stale {
+			c.log.Warn("x5u: refresh failed, serving stale chain", "url", raw, "not_after", old.notAfter, "err", err)
+		}
+		retry := max(c.negativeTTL, 0)
+		return c.store(raw, &entry[T]{value: old.value, notAfter: old.notAfter, stale: true, expires: clampTo(now.Add(retry), old.notAfter)})
+	}
+	e := &entry[T]{err: err, expires: now.Add(c.negativeTTL)}
+	if c.negativeTTL < 0 {
+		return e
+	}
+	return c.store(raw, e)
+}
+
+func (c *Cache[T]) isClosed() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// store publishes e for raw and evicts the oldest entries beyond
+// MaxEntries. It returns e.
+func (c *Cache[T]) store(raw string, e *entry[T]) *entry[T] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.pos[raw]; ok {
+		c.order.MoveToBack(el)
+	} else {
+		c.pos[raw] = c.order.PushBack(raw)
+	}
+	c.m[raw] = e
+	for c.order.Len() > c.maxEntries {
+		k := c.order.Remove(c.order.Front()).(string)
+		delete(c.pos, k)
+		delete(c.m, k)
+		c.evictions.Add(1)
+	}
+	return e
+}
+
+// clampTo returns t, or notAfter when that comes first.
+func clampTo(t, notAfter time.Time) time.Time {
+	if !notAfter.IsZero() && notAfter.Before(t) {
+		return notAfter
+	}
+	return t
+}
+
+// Stats returns the counters.
+func (c *Cache[T]) Stats() Stats {
+	c.mu.RLock()
+	n := len(c.m)
+	c.mu.RUnlock()
+	return Stats{
+		Hits:         c.hits.Load(),
+		Misses:       c.misses.Load(),
+		Fetches:      c.fetches.Load(),
+		FetchErrors:  c.fetchErrors.Load(),
+		NegativeHits: c.negHits.Load(),
+		StaleServed:  c.stale.Load(),
+		Forbidden:    c.forbidden.Load(),
+		DiskLoads:    c.diskLoads.Load(),
+		Evictions:    c.evictions.Load(),
+		Entries:      n,
+	}
+}
+
+// Close cancels fetches in progress and waits for them. Values already
+// cached are still served; a miss after Close fails. Close is idempotent.
+func (c *Cache[T]) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		if c.closing != nil {
+			close(c.closing)
+		}
+		c.mu.Unlock()
+	})
+	c.inflight.Wait()
+	return nil
+}
