@@ -2,22 +2,235 @@ package core
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
 
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/identity"
+	"github.com/stirgate/stirgate/core/passport"
+	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/tn"
 )
+
+// SignerOptions configures a Signer.
+type SignerOptions struct {
+	// Credential is the signing key and its certificate chain. Required.
+	Credential *certs.SigningCredential
+	// X5U is the public URL of the certificate chain. Required; it is
+	// written byte-identical into x5u and info.
+	X5U string
+	// Numbers converts national numbers to E.164 (zero: digits as given).
+	Numbers tn.Rules
+	// Policy chooses attestation when a request does not. Nil signs only
+	// requests that carry Attest.
+	Policy *policy.Policy
+	// DateWindow is how far a request's Date header may be from now and
+	// still become iat (default 60s).
+	DateWindow time.Duration
+	// ExpiryWarning logs a warning at construction when the certificate
+	// expires within it (default 30 days).
+	ExpiryWarning time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
 
 // Signer is the STI-AS. Safe for concurrent use.
 type Signer struct {
-	opts SignerOptions
+	opts   SignerOptions
+	header string // base64url JOSE header, fixed per x5u
 }
 
-// SignerOptions configures a Signer. (Filled in by the core work.)
-type SignerOptions struct{}
+// NewSigner validates opts and builds a Signer.
+func NewSigner(opts SignerOptions) (*Signer, error) {
+	if opts.Credential == nil || opts.Credential.Key == nil {
+		return nil, stir.ErrSignKey.Withf("no signing credential")
+	}
+	if opts.X5U == "" {
+		return nil, stir.ErrSignCertInvalid.Withf("no x5u URL")
+	}
+	if opts.DateWindow <= 0 {
+		opts.DateWindow = 60 * time.Second
+	}
+	if opts.ExpiryWarning <= 0 {
+		opts.ExpiryWarning = 30 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U)}
+	now := opts.Now()
+	c := opts.Credential
+	switch {
+	case now.After(c.NotAfter):
+		opts.Logger.Error("signing certificate has expired", "not_after", c.NotAfter, "spc", c.SPC)
+	case c.NotAfter.Sub(now) < opts.ExpiryWarning:
+		opts.Logger.Warn("signing certificate expires soon", "not_after", c.NotAfter,
+			"days", int(c.NotAfter.Sub(now).Hours()/24), "spc", c.SPC)
+	}
+	return s, nil
+}
 
-// NewSigner builds a Signer.
-func NewSigner(opts SignerOptions) (*Signer, error) { return &Signer{opts: opts}, nil }
+// X5U returns the certificate URL the Signer writes into tokens.
+func (s *Signer) X5U() string { return s.opts.X5U }
 
-// Sign signs one call.
+// Credential returns the signing credential (for publishing the chain and
+// reporting its expiry).
+func (s *Signer) Credential() *certs.SigningCredential { return s.opts.Credential }
+
+// Sign signs one call. Failures are *stir.Error values with a Signing-side
+// name (sign_input_invalid, sign_date_out_of_window, sign_not_allowed, ...).
 func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error) {
-	return nil, stir.ErrInternal.Withf("not implemented yet")
+	if err := ctx.Err(); err != nil {
+		return nil, stir.ErrInternal.With("context", err)
+	}
+	orig, dest, err := s.numbers(req)
+	if err != nil {
+		return nil, err
+	}
+	now := req.At
+	if now.IsZero() {
+		now = s.opts.Now()
+	}
+	iat := now
+	date := ""
+	if req.Date != "" {
+		d, err := http.ParseTime(req.Date)
+		if err != nil {
+			return nil, stir.ErrSignDate.With("Date header", err)
+		}
+		if absDur(now.Sub(d)) > s.opts.DateWindow {
+			return nil, stir.ErrSignDate.Withf("Date %s is %s from now, window %s", req.Date, now.Sub(d).Round(time.Second), s.opts.DateWindow)
+		}
+		iat, date = d, req.Date
+	} else {
+		date = FormatDate(now)
+	}
+	c := s.opts.Credential
+	if iat.Before(c.NotBefore) || iat.After(c.NotAfter) {
+		return nil, stir.ErrSignCertInvalid.Withf("signing time %s outside certificate validity %s..%s",
+			iat.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	attest, origid := req.Attest, req.OrigID
+	if attest != "" {
+		if _, err := stir.ParseAttestation(string(attest)); err != nil {
+			return nil, stir.ErrSignInput.With("attest", err)
+		}
+	}
+	if attest == "" || origid == "" {
+		if s.opts.Policy == nil {
+			if attest == "" {
+				return nil, stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
+			}
+		} else {
+			d, err := s.opts.Policy.Decide(policy.Input{Customer: req.Customer, Source: req.Source, Orig: orig})
+			if err != nil && attest == "" {
+				return nil, err
+			}
+			if attest == "" {
+				attest = d.Attest
+			}
+			if origid == "" {
+				origid = d.OrigID
+			}
+		}
+	}
+	if origid == "" {
+		origid = newOrigID(req.CallID)
+	}
+
+	claims := passport.Claims{Attest: attest, Dest: dest, IAT: iat.Unix(), Orig: orig, OrigID: origid}
+	tok, err := passport.Sign(s.header, claims, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &SignResult{
+		Identity: identity.Format(tok, s.opts.X5U),
+		Date:     date,
+		Attest:   attest,
+		OrigID:   origid,
+		Orig:     orig,
+		Dest:     passport.CanonicalDest(dest),
+		IAT:      claims.IAT,
+		X5U:      s.opts.X5U,
+	}, nil
+}
+
+func (s *Signer) numbers(req SignRequest) (string, []string, error) {
+	var orig string
+	var err error
+	switch {
+	case req.Orig != "":
+		orig, err = tn.Canonical(req.Orig, s.opts.Numbers)
+	case req.PAI != "":
+		orig, err = tn.FromHeader(req.PAI, s.opts.Numbers)
+	case req.From != "":
+		orig, err = tn.FromHeader(req.From, s.opts.Numbers)
+	default:
+		return "", nil, stir.ErrSignInput.Withf("no calling number (orig, P-Asserted-Identity or From)")
+	}
+	if err != nil {
+		return "", nil, stir.ErrSignInput.With("calling number", err)
+	}
+	var dest []string
+	switch {
+	case len(req.Dest) > 0:
+		for _, d := range req.Dest {
+			c, err := tn.Canonical(d, s.opts.Numbers)
+			if err != nil {
+				return "", nil, stir.ErrSignInput.With("called number", err)
+			}
+			dest = append(dest, c)
+		}
+	case req.To != "":
+		c, err := tn.FromHeader(req.To, s.opts.Numbers)
+		if err != nil {
+			return "", nil, stir.ErrSignInput.With("called number", err)
+		}
+		dest = []string{c}
+	default:
+		return "", nil, stir.ErrSignInput.Withf("no called number (dest or To)")
+	}
+	return orig, dest, nil
+}
+
+// FormatDate formats t as a SIP Date header value (RFC 3261 §20.17, the
+// RFC 1123 form in GMT).
+func FormatDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// origidNamespace makes name-based origids distinct from any other UUIDv5
+// use of the same Call-ID.
+var origidNamespace = [16]byte{0x6f, 0x72, 0x69, 0x67, 0x69, 0x64, 0x2e, 0x73, 0x74, 0x69, 0x72, 0x67, 0x61, 0x74, 0x65, 0x00}
+
+// newOrigID returns a UUIDv5 of callID when there is one, so that retries of
+// one call carry the same origid, and a random UUIDv4 otherwise.
+func newOrigID(callID string) string {
+	var u [16]byte
+	if callID != "" {
+		h := sha1.New()
+		h.Write(origidNamespace[:])
+		h.Write([]byte(callID))
+		copy(u[:], h.Sum(nil))
+		u[6] = u[6]&0x0f | 0x50
+	} else {
+		_, _ = rand.Read(u[:])
+		u[6] = u[6]&0x0f | 0x40
+	}
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -2,22 +2,310 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"time"
 
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/identity"
+	"github.com/stirgate/stirgate/core/passport"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
 )
+
+// VerifierOptions configures a Verifier.
+type VerifierOptions struct {
+	// Roots are the trust anchors (STI-PA's list). Required: the system
+	// roots are never used for SHAKEN credentials.
+	Roots *x509.CertPool
+	// CRL, when set, is checked for every chain certificate.
+	CRL *certs.CRLSet
+	// Fetch is the x5u fetch, cache and URL policy. Zero value: defaults
+	// of x5u.Options (https only, 2 s, 64 KiB, no lab hosts).
+	Fetch x5u.Options[*certs.Credential]
+
+	Numbers tn.Rules
+	Limits  identity.Limits
+
+	// MaxAge and MaxFuture bound iat against now (defaults 60s and 60s).
+	MaxAge    time.Duration
+	MaxFuture time.Duration
+	// DateMaxAge bounds a Date header against now (default MaxAge).
+	DateMaxAge time.Duration
+	// RequireDate fails a request without a Date header instead of judging
+	// on iat alone.
+	RequireDate bool
+	// RequireIdentity makes a request with no SHAKEN Identity fail with 428.
+	RequireIdentity bool
+	// Strict fails validly signed tokens whose JSON is not canonical or
+	// whose origid is not a UUID.
+	Strict bool
+	// MaxChain bounds the certificates accepted from one x5u (default 5).
+	MaxChain int
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
 
 // Verifier is the STI-VS. Safe for concurrent use.
 type Verifier struct {
-	opts VerifierOptions
+	opts  VerifierOptions
+	cache *x5u.Cache[*certs.Credential]
 }
 
-// VerifierOptions configures a Verifier. (Filled in by the core work.)
-type VerifierOptions struct{}
+// NewVerifier validates opts and builds a Verifier. Close releases it.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	if opts.Roots == nil {
+		return nil, stir.ErrCertUntrusted.Withf("no trust anchors configured")
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 60 * time.Second
+	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = 60 * time.Second
+	}
+	if opts.DateMaxAge <= 0 {
+		opts.DateMaxAge = opts.MaxAge
+	}
+	if opts.MaxChain <= 0 {
+		opts.MaxChain = 5
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	v := &Verifier{opts: opts}
+	f := opts.Fetch
+	if f.Now == nil {
+		f.Now = opts.Now
+	}
+	if f.Logger == nil {
+		f.Logger = opts.Logger
+	}
+	f.Validate = v.validate
+	c, err := x5u.New(f)
+	if err != nil {
+		return nil, err
+	}
+	v.cache = c
+	return v, nil
+}
 
-// NewVerifier builds a Verifier.
-func NewVerifier(opts VerifierOptions) (*Verifier, error) { return &Verifier{opts: opts}, nil }
+// validate turns an x5u body into a trusted credential. It runs once per
+// fetch; the cache keeps its result so warm verifications build no paths.
+func (v *Verifier) validate(ctx context.Context, url string, body []byte) (*certs.Credential, time.Time, error) {
+	chain, err := certs.ParsePEMChain(body, v.opts.MaxChain)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	cred, err := certs.Verify(chain, certs.VerifyOptions{
+		Roots:       v.opts.Roots,
+		CurrentTime: v.opts.Now(),
+		CRL:         v.opts.CRL,
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return cred, cred.NotAfter, nil
+}
 
-// Verify judges one request. It never returns nil.
+// Close releases the x5u cache.
+func (v *Verifier) Close() error { return v.cache.Close() }
+
+// CacheStats reports x5u cache counters.
+func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
+
+// Verify judges one request (conformance §2). It never returns nil and
+// never panics on hostile input.
 func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
-	return (&stir.Result{}).Failed(stir.ErrInternal.Withf("not implemented yet"))
+	res := &stir.Result{}
+	now := v.opts.Now()
+
+	hdrs, perHeader, err := identity.Collect(req.Identity, v.opts.Limits)
+	if err != nil {
+		return res.Failed(err)
+	}
+	require := req.RequireIdentity || v.opts.RequireIdentity
+	var candidates []*identity.Header
+	for _, h := range hdrs {
+		if h.IsShaken() {
+			candidates = append(candidates, h)
+		}
+	}
+	if len(candidates) == 0 {
+		// A header that could not even be parsed may still have been meant
+		// as SHAKEN: report it rather than "no identity".
+		if best := mostRelevant(perHeader); best != nil {
+			return res.Failed(best)
+		}
+		e := stir.ErrNoIdentity
+		if len(hdrs) > 0 {
+			e = stir.ErrNotShaken
+		}
+		if require {
+			return res.Failed(e)
+		}
+		res.Result, res.Verstat, res.Error = stir.None, stir.VerstatNone, e.Name
+		return res
+	}
+
+	if err := v.checkDate(req.Date, now); err != nil {
+		return res.Failed(err)
+	}
+	orig, dest, reqErr := v.requestNumbers(req)
+
+	failures := perHeader
+	for _, h := range candidates {
+		r, err := v.verifyOne(ctx, h, now, orig, dest, reqErr)
+		if err == nil {
+			return r
+		}
+		failures = append(failures, err)
+	}
+	return res.Failed(mostRelevant(failures))
+}
+
+func (v *Verifier) checkDate(date string, now time.Time) error {
+	if date == "" {
+		if v.opts.RequireDate {
+			return stir.ErrStaleDate.Withf("no Date header")
+		}
+		return nil
+	}
+	d, err := http.ParseTime(date)
+	if err != nil {
+		return stir.ErrDateFormat.With("Date header", err)
+	}
+	if absDur(now.Sub(d)) > v.opts.DateMaxAge {
+		return stir.ErrStaleDate.Withf("Date %s is %s from now", date, now.Sub(d).Round(time.Second))
+	}
+	return nil
+}
+
+func (v *Verifier) requestNumbers(req VerifyRequest) (string, string, error) {
+	src := req.PAI
+	if src == "" {
+		src = req.From
+	}
+	orig, err := tn.FromHeader(src, v.opts.Numbers)
+	if err != nil {
+		return "", "", stir.ErrOrigMismatch.With("calling number of the request", err)
+	}
+	dest, err := tn.FromHeader(req.To, v.opts.Numbers)
+	if err != nil {
+		return "", "", stir.ErrDestMismatch.With("called number of the request", err)
+	}
+	return orig, dest, nil
+}
+
+func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, orig, dest string, reqErr error) (*stir.Result, error) {
+	tok, err := passport.Parse(h.Token)
+	if err != nil {
+		return nil, err
+	}
+	if h.Ppt != "" && h.Ppt != tok.Header.Ppt {
+		return nil, stir.ErrPptInvalid.Withf("ppt parameter %q, token ppt %q", h.Ppt, tok.Header.Ppt)
+	}
+	if h.Alg != "" && h.Alg != passport.Alg {
+		return nil, stir.ErrAlgUnsupported.Withf("alg parameter %q", h.Alg)
+	}
+	if tok.Header.X5U != h.Info {
+		return nil, stir.ErrX5UMismatch.Withf("x5u %q, info %q", tok.Header.X5U, h.Info)
+	}
+	if v.opts.Strict && !validUUID(tok.Claims.OrigID) {
+		return nil, stir.ErrOrigIDInvalid.Withf("origid %q is not a UUID", tok.Claims.OrigID)
+	}
+
+	iat := time.Unix(tok.Claims.IAT, 0)
+	if age := now.Sub(iat); age > v.opts.MaxAge {
+		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
+	} else if -age > v.opts.MaxFuture {
+		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
+	}
+
+	if reqErr != nil {
+		return nil, reqErr
+	}
+	if tok.Claims.Orig != orig {
+		return nil, stir.ErrOrigMismatch.Withf("orig.tn %s, request %s", tok.Claims.Orig, orig)
+	}
+	found := false
+	for _, d := range tok.Claims.Dest {
+		if d == dest {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
+	}
+
+	cred, err := v.cache.Get(ctx, h.Info)
+	if err != nil {
+		return nil, err
+	}
+	// The chain was validated when fetched; the cache never outlives the
+	// leaf, but a fixed verification time (--at) may be outside it.
+	if now.Before(cred.Leaf.NotBefore) || now.After(cred.NotAfter) {
+		return nil, stir.ErrCertExpired.Withf("credential valid %s..%s", cred.Leaf.NotBefore.UTC().Format(time.RFC3339), cred.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if err := tok.Verify(cred.PublicKey); err != nil {
+		return nil, err
+	}
+	if v.opts.Strict && !tok.Canonical() {
+		return nil, stir.ErrNonCanonical.Withf("token JSON is not in canonical form")
+	}
+	return &stir.Result{
+		Result:  stir.Pass,
+		Verstat: stir.VerstatPassed,
+		Attest:  tok.Claims.Attest,
+		OrigID:  tok.Claims.OrigID,
+		Orig:    tok.Claims.Orig,
+		Dest:    tok.Claims.Dest,
+		X5U:     h.Info,
+		SPC:     cred.SPC,
+		IAT:     tok.Claims.IAT,
+	}, nil
+}
+
+// mostRelevant picks the failure to report when no header passed
+// (conformance row 13): 436 only when nothing better is known.
+func mostRelevant(errs []error) error {
+	var best *stir.Error
+	var bestErr error
+	for _, err := range errs {
+		e := stir.As(err)
+		if e == nil {
+			e = stir.ErrInternal.With("", err)
+			err = e
+		}
+		if best == nil || stir.Rank(e) > stir.Rank(best) {
+			best, bestErr = e, err
+		}
+	}
+	return bestErr
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }

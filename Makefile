@@ -1,0 +1,56 @@
+# stirgate — build, test, benchmark and run.
+#   make run    the main job on an embedded lab default (generated PKI)
+#   make test   everything CI runs: installs missing peers, unit, interop,
+#               integration and short fuzz runs
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 5s
+export CGO_ENABLED ?= 1
+
+.PHONY: all build run test test-deps unit fuzz lint bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/stirgate ./cmd/stirgate
+
+run: build
+	$(BIN)/stirgate serve
+
+test-deps:
+	.ci/deps
+
+# Every package; integration tests find the peers installed by test-deps
+# and fail (never skip) when one is missing.
+unit: build
+	$(GO) vet ./...
+	STIRGATE_BIN=$(CURDIR)/$(BIN)/stirgate $(GO) test -race -count=1 -timeout 20m ./...
+
+# Each fuzz target runs briefly on top of its checked-in seed corpus.
+FUZZ_TARGETS := \
+	./core/passport:FuzzPASSporT \
+	./core/identity:FuzzIdentity \
+	./core/tn:FuzzTN \
+	./core/sipmsg:FuzzSIPMessage \
+	./core/certs:FuzzTNAuthList
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+test: test-deps unit fuzz
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench: build
+	$(BIN)/stirgate bench
+	$(GO) test -run='^$$' -bench=. -benchmem ./core/...
+
+clean:
+	rm -rf $(BIN)

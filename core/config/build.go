@@ -1,0 +1,266 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/identity"
+	"github.com/stirgate/stirgate/core/policy"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
+)
+
+// Lab file names inside [lab] dir, besides those certs.Lab writes.
+const (
+	LabTLSCert = "tls.pem" // self-signed, IP SAN of the listen host
+	LabTLSKey  = "tls.key"
+)
+
+// LabURL is the x5u a lab signer publishes: the certificate endpoint of the
+// HTTP service, served over TLS on loopback.
+func (l Lab) LabURL() string {
+	return "https://" + l.WithDefaults().Listen + "/certs/sp.pem"
+}
+
+// PrepareLab generates the lab PKI on first use and points every unset
+// signer, verifier and x5u field at it. It does nothing without [lab] dir.
+func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
+	if c.Lab.Dir == "" {
+		return nil
+	}
+	l := c.Lab.WithDefaults()
+	dir := c.Resolve(l.Dir)
+	if _, err := os.Stat(filepath.Join(dir, "sp.key")); errors.Is(err, os.ErrNotExist) {
+		lab, err := certs.NewLab(certs.LabOptions{SPC: l.SPC, Now: now})
+		if err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+		if err := lab.WriteDir(dir); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+		if log != nil {
+			log.Info("generated lab PKI", "dir", dir, "spc", l.SPC)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, LabTLSKey)); errors.Is(err, os.ErrNotExist) {
+		if err := writeLabTLS(dir, l.Listen, now); err != nil {
+			return fmt.Errorf("lab TLS: %w", err)
+		}
+	}
+	if !c.Signer.Enabled() {
+		c.Signer.Key = filepath.Join(dir, "sp.key")
+		c.Signer.Cert = filepath.Join(dir, "sp-chain.pem")
+		c.Signer.X5U = l.LabURL()
+	}
+	if len(c.Verifier.Trust) == 0 {
+		c.Verifier.Trust = []string{filepath.Join(dir, "root.pem")}
+	}
+	if c.X5U.CAFile == "" {
+		c.X5U.CAFile = filepath.Join(dir, LabTLSCert)
+	}
+	c.X5U.LabHosts = append(c.X5U.LabHosts, l.Listen)
+	return nil
+}
+
+// writeLabTLS makes a self-signed TLS certificate for the lab certificate
+// endpoint; the x5u fetcher trusts it through x5u.ca_file.
+func writeLabTLS(dir, listen string, now time.Time) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "stirgate lab " + host},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(825 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{host}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, LabTLSKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, LabTLSCert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// NumberRules converts [numbers] into tn.Rules.
+func (c *Config) NumberRules() tn.Rules {
+	var r tn.Rules
+	for _, n := range c.Numbers.National {
+		r.National = append(r.National, tn.Rule{Length: n.Length, Prefix: n.Prefix, Strip: n.Strip, Add: n.Add})
+	}
+	if c.Numbers.Plan != "none" {
+		r.National = append(r.National, tn.NANP().National...)
+	}
+	return r
+}
+
+// NewPolicy builds the attestation policy of [policy].
+func (c *Config) NewPolicy() (*policy.Policy, error) {
+	o := policy.Options{Gateways: c.Policy.Gateways, Default: stir.Attestation(c.Policy.Default)}
+	for _, cu := range c.Policy.Customers {
+		o.Customers = append(o.Customers, policy.Customer(cu))
+	}
+	return policy.New(o)
+}
+
+// NewSigner builds the STI-AS of [signer] and [policy]. It fails when no
+// signer is configured.
+func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer, error) {
+	s := c.Signer
+	if !s.Enabled() {
+		return nil, errors.New("no [signer] configured")
+	}
+	keyPEM, err := os.ReadFile(c.Resolve(s.Key))
+	if err != nil {
+		return nil, fmt.Errorf("signer.key: %w", err)
+	}
+	chainPEM, err := os.ReadFile(c.Resolve(s.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("signer.cert: %w", err)
+	}
+	cred, err := certs.LoadSigner(keyPEM, chainPEM)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	pol, err := c.NewPolicy()
+	if err != nil {
+		return nil, err
+	}
+	return core.NewSigner(core.SignerOptions{
+		Credential:    cred,
+		X5U:           s.X5U,
+		Numbers:       c.NumberRules(),
+		Policy:        pol,
+		DateWindow:    s.DateWindow.Duration,
+		ExpiryWarning: s.ExpiryWarning.Duration,
+		Now:           now,
+		Logger:        log,
+	})
+}
+
+// VerifierOptions converts [verifier] and [x5u] into core options.
+func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.VerifierOptions, error) {
+	v := c.Verifier
+	if len(v.Trust) == 0 {
+		return core.VerifierOptions{}, errors.New("verifier.trust: no trust anchors configured")
+	}
+	roots := x509.NewCertPool()
+	for _, f := range v.Trust {
+		pemBytes, err := os.ReadFile(c.Resolve(f))
+		if err != nil {
+			return core.VerifierOptions{}, fmt.Errorf("verifier.trust: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pemBytes) {
+			return core.VerifierOptions{}, fmt.Errorf("verifier.trust %s: no PEM certificate", f)
+		}
+	}
+	var crl *certs.CRLSet
+	if len(v.CRL) > 0 {
+		files := make([]string, len(v.CRL))
+		for i, f := range v.CRL {
+			files[i] = c.Resolve(f)
+		}
+		var err error
+		if crl, err = certs.LoadCRLSet(files...); err != nil {
+			return core.VerifierOptions{}, fmt.Errorf("verifier.crl: %w", err)
+		}
+	}
+	x := c.X5U
+	fetch := x5u.Options[*certs.Credential]{
+		Policy: x5u.Policy{
+			AllowHTTP:  x.AllowHTTP,
+			Ports:      x.Ports,
+			AllowHosts: x.AllowHosts,
+			LabHosts:   x.LabHosts,
+		},
+		Timeout:     x.Timeout.Duration,
+		MaxBody:     x.MaxBody,
+		MinTTL:      x.MinTTL.Duration,
+		MaxTTL:      x.MaxTTL.Duration,
+		DefaultTTL:  x.DefaultTTL.Duration,
+		NegativeTTL: x.NegativeTTL.Duration,
+		MaxEntries:  x.MaxEntries,
+		Dir:         c.Resolve(x.CacheDir),
+		Offline:     x.Offline,
+	}
+	if len(x.Preload) > 0 {
+		fetch.Preload = map[string]string{}
+		for u, f := range x.Preload {
+			fetch.Preload[u] = c.Resolve(f)
+		}
+	}
+	if x.CAFile != "" {
+		pemBytes, err := os.ReadFile(c.Resolve(x.CAFile))
+		if err != nil {
+			return core.VerifierOptions{}, fmt.Errorf("x5u.ca_file: %w", err)
+		}
+		fetch.RootCAs = x509.NewCertPool()
+		if !fetch.RootCAs.AppendCertsFromPEM(pemBytes) {
+			return core.VerifierOptions{}, fmt.Errorf("x5u.ca_file %s: no PEM certificate", x.CAFile)
+		}
+	}
+	return core.VerifierOptions{
+		Roots:           roots,
+		CRL:             crl,
+		Fetch:           fetch,
+		Numbers:         c.NumberRules(),
+		Limits:          identity.Limits{MaxCount: v.MaxHeaders, MaxBytes: v.MaxHeaderBytes},
+		MaxAge:          v.MaxAge.Duration,
+		MaxFuture:       v.MaxFuture.Duration,
+		DateMaxAge:      v.DateMaxAge.Duration,
+		RequireDate:     v.RequireDate,
+		RequireIdentity: v.RequireIdentity,
+		Strict:          v.Strict,
+		MaxChain:        v.MaxChain,
+		Now:             now,
+		Logger:          log,
+	}, nil
+}
+
+// NewVerifier builds the STI-VS of [verifier] and [x5u].
+func (c *Config) NewVerifier(now func() time.Time, log *slog.Logger) (*core.Verifier, error) {
+	o, err := c.VerifierOptions(now, log)
+	if err != nil {
+		return nil, err
+	}
+	return core.NewVerifier(o)
+}

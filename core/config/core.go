@@ -1,0 +1,227 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/stirgate/stirgate/core/stir"
+)
+
+// Lab is the [lab] section: a generated PKI for trying stirgate out.
+// When Dir is set, missing signer and verifier files come from the lab
+// (generated on first use) and the lab's x5u host is admitted.
+type Lab struct {
+	Dir    string `toml:"dir"`    // state directory, e.g. ".stirgate"
+	SPC    string `toml:"spc"`    // service provider code (default "1234")
+	Listen string `toml:"listen"` // where the certificate endpoint serves (default "127.0.0.1:8443")
+}
+
+// DefaultLabListen is where the lab certificate endpoint listens.
+const DefaultLabListen = "127.0.0.1:8443"
+
+// WithDefaults fills zero fields.
+func (l Lab) WithDefaults() Lab {
+	if l.SPC == "" {
+		l.SPC = "1234"
+	}
+	if l.Listen == "" {
+		l.Listen = DefaultLabListen
+	}
+	return l
+}
+
+// Validate checks the [lab] section.
+func (l Lab) Validate() error {
+	if l.Listen != "" {
+		if _, _, err := net.SplitHostPort(l.Listen); err != nil {
+			return fmt.Errorf("lab.listen %q: %w", l.Listen, err)
+		}
+	}
+	return nil
+}
+
+// Signer is the [signer] section (STI-AS).
+type Signer struct {
+	Key           string   `toml:"key"`            // PEM private key (SEC1 or PKCS#8)
+	Cert          string   `toml:"cert"`           // PEM chain: leaf first, then intermediates
+	X5U           string   `toml:"x5u"`            // public URL of that chain
+	DateWindow    Duration `toml:"date_window"`    // Date header freshness for iat (default 60s)
+	ExpiryWarning Duration `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
+}
+
+// Enabled reports whether the section configures a signer.
+func (s Signer) Enabled() bool { return s.Key != "" || s.Cert != "" || s.X5U != "" }
+
+// Validate checks the [signer] section.
+func (s Signer) Validate() error {
+	var errs []error
+	if s.Enabled() {
+		if s.Key == "" || s.Cert == "" || s.X5U == "" {
+			errs = append(errs, errors.New("signer: key, cert and x5u go together"))
+		}
+		if s.X5U != "" {
+			if u, err := url.Parse(s.X5U); err != nil || !u.IsAbs() || u.Host == "" {
+				errs = append(errs, fmt.Errorf("signer.x5u %q: not an absolute URL", s.X5U))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Numbers is the [numbers] section: how national numbers become E.164.
+type Numbers struct {
+	// Plan selects built-in rules: "nanp" (default: 10 digits get a
+	// leading 1) or "none".
+	Plan     string       `toml:"plan"`
+	National []NumberRule `toml:"national"` // extra rules, tried first
+}
+
+// NumberRule converts numbers of one length (and prefix) by prepending Add
+// after removing Strip.
+type NumberRule struct {
+	Length int    `toml:"length"`
+	Prefix string `toml:"prefix"`
+	Strip  string `toml:"strip"`
+	Add    string `toml:"add"`
+}
+
+// Validate checks the [numbers] section.
+func (n Numbers) Validate() error {
+	var errs []error
+	switch n.Plan {
+	case "", "nanp", "none":
+	default:
+		errs = append(errs, fmt.Errorf("numbers.plan %q: want nanp or none", n.Plan))
+	}
+	for i, r := range n.National {
+		if r.Length <= 0 || r.Length > 15 {
+			errs = append(errs, fmt.Errorf("numbers.national[%d].length %d: want 1..15", i, r.Length))
+		}
+		if !isDigits(r.Add, true) || !isDigits(r.Prefix, true) || !isDigits(r.Strip, true) {
+			errs = append(errs, fmt.Errorf("numbers.national[%d]: prefix, strip and add are digits", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isDigits(s string, emptyOK bool) bool {
+	if s == "" {
+		return emptyOK
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Policy is the [policy] section: attestation decisions.
+type Policy struct {
+	Default   string     `toml:"default"`  // A, B, C, or "" to refuse unknown traffic
+	Gateways  []string   `toml:"gateways"` // sources signed C
+	Customers []Customer `toml:"customer"` // [[policy.customer]]
+}
+
+// Customer is one [[policy.customer]].
+type Customer struct {
+	Name    string   `toml:"name"`
+	OrigID  string   `toml:"origid"`
+	Numbers []string `toml:"numbers"`
+	Sources []string `toml:"sources"`
+}
+
+// Validate checks the [policy] section (the policy package re-checks
+// numbers when it is built).
+func (p Policy) Validate() error {
+	if p.Default != "" {
+		if _, err := stir.ParseAttestation(p.Default); err != nil {
+			return fmt.Errorf("policy.default: %w", err)
+		}
+	}
+	return nil
+}
+
+// Verifier is the [verifier] section (STI-VS).
+type Verifier struct {
+	Trust           []string `toml:"trust"`            // PEM trust anchor files (required unless [lab])
+	CRL             []string `toml:"crl"`              // CRL files (PEM or DER); empty = no revocation check
+	MaxAge          Duration `toml:"max_age"`          // iat in the past (default 60s)
+	MaxFuture       Duration `toml:"max_future"`       // iat in the future (default 60s)
+	DateMaxAge      Duration `toml:"date_max_age"`     // Date header (default max_age)
+	RequireDate     bool     `toml:"require_date"`     // a missing Date fails (default: judge on iat)
+	RequireIdentity bool     `toml:"require_identity"` // no Identity → 428 instead of "none"
+	Strict          bool     `toml:"strict"`           // canonical JSON and UUID origid required
+	Mode            string   `toml:"mode"`             // disposition: "relaxed" (default) or "strict"
+	ReasonProtocol  string   `toml:"reason_protocol"`  // Reason header protocol: "SIP" (default) or "STIR"
+	VerstatSuffix   bool     `toml:"verstat_suffix"`   // append -A/-B/-C to verstat (vendor option)
+	MaxHeaders      int      `toml:"max_headers"`      // Identity headers considered (default 5)
+	MaxHeaderBytes  int      `toml:"max_header_bytes"` // per header and in total (default 8192)
+	MaxChain        int      `toml:"max_chain"`        // certificates per x5u (default 5)
+}
+
+// Validate checks the [verifier] section.
+func (v Verifier) Validate() error {
+	var errs []error
+	switch v.Mode {
+	case "", "relaxed", "strict":
+	default:
+		errs = append(errs, fmt.Errorf("verifier.mode %q: want relaxed or strict", v.Mode))
+	}
+	switch v.ReasonProtocol {
+	case "", "SIP", "STIR":
+	default:
+		errs = append(errs, fmt.Errorf("verifier.reason_protocol %q: want SIP or STIR", v.ReasonProtocol))
+	}
+	if v.MaxHeaders < 0 || v.MaxHeaderBytes < 0 || v.MaxChain < 0 {
+		errs = append(errs, errors.New("verifier: limits must not be negative"))
+	}
+	if v.MaxAge.Duration > time.Hour || v.MaxFuture.Duration > time.Hour {
+		errs = append(errs, errors.New("verifier: max_age and max_future above 1h defeat replay protection"))
+	}
+	return errors.Join(errs...)
+}
+
+// X5U is the [x5u] section: certificate fetching and caching.
+type X5U struct {
+	Timeout     Duration          `toml:"timeout"`      // whole fetch (default 2s)
+	MaxBody     int64             `toml:"max_body"`     // bytes (default 65536)
+	AllowHosts  []string          `toml:"allow_hosts"`  // "" = any public host; "cr.example.net", "*.example.net"
+	Ports       []int             `toml:"ports"`        // besides 443 and 8443
+	LabHosts    []string          `toml:"lab_hosts"`    // "host:port" admitted even on loopback (labs only)
+	CAFile      string            `toml:"ca_file"`      // extra TLS roots for x5u hosts (labs only)
+	AllowHTTP   bool              `toml:"allow_http"`   // plain http (labs only)
+	MinTTL      Duration          `toml:"min_ttl"`      // default 1m
+	MaxTTL      Duration          `toml:"max_ttl"`      // default 24h
+	DefaultTTL  Duration          `toml:"default_ttl"`  // no cache headers (default 1h)
+	NegativeTTL Duration          `toml:"negative_ttl"` // failures remembered (default 30s)
+	MaxEntries  int               `toml:"max_entries"`  // default 10000
+	CacheDir    string            `toml:"cache_dir"`    // on-disk cache shared by processes
+	Offline     bool              `toml:"offline"`      // never fetch; preload or disk only
+	Preload     map[string]string `toml:"preload"`      // URL = "file.pem"
+}
+
+// Validate checks the [x5u] section.
+func (x X5U) Validate() error {
+	var errs []error
+	if x.MaxBody < 0 || x.MaxEntries < 0 {
+		errs = append(errs, errors.New("x5u: limits must not be negative"))
+	}
+	if x.Timeout.Duration > 30*time.Second {
+		errs = append(errs, fmt.Errorf("x5u.timeout %s: above 30s would stall calls", x.Timeout.Duration))
+	}
+	for _, p := range x.Ports {
+		if p <= 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("x5u.ports: %d is not a port", p))
+		}
+	}
+	for _, h := range x.LabHosts {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			errs = append(errs, fmt.Errorf("x5u.lab_hosts %q: want host:port", h))
+		}
+	}
+	return errors.Join(errs...)
+}
