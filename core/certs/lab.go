@@ -256,6 +256,7 @@ type LeafOptions struct {
 	Key          crypto.Signer // nil = a fresh P-256 key; any key type is accepted
 	NoTNAuthList bool          // omit the TNAuthList
 	IsCA         bool          // mark the leaf as a CA (keyCertSign, cA TRUE)
+	CommonName   string        // "" = "SHAKEN <SPC>", the only conformant CN
 }
 
 // IssueLeaf issues an STI-SP certificate from the lab's intermediate and
@@ -276,8 +277,12 @@ func (l *Lab) IssueLeaf(o LeafOptions) (*x509.Certificate, crypto.Signer, error)
 		}
 		key = k
 	}
+	cn := o.CommonName
+	if cn == "" {
+		cn = "SHAKEN " + spc
+	}
 	t := &x509.Certificate{
-		Subject:               labName("SHAKEN "+spc, spc),
+		Subject:               labName(cn, spc),
 		NotBefore:             o.NotBefore,
 		NotAfter:              o.NotAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,

@@ -104,13 +104,17 @@ func CheckProfile(cert *x509.Certificate, role Role) []Check {
 	p.check(RuleSerial, p.serial)
 	p.check(RuleSigAlg, p.sigAlg)
 	p.check(RuleKey, p.key)
-	p.check(RuleSubject, func() string { return dnComplete(cert.Subject.Country, cert.Subject.Organization, cert.Subject.CommonName) })
+	p.check(RuleSubject, func() string {
+		return dnComplete(cert.Subject.Country, cert.Subject.Organization, cert.Subject.CommonName)
+	})
 	p.check(RuleSubjectCN, p.subjectCN)
 	if role == RoleEE {
 		p.check(RuleSubjectSerial, p.subjectSerial)
 	}
 	p.check(RuleSubjectRDN, p.subjectRDN)
-	p.check(RuleIssuer, func() string { return dnComplete(cert.Issuer.Country, cert.Issuer.Organization, cert.Issuer.CommonName) })
+	p.check(RuleIssuer, func() string {
+		return dnComplete(cert.Issuer.Country, cert.Issuer.Organization, cert.Issuer.CommonName)
+	})
 	p.check(RuleBasicConst, p.basicConstraints)
 	p.check(RuleKeyUsage, p.keyUsage)
 	if role != RoleEE {
