@@ -41,14 +41,20 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-test: test-deps unit fuzz
+# Surfaces add their own targets in <dir>/*.mk and append to EXTRA_TESTS
+# (run by `make test`) and EXTRA_BENCH (run by `make bench`).
+EXTRA_TESTS :=
+EXTRA_BENCH :=
+-include $(sort $(wildcard */*.mk))
+
+test: test-deps unit fuzz $(EXTRA_TESTS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: build
+bench: build $(EXTRA_BENCH)
 	$(BIN)/stirgate bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./core/...
 
