@@ -18,6 +18,7 @@ import (
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/disposition"
 	"github.com/stirgate/stirgate/core/identity"
 	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
@@ -263,4 +264,13 @@ func (c *Config) NewVerifier(now func() time.Time, log *slog.Logger) (*core.Veri
 		return nil, err
 	}
 	return core.NewVerifier(o)
+}
+
+// Disposition converts [verifier] mode, reason_protocol and verstat_suffix.
+func (c *Config) Disposition() disposition.Options {
+	m := disposition.Relaxed
+	if c.Verifier.Mode == "strict" {
+		m = disposition.Strict
+	}
+	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix}
 }
