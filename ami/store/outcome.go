@@ -42,7 +42,18 @@ type Outcome struct {
 	SPC         string
 	HangupCause string
 	Source      Source
+
+	// Until ends the interval that Time starts, for records that span one:
+	// a "gap" record says the listener saw nothing from Time to Until.
+	Until time.Time
 }
+
+// Kinds of record.
+const (
+	KindVerify = "verify"
+	KindSign   = "sign"
+	KindGap    = "gap" // the AMI listener was disconnected from Time to Until
+)
 
 // Recorder is the one method a surface needs to write outcomes.
 type Recorder interface {

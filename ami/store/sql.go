@@ -1,0 +1,483 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite", pure Go
+)
+
+// sqlStore serves SQLite and PostgreSQL with one set of statements: both
+// speak INSERT … ON CONFLICT … DO UPDATE with excluded, and both divide
+// BIGINTs as integers, which is all the reports need. Only the placeholder
+// style differs (rebind).
+type sqlStore struct {
+	db       *sql.DB
+	postgres bool
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+func openSQLite(ctx context.Context, opts Options) (*sqlStore, error) {
+	path := opts.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	// WAL lets the dashboard read while the listener writes; busy_timeout
+	// covers a second process (`stirgate report`) on the same file.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// One connection serialises writers inside this process, so SQLite
+	// never answers SQLITE_BUSY to ourselves.
+	db.SetMaxOpenConns(1)
+	return newSQLStore(ctx, db, false, opts)
+}
+
+func openPostgres(ctx context.Context, opts Options) (*sqlStore, error) {
+	if opts.DSN == "" {
+		return nil, fmt.Errorf("store: postgres needs a DSN")
+	}
+	db, err := sql.Open("pgx", opts.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return newSQLStore(ctx, db, true, opts)
+}
+
+func newSQLStore(ctx context.Context, db *sql.DB, postgres bool, opts Options) (*sqlStore, error) {
+	s := &sqlStore{db: db, postgres: postgres, log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrations are applied in order, each once, each in its own transaction.
+// Append only: a released version never changes.
+var migrations = []string{
+	1: `CREATE TABLE outcomes (
+		system       TEXT    NOT NULL,
+		uniqueid     TEXT    NOT NULL,
+		kind         TEXT    NOT NULL,
+		ts           BIGINT  NOT NULL DEFAULT 0,
+		until_ts     BIGINT  NOT NULL DEFAULT 0,
+		linkedid     TEXT    NOT NULL DEFAULT '',
+		direction    TEXT    NOT NULL DEFAULT '',
+		orig         TEXT    NOT NULL DEFAULT '',
+		dest         TEXT    NOT NULL DEFAULT '',
+		result       TEXT    NOT NULL DEFAULT '',
+		verstat      TEXT    NOT NULL DEFAULT '',
+		attest       TEXT    NOT NULL DEFAULT '',
+		origid       TEXT    NOT NULL DEFAULT '',
+		sip_code     INTEGER NOT NULL DEFAULT 0,
+		error_name   TEXT    NOT NULL DEFAULT '',
+		reason       TEXT    NOT NULL DEFAULT '',
+		x5u          TEXT    NOT NULL DEFAULT '',
+		spc          TEXT    NOT NULL DEFAULT '',
+		hangup_cause TEXT    NOT NULL DEFAULT '',
+		source       TEXT    NOT NULL DEFAULT '',
+		PRIMARY KEY (system, uniqueid, kind)
+	)`,
+	2: `CREATE INDEX outcomes_ts ON outcomes (ts)`,
+	3: `CREATE INDEX outcomes_result_ts ON outcomes (result, ts)`,
+	4: `CREATE INDEX outcomes_error_ts ON outcomes (error_name, ts)`,
+	5: `CREATE INDEX outcomes_attest_ts ON outcomes (attest, ts)`,
+}
+
+// SchemaVersion is the version a freshly migrated store reports.
+var SchemaVersion = len(migrations) - 1
+
+func (s *sqlStore) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at BIGINT  NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
+	}
+	for v := 1; v < len(migrations); v++ {
+		if err := s.migrateOne(ctx, v); err != nil {
+			return fmt.Errorf("store: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) migrateOne(ctx context.Context, v int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.postgres {
+		// Several nodes may start together against one database; the
+		// transaction-scoped lock makes them apply each version once.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7270917)`); err != nil {
+			return err
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, s.now().Unix()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Version returns the highest applied migration.
+func (s *sqlStore) Version(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	return int(v.Int64), err
+}
+
+// rebind turns ? placeholders into PostgreSQL's $n. No statement here has
+// a ? inside a literal.
+func (s *sqlStore) rebind(q string) string {
+	if !s.postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// fill is "take the new value unless it is empty": a later event (Hangup
+// after the UserEvent) adds what it knows without erasing what came first,
+// and a replay of the same event changes nothing.
+func fill(col, zero string) string {
+	return fmt.Sprintf("%[1]s = CASE WHEN excluded.%[1]s <> %[2]s THEN excluded.%[1]s ELSE outcomes.%[1]s END", col, zero)
+}
+
+var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
+	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
+	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
+	strings.Join([]string{
+		fill("until_ts", "0"), fill("linkedid", "''"), fill("direction", "''"), fill("orig", "''"),
+		fill("dest", "''"), fill("result", "''"), fill("verstat", "''"), fill("attest", "''"),
+		fill("origid", "''"), fill("sip_code", "0"), fill("error_name", "''"), fill("reason", "''"),
+		fill("x5u", "''"), fill("spc", "''"), fill("hangup_cause", "''"), fill("source", "''"),
+	}, ", ")
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func upsertArgs(o Outcome) []any {
+	return []any{o.System, o.UniqueID, o.Kind, ms(o.Time), ms(o.Until), o.LinkedID, o.Direction, o.Orig, o.Dest,
+		o.Result, o.Verstat, o.Attest, o.OrigID, o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC, o.HangupCause, string(o.Source)}
+}
+
+func (s *sqlStore) Record(ctx context.Context, o Outcome) error {
+	return s.RecordBatch(ctx, []Outcome{o})
+}
+
+func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
+	for _, o := range os {
+		if err := o.valid(); err != nil {
+			return err
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, s.rebind(upsertSQL))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer stmt.Close()
+	for _, o := range os {
+		if _, err := stmt.ExecContext(ctx, upsertArgs(o)...); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// where builds the WHERE clause of f. Gap records are excluded unless asked
+// for by kind, so that reports count calls only.
+func where(f Filter) (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
+	if !f.Since.IsZero() {
+		add("ts >= ?", ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("ts < ?", ms(f.Until))
+	}
+	if f.System != "" {
+		add("system = ?", f.System)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
+	} else {
+		add("kind <> ?", KindGap)
+	}
+	if f.Result != "" {
+		add("result = ?", f.Result)
+	}
+	if f.ErrorName != "" {
+		add("error_name = ?", f.ErrorName)
+	}
+	if f.Attest != "" {
+		add("attest = ?", f.Attest)
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+const columns = `system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest, result, verstat, attest,
+	origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source`
+
+func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, MaxLimit)
+	w, args := where(f)
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+columns+` FROM outcomes`+w+
+		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	var out []Outcome
+	for rows.Next() {
+		var (
+			o         Outcome
+			ts, until int64
+			src       string
+		)
+		if err := rows.Scan(&o.System, &o.UniqueID, &o.Kind, &ts, &until, &o.LinkedID, &o.Direction, &o.Orig, &o.Dest,
+			&o.Result, &o.Verstat, &o.Attest, &o.OrigID, &o.SIPCode, &o.ErrorName, &o.Reason, &o.X5U, &o.SPC,
+			&o.HangupCause, &src); err != nil {
+			return nil, err
+		}
+		o.Time, o.Until, o.Source = fromMS(ts), fromMS(until), Source(src)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// countBy groups the rows of f by expr, largest first.
+func (s *sqlStore) countBy(ctx context.Context, expr, extra string, f Filter, limit int) ([]Count, error) {
+	w, args := where(f)
+	if extra != "" {
+		w += " AND " + extra
+	}
+	q := `SELECT ` + expr + `, COUNT(*) AS n FROM outcomes` + w + ` GROUP BY ` + expr + ` ORDER BY n DESC, ` + expr
+	if limit > 0 {
+		q += ` LIMIT ` + strconv.Itoa(limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	out := []Count{}
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Key, &c.N); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Unsigned results: a verifier saw no Identity ("none"), or a signer did
+// not sign ("unsigned").
+var unsignedResults = map[string]bool{"none": true, "unsigned": true}
+
+func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
+	r := &Report{Since: f.Since, Until: f.Until}
+	var err error
+	if r.ByResult, err = s.countBy(ctx, "result", "", f, 0); err != nil {
+		return nil, err
+	}
+	for _, c := range r.ByResult {
+		r.Total += c.N
+		if unsignedResults[c.Key] {
+			r.Unsigned += c.N
+		}
+	}
+	if r.Total > 0 {
+		r.UnsignedShare = float64(r.Unsigned) / float64(r.Total)
+	}
+	if r.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
+		return nil, err
+	}
+	if r.ByError, err = s.countBy(ctx, "error_name", "error_name <> ''", f, 0); err != nil {
+		return nil, err
+	}
+	fails := f
+	fails.Result = "fail"
+	x5us, err := s.countBy(ctx, "x5u", "x5u <> ''", fails, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.TopX5UHosts = topHosts(x5us)
+	if r.TopOrigins, err = s.countBy(ctx, "orig", "orig <> ''", fails, TopN); err != nil {
+		return nil, err
+	}
+	if r.Hourly, err = s.hourly(ctx, f); err != nil {
+		return nil, err
+	}
+	gaps := Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}
+	gc, err := s.countBy(ctx, "kind", "", gaps, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range gc {
+		r.Gaps += c.N
+	}
+	return r, nil
+}
+
+// topHosts folds x5u URLs into their hosts: one carrier publishes many
+// certificate URLs, and the operator asks "whose certificates fail".
+func topHosts(x5us []Count) []Count {
+	by := map[string]int{}
+	for _, c := range x5us {
+		host := c.Key
+		if u, err := url.Parse(c.Key); err == nil && u.Host != "" {
+			host = u.Hostname()
+		}
+		by[host] += c.N
+	}
+	out := make([]Count, 0, len(by))
+	for k, n := range by {
+		out = append(out, Count{k, n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].N != out[j].N {
+			return out[i].N > out[j].N
+		}
+		return out[i].Key < out[j].Key
+	})
+	if len(out) > TopN {
+		out = out[:TopN]
+	}
+	return out
+}
+
+const hourMS = int64(time.Hour / time.Millisecond)
+
+func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
+	w, args := where(f)
+	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, result, COUNT(*) FROM outcomes` + w +
+		` GROUP BY h, result ORDER BY h, result`
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	out := []Hour{}
+	for rows.Next() {
+		var (
+			h      int64
+			result string
+			n      int
+		)
+		if err := rows.Scan(&h, &result, &n); err != nil {
+			return nil, err
+		}
+		start := time.UnixMilli(h * hourMS).UTC()
+		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			out = append(out, Hour{Start: start, ByResult: map[string]int{}})
+		}
+		out[len(out)-1].ByResult[result] += n
+		out[len(out)-1].Total += n
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.rebind(`DELETE FROM outcomes WHERE ts < ?`), ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return res.RowsAffected()
+}
+
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Close() error {
+	if s == nil || s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}

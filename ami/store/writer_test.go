@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// flaky wraps a store: it can be switched down, and can be slowed.
+type flaky struct {
+	BatchRecorder
+	down    atomic.Bool
+	latency time.Duration
+	block   chan struct{} // when non-nil, writes wait for it to close
+	calls   atomic.Int64
+}
+
+var errDown = fmt.Errorf("%w: injected outage", ErrUnavailable)
+
+func (f *flaky) RecordBatch(ctx context.Context, os []Outcome) error {
+	f.calls.Add(1)
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.latency > 0 {
+		time.Sleep(f.latency)
+	}
+	if f.down.Load() {
+		return errDown
+	}
+	return f.BatchRecorder.RecordBatch(ctx, os)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func runWriter(t *testing.T, w *Writer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func count(t *testing.T, st Store) int {
+	t.Helper()
+	return len(all(t, st))
+}
+
+func testWriterSpill(t *testing.T, st Store, _ Options) {
+	f := &flaky{BatchRecorder: st}
+	f.down.Store(true)
+	spill := filepath.Join(t.TempDir(), "spill", "outcomes.jsonl")
+	w := NewWriter(f, WriterOptions{SpillPath: spill, RetryInterval: 10 * time.Millisecond, BatchSize: 7})
+	runWriter(t, w)
+	for i := range 100 {
+		if err := w.Record(context.Background(), verify(fmt.Sprint("u", i), t0, func(o *Outcome) { o.Result = "pass" })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "spill", func() bool { return w.Stats().Spilled == 100 })
+	// Retries may already have moved part of it aside for replay.
+	a, _ := os.ReadFile(spill)
+	b, _ := os.ReadFile(spill + ".replay")
+	if lines := strings.Count(string(a)+string(b), "\n"); lines != 100 {
+		t.Fatalf("spill files hold %d lines, want 100", lines)
+	}
+	if n := count(t, st); n != 0 {
+		t.Fatalf("%d rows while down", n)
+	}
+	f.down.Store(false)
+	waitFor(t, "replay", func() bool { return !w.Backlog() })
+	// A duplicate of something already spilled: still one row each.
+	w.Record(context.Background(), verify("u3", t0, func(o *Outcome) { o.HangupCause = "16" }))
+	waitFor(t, "write", func() bool { return w.Stats().Written == 1 })
+	if n := count(t, st); n != 100 {
+		t.Fatalf("%d rows after replay, want 100", n)
+	}
+	if _, err := os.Stat(spill); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spill file left behind: %v", err)
+	}
+	s := w.Stats()
+	if s.Replayed != 100 || s.Dropped != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func newSQLite(t *testing.T) Store {
+	t.Helper()
+	st, err := Open(context.Background(), Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestWriterNeverBlocks: with the store stuck, Record still returns at
+// once; overflow past the queue goes to the spill file and every outcome
+// lands once the store moves again.
+func TestWriterNeverBlocks(t *testing.T) {
+	st := newSQLite(t)
+	f := &flaky{BatchRecorder: st, block: make(chan struct{})}
+	w := NewWriter(f, WriterOptions{QueueSize: 64, SpillPath: filepath.Join(t.TempDir(), "spill.jsonl"), RetryInterval: 10 * time.Millisecond})
+	runWriter(t, w)
+	const n = 10000
+	start := time.Now()
+	var slowest time.Duration
+	for i := range n {
+		t1 := time.Now()
+		if err := w.Record(context.Background(), verify(fmt.Sprint("b", i), t0, nil)); err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(t1))
+	}
+	elapsed := time.Since(start)
+	// One fsync'd append is the worst a Record can cost; 100 ms is
+	// Asterisk's whole write timeout.
+	if slowest > 100*time.Millisecond {
+		t.Errorf("slowest Record took %v", slowest)
+	}
+	t.Logf("%d Records with the store stuck: %v (slowest %v), spilled %d", n, elapsed, slowest, w.Stats().Spilled)
+	close(f.block)
+	waitFor(t, "all written", func() bool { return !w.Backlog() && count(t, st) == n })
+}
+
+// TestWriterReplaysCrashLeftovers: a spill file and a half-replayed file
+// from a previous process are both written at start.
+func TestWriterReplaysCrashLeftovers(t *testing.T) {
+	st := newSQLite(t)
+	spill := filepath.Join(t.TempDir(), "spill.jsonl")
+	if err := appendJSONLines(spill, []Outcome{verify("x1", t0, nil), verify("x2", t0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendJSONLines(spill+".replay", []Outcome{verify("x0", t0, nil), verify("x1", t0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	// A torn last line, as a crash mid-append leaves it.
+	fh, _ := os.OpenFile(spill, os.O_APPEND|os.O_WRONLY, 0)
+	fh.WriteString(`{"System":"pbx1","Uni`)
+	fh.Close()
+	w := NewWriter(st, WriterOptions{SpillPath: spill, RetryInterval: 5 * time.Millisecond})
+	runWriter(t, w)
+	waitFor(t, "replay", func() bool { return !w.Backlog() })
+	if got := ids(all(t, st)); len(got) != 3 {
+		t.Errorf("rows %v, want x0 x1 x2", got)
+	}
+}
+
+// TestWriterDrainsOnStop: outcomes queued when Run's context ends are
+// written, not lost.
+func TestWriterDrainsOnStop(t *testing.T) {
+	st := newSQLite(t)
+	w := NewWriter(st, WriterOptions{})
+	for i := range 50 {
+		w.Record(context.Background(), verify(fmt.Sprint("d", i), t0, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w.Run(ctx)
+	if n := count(t, st); n != 50 {
+		t.Errorf("%d rows, want 50", n)
+	}
+}
+
+func TestWriterRefusesUnkeyed(t *testing.T) {
+	w := NewWriter(newSQLite(t), WriterOptions{})
+	if err := w.Record(context.Background(), Outcome{System: "x"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("err = %v", err)
+	}
+}
