@@ -171,7 +171,7 @@ func TestStaleOnError(t *testing.T) {
 	}
 
 	// The certificate host goes down after the value expired.
-	hs.srv.Handle(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", 503) })
+	hs.srv.Handle(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
 	hs.clock.Advance(2 * time.Minute)
 	for i := range 3 {
 		got, err := hs.c.Get(t.Context(), u)

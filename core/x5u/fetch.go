@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/stirgate/stirgate/core/stir"
 )
@@ -45,7 +46,7 @@ type fetched struct {
 // was admitted as a lab host, which exempts its addresses from the address
 // rules. ctx bounds the whole exchange: DNS, connect, TLS, headers, body.
 func (f *fetcher) fetch(ctx context.Context, raw string, u *url.URL, lab bool) (*fetched, error) {
-	host := u.Hostname()
+	host := strings.ToLower(u.Hostname())
 	port, err := urlPort(u)
 	if err != nil {
 		return nil, err
@@ -55,12 +56,9 @@ func (f *fetcher) fetch(ctx context.Context, raw string, u *url.URL, lab bool) (
 		return nil, err
 	}
 
-	hostPort := u.Host
-	if u.Port() == "" {
-		hostPort = net.JoinHostPort(host, strconv.Itoa(port))
-	}
+	hostPort := net.JoinHostPort(host, strconv.Itoa(port))
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != hostPort {
+		if !strings.EqualFold(addr, hostPort) {
 			// The transport only ever dials the request's own host;
 			// anything else is a bug, and must not reach the network.
 			return nil, fmt.Errorf("x5u: refusing to dial %s (fetching %s)", addr, hostPort)

@@ -52,8 +52,8 @@ func TestFetchFailures(t *testing.T) {
 	}{
 		{"200", serve(testPEM), false, nil},
 		{"404", http.NotFound, false, stir.ErrX5UFetchFailed},
-		{"500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) }, false, stir.ErrX5UFetchFailed},
-		{"204", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }, false, stir.ErrX5UFetchFailed},
+		{"500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }, false, stir.ErrX5UFetchFailed},
+		{"204", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }, false, stir.ErrX5UFetchFailed},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere.pem", http.StatusFound)
 		}, false, stir.ErrX5UFetchFailed},
@@ -123,7 +123,7 @@ func TestSlowBody(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	hs := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100000")
-		w.WriteHeader(200)
+		w.WriteHeader(http.StatusOK)
 		for {
 			if _, err := w.Write([]byte("-")); err != nil {
 				return
@@ -230,13 +230,14 @@ func TestDialsResolvedAddress(t *testing.T) {
 		want *stir.Error
 	}{
 		{"example.com", nil},
+		{"EXAMPLE.com", nil},
 		// Same server, but a name its certificate does not carry: the
 		// extra-roots verification must still check the name.
 		{"wrong.example", stir.ErrX5UFetchFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
-			res := &stubResolver{table: map[string][]string{tt.host: {"127.0.0.1"}}}
+			res := &stubResolver{table: map[string][]string{strings.ToLower(tt.host): {"127.0.0.1"}}}
 			c, err := New(Options[*chain]{
 				Policy:   Policy{LabHosts: []string{tt.host + ":" + port}},
 				Validate: (&validator{}).Validate,
