@@ -1,0 +1,125 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+func TestSampleHasEveryCoreKey(t *testing.T) {
+	data, err := os.ReadFile("../../examples/stirgate.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data, "stirgate.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sample's values are the defaults: spot-check a few.
+	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 5 || c.Signer.DateWindow.Duration != time.Minute {
+		t.Fatalf("sample values are not the documented defaults: %+v %+v", c.X5U, c.Verifier)
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range []struct {
+		name string
+		v    any
+	}{{"log", Log{}}, {"lab", Lab{}}, {"signer", Signer{}}, {"numbers", Numbers{}}, {"policy", Policy{}}, {"verifier", Verifier{}}, {"x5u", X5U{}}} {
+		m, _ := raw[sec.name].(map[string]any)
+		typ := reflect.TypeOf(sec.v)
+		for i := 0; i < typ.NumField(); i++ {
+			key := strings.Split(typ.Field(i).Tag.Get("toml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
+			if _, ok := m[key]; !ok && !commented(string(data), key) {
+				t.Errorf("examples/stirgate.toml does not document [%s] %s", sec.name, key)
+			}
+		}
+	}
+}
+
+// commented reports whether key appears in a commented-out example line.
+func commented(text, key string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#") && (strings.HasPrefix(strings.TrimSpace(l[1:]), key+" =") || strings.Contains(l, "[["+"policy."+key+"]]") || strings.Contains(l, "[[numbers."+key+"]]")) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"unknown key names it", "[verifier]\nrequre_identity = true\n", "unknown key(s): verifier.requre_identity"},
+		{"unknown section", "[verfier]\nstrict = true\n", "verfier.strict"},
+		{"syntax line and column", "[verifier]\nstrict = tru\n", "cfg.toml:2:"},
+		{"bare integer duration", "[x5u]\ntimeout = 2\n", "duration must be a string"},
+		{"bad duration", "[x5u]\ntimeout = \"2 s\"\n", "duration"},
+		{"negative duration", "[x5u]\ntimeout = \"-2s\"\n", "negative"},
+		{"mode", "[verifier]\nmode = \"loose\"\n", "verifier.mode"},
+		{"all problems at once", "[verifier]\nmode = \"loose\"\n[log]\nformat = \"xml\"\n", "log.format"},
+		{"signer half", "[signer]\nkey = \"k.pem\"\n", "key, cert and x5u go together"},
+		{"x5u relative", "[signer]\nkey = \"k\"\ncert = \"c\"\nx5u = \"/sp.pem\"\n", "not an absolute URL"},
+		{"lab host", "[x5u]\nlab_hosts = [\"localhost\"]\n", "want host:port"},
+		{"long timeout", "[x5u]\ntimeout = \"1m\"\n", "would stall"},
+		{"replay window", "[verifier]\nmax_age = \"2h\"\n", "replay"},
+		{"numbers plan", "[numbers]\nplan = \"uk\"\n", "numbers.plan"},
+		{"number rule", "[[numbers.national]]\nlength = 0\nadd = \"x\"\n", "numbers.national[0]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.text), "cfg.toml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLabBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]byte("[lab]\ndir = \"lab\"\n[policy]\ndefault = \"C\"\n"), dir+"/stirgate.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PrepareLab(time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"root.pem", "sp.key", "sp-chain.pem", LabTLSCert, LabTLSKey} {
+		if _, err := os.Stat(dir + "/lab/" + f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.NewSigner(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.X5U() != "https://127.0.0.1:8443/certs/sp.pem" {
+		t.Fatal(s.X5U())
+	}
+	v, err := c.NewVerifier(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	// A second PrepareLab keeps the same keys.
+	key1, _ := os.ReadFile(dir + "/lab/sp.key")
+	c2, _ := Parse([]byte("[lab]\ndir = \"lab\"\n"), dir+"/stirgate.toml")
+	if err := c2.PrepareLab(time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	key2, _ := os.ReadFile(dir + "/lab/sp.key")
+	if string(key1) != string(key2) {
+		t.Fatal("lab regenerated on second use")
+	}
+}
