@@ -227,8 +227,8 @@ func headerExpr(name string, n int) string {
 	return "${PJSIP_HEADER(read," + name + "," + strconv.Itoa(n) + ")}"
 }
 
-// fullVariableCut is the length at which a GET FULL VARIABLE value may have
-// been cut by the tmp[4096] buffer of the releases that have one.
+// fullVariableCut is the length of a GET FULL VARIABLE value cut by the
+// tmp[4096] buffer of the releases that have one.
 const fullVariableCut = 4095
 
 // verify runs the verify script.
@@ -329,7 +329,9 @@ func (s *Server) readIdentity(ctx context.Context, sess *Session) (ids []string,
 			if v == "" {
 				break
 			}
-			if len(v) >= fullVariableCut {
+			// Exactly 4095 bytes is what the fixed buffer leaves of a
+			// longer value; a longer reply proves a release without it.
+			if len(v) == fullVariableCut {
 				cut++
 				continue
 			}
