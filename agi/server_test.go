@@ -173,7 +173,7 @@ func TestSignScript(t *testing.T) {
 			ch:      agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550131", LinkedID: "1700000000.7"},
 			wantReq: &core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, CallID: "1700000000.7"},
 			want: map[string]string{VarResult: Signed, VarError: "", VarAttest: "", VarDate: "Mon, 23 Nov 2026 12:00:00 GMT",
-				VarOrigID: "0b8c3c2e-5f0a-4c5e-9a51-1f6a2b0c9d10",
+				VarOrigID:   "0b8c3c2e-5f0a-4c5e-9a51-1f6a2b0c9d10",
 				VarIdentity: "eyJh.eyJh.c2ln;info=<https://cert.example/sp.pem>;alg=ES256;ppt=shaken"},
 		},
 		{
@@ -386,7 +386,7 @@ func TestVerifyScript(t *testing.T) {
 		},
 		{
 			name: "hangup during the session: dead-channel commands still run",
-			ch: agitest.Channel{Script: "verify", Headers: sipHeaders, HangupAt: 2, HangupHow: agitest.HangupBeforeReply},
+			ch:   agitest.Channel{Script: "verify", Headers: sipHeaders, HangupAt: 2, HangupHow: agitest.HangupBeforeReply},
 			wantReq: &core.VerifyRequest{Identity: []string{sipHeaders["Identity"][0], sipHeaders["Identity"][1], sipHeaders["y"][0]},
 				From: sipHeaders["From"][0], PAI: sipHeaders["P-Asserted-Identity"][0], To: sipHeaders["To"][0], Date: sipHeaders["Date"][0]},
 			want: map[string]string{VarResult: "pass"},
