@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -433,4 +434,44 @@ func TestGetAfterCloseServesHits(t *testing.T) {
 	if _, err := hs.c.Get(t.Context(), u); err != nil {
 		t.Fatalf("hit after Close: %v", err)
 	}
+}
+
+// TestFlightRechecks: a flight that starts after another one stored a
+// fresh value (a caller that missed just before the store) uses it rather
+// than fetching again.
+func TestFlightRechecks(t *testing.T) {
+	hs := newHarness(t, serve(testPEM), nil)
+	u := hs.srv.URL("/cert.pem")
+	want := &chain{pem: "stored meanwhile"}
+	hs.c.store(u, &entry[*chain]{value: want, expires: t0.Add(time.Minute)})
+	pu, lab, err := checkURL(u, hs.c.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := hs.c.flight(t.Context(), u, pu, lab); e.value != want || hs.srv.requests.Load() != 0 {
+		t.Fatalf("flight = %+v after %d requests; want the stored entry and none", e, hs.srv.requests.Load())
+	}
+}
+
+// TestNoGoroutinesLeft: fetches, good and bad, leave nothing running once
+// the Cache is closed.
+func TestNoGoroutinesLeft(t *testing.T) {
+	srv := newCertServer(t, serve(testPEM))
+	before := runtime.NumGoroutine()
+	c, err := New(Options[*chain]{
+		Policy:   Policy{LabHosts: []string{srv.hostPort()}},
+		Validate: (&validator{notAfter: t0.Add(time.Hour)}).Validate,
+		RootCAs:  srv.pool(),
+		Now:      newClock().Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		c.Get(t.Context(), srv.URL(fmt.Sprintf("/%d.pem", i)))
+	}
+	srv.Handle(http.NotFound)
+	c.Get(t.Context(), srv.URL("/missing.pem"))
+	c.Close()
+	waitFor(t, fmt.Sprintf("goroutines to return to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }
