@@ -161,7 +161,7 @@ func TestVerifyMessage(t *testing.T) {
 		t.Fatalf("exit %d %+v %s", code, r, stderr)
 	}
 	out, _, code = cli(t, "decode", "--message", f)
-	if code != 1 || !strings.Contains(out, `"header_malformed"`) || !strings.Contains(out, `"attest":"A"`) {
+	if code != 1 || !strings.Contains(out, `"header_malformed"`) || !strings.Contains(out, `"attest": "A"`) {
 		t.Fatalf("decode exit %d:\n%s", code, out)
 	}
 }
@@ -263,14 +263,15 @@ func TestInteropSecsipidx(t *testing.T) {
 	if code != 0 || r.Result != "pass" || r.Attest != "A" {
 		t.Fatalf("stirgate refused secsipidx's token: exit %d %+v %s", code, r, stderr)
 	}
-	// And with -sign (header+payload JSON given), whose serialization is secsipidx's own.
+	// And with -sign over header and payload JSON given to it: a compact
+	// JWS to which the Identity parameters are added here.
 	hdr := `{"alg":"ES256","ppt":"shaken","typ":"passport","x5u":"` + labX5U + `"}`
 	pay := `{"attest":"C","dest":{"tn":["12155550131"]},"iat":` + now + `,"orig":{"tn":"12155550121"},"origid":"123e4567-e89b-12d3-a456-426614174000"}`
-	out, err = exec.Command(bin, "-sign-full", "-k", filepath.Join(dir, "sp.key"), "-header", hdr, "-payload", pay).Output()
+	out, err = exec.Command(bin, "-sign", "-k", filepath.Join(dir, "sp.key"), "-header", hdr, "-payload", pay).Output()
 	if err != nil {
-		t.Fatalf("secsipidx -sign-full with JSON: %v", err)
+		t.Fatalf("secsipidx -sign with JSON: %v", err)
 	}
-	vout, _, code = cli(t, verifyArgs(dir, "--at", now, "--identity", strings.TrimSpace(string(out)),
+	vout, _, code = cli(t, verifyArgs(dir, "--at", now, "--identity", strings.TrimSpace(string(out))+";info=<"+labX5U+">;ppt=\"shaken\"",
 		"--from", "<sip:+12155550121@a.example>", "--to", "<sip:+12155550131@b.example>")...)
 	if r := decodeResult(t, vout); code != 0 || r.Attest != "C" {
 		t.Fatalf("exit %d %+v (%s)", code, r, out)
