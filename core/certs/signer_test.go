@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -126,8 +127,13 @@ func TestSigningCredentialRedacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	kp, _ := lab.KeyPEM()
+	raw, err := sc.Key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := new(big.Int).SetBytes(raw)
 	secrets := []string{
-		sc.Key.D.Text(16), sc.Key.D.Text(10),
+		d.Text(16), d.Text(10), // encoding/json prints big.Int in decimal
 		strings.Split(string(kp), "\n")[1], // first base64 line of the PEM body
 	}
 	var buf bytes.Buffer
