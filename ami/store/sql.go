@@ -206,7 +206,10 @@ var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, lin
 		fill("until_ts", "0"), fill("linkedid", "''"), fill("direction", "''"), fill("orig", "''"),
 		fill("dest", "''"), fill("result", "''"), fill("verstat", "''"), fill("attest", "''"),
 		fill("origid", "''"), fill("sip_code", "0"), fill("error_name", "''"), fill("reason", "''"),
-		fill("x5u", "''"), fill("spc", "''"), fill("hangup_cause", "''"), fill("source", "''"),
+		fill("x5u", "''"), fill("spc", "''"), fill("hangup_cause", "''"),
+		// The first surface to write a row names it: an AGI row stays "agi"
+		// when the AMI listener later adds the hangup cause.
+		"source = CASE WHEN outcomes.source <> '' THEN outcomes.source ELSE excluded.source END",
 	}, ", ")
 
 func ms(t time.Time) int64 {
