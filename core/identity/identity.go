@@ -80,9 +80,7 @@ func parse(value string, maxBytes int) (*Header, error) {
 	// '.'; the alphabet is checked before anything looks at the segments
 	// because Go's base64 decoder would silently skip CR and LF.
 	start := i
-	for i < len(s) && tokenByte[s[i]] {
-		i++
-	}
+	i += scanToken(s[i:])
 	tok := s[start:i]
 	if i < len(s) && !isSWSStart(s, i) && s[i] != ';' {
 		return nil, stir.ErrHeaderMalformed.Withf("byte %q at offset %d is not base64url", s[i], i)
@@ -228,7 +226,11 @@ func readParam(s string, i int) (param, int, error) {
 	case '<':
 		end := strings.IndexByte(s[i+1:], '>')
 		if end < 0 {
-			return p, i, stir.ErrInfoMalformed.Withf("parameter %q: '<' without '>'", p.name)
+			sentinel := stir.ErrHeaderMalformed
+			if strings.EqualFold(p.name, "info") {
+				sentinel = stir.ErrInfoMalformed
+			}
+			return p, i, sentinel.Withf("parameter %q: '<' without '>'", p.name)
 		}
 		p.kind = angled
 		p.value = s[i+1 : i+1+end]
@@ -344,6 +346,23 @@ func skipSWS(s string, i int) int {
 }
 
 func isSWSStart(s string, i int) bool { return skipSWS(s, i) > i }
+
+// scanToken returns the length of the run of tokenByte bytes that starts
+// s. Eight bytes per step: the token is most of a header's ~400 bytes.
+func scanToken(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		b := s[i : i+8]
+		if !(tokenByte[b[0]] && tokenByte[b[1]] && tokenByte[b[2]] && tokenByte[b[3]] &&
+			tokenByte[b[4]] && tokenByte[b[5]] && tokenByte[b[6]] && tokenByte[b[7]]) {
+			break
+		}
+	}
+	for i < len(s) && tokenByte[s[i]] {
+		i++
+	}
+	return i
+}
 
 // tokenByte marks the bytes of a JWS compact token: the base64url
 // alphabet and '.'. A table keeps the scan of a ~400-byte token cheap.

@@ -178,6 +178,7 @@ func TestParse(t *testing.T) {
 		{"info control", tok + ";info=<https://a.example/\x01>", stir.ErrInfoMalformed.Name, want{}},
 		{"info non-ASCII", tok + ";info=<https://exämple.org/>", stir.ErrInfoMalformed.Name, want{}},
 		{"info unterminated", tok + ";info=<" + info, stir.ErrInfoMalformed.Name, want{}},
+		{"unknown param unterminated bracket", tok + ";info=<" + info + ">;x=<abc", stir.ErrHeaderMalformed.Name, want{}},
 		{"info nested bracket", tok + ";info=<<" + info + ">", stir.ErrInfoMalformed.Name, want{}},
 		{"duplicate info", Format(tok, info) + ";info=<" + info + ">", stir.ErrHeaderMalformed.Name, want{}},
 		{"duplicate info other case", tok + ";info=<" + info + ">;INFO=<https://other.example/x>", stir.ErrHeaderMalformed.Name, want{}},
