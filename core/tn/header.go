@@ -48,7 +48,13 @@ scan:
 	for j := i; j < len(v) && lt < 0; j++ {
 		switch v[j] {
 		case ',':
-			break scan // the next element of a list (P-Asserted-Identity)
+			// After an addr-spec, a comma starts the next element of a list
+			// (P-Asserted-Identity: tel:..., <sip:...>). Otherwise it sits
+			// in an unquoted display name ("Smith, John <sip:...>"), which
+			// RFC 3261 forbids and some user agents send anyway.
+			if hasScheme(v[i:j]) {
+				break scan
+			}
 		case '"':
 			k := skipQuoted(v, j)
 			if k > len(v) {
@@ -177,6 +183,10 @@ func skipWS(s string, i int) int {
 		i++
 	}
 	return i
+}
+
+func hasScheme(s string) bool {
+	return hasPrefixFold(s, "sip:") || hasPrefixFold(s, "sips:") || hasPrefixFold(s, "tel:")
 }
 
 func hasPrefixFold(s, prefix string) bool {
