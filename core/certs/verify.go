@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -67,7 +68,15 @@ func Verify(chain []*x509.Certificate, opts VerifyOptions) (*Credential, error) 
 			inter.AddCert(c)
 		}
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
+	// The TNAuthList is handled above, so a critical one must not make
+	// crypto/x509 refuse the leaf; the caller's certificate is not changed.
+	vleaf := leaf
+	if unhandled := withoutOID(leaf.UnhandledCriticalExtensions, OIDTNAuthList); len(unhandled) != len(leaf.UnhandledCriticalExtensions) {
+		cp := *leaf
+		cp.UnhandledCriticalExtensions = unhandled
+		vleaf = &cp
+	}
+	chains, err := vleaf.Verify(x509.VerifyOptions{
 		Roots:         opts.Roots,
 		Intermediates: inter,
 		CurrentTime:   now,
@@ -79,6 +88,7 @@ func Verify(chain []*x509.Certificate, opts VerifyOptions) (*Credential, error) 
 		return nil, pathError(err, chain, now)
 	}
 	cred.Chain = chains[0]
+	cred.Chain[0] = leaf
 	cred.NotAfter = cred.Chain[0].NotAfter
 	for _, c := range cred.Chain[1:] {
 		if c.NotAfter.Before(cred.NotAfter) {
@@ -161,6 +171,16 @@ func leafProfile(leaf *x509.Certificate) (*Credential, error) {
 	}, nil
 }
 
+func withoutOID(oids []asn1.ObjectIdentifier, drop asn1.ObjectIdentifier) []asn1.ObjectIdentifier {
+	var out []asn1.ObjectIdentifier
+	for _, o := range oids {
+		if !o.Equal(drop) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // pathError maps crypto/x509's verification errors to stirgate's. Go
 // reports an expired leaf directly but an expired intermediate only as the
 // unexported hint of an UnknownAuthorityError, so for that case the
@@ -172,6 +192,10 @@ func pathError(err error, chain []*x509.Certificate, now time.Time) error {
 			return stir.ErrCertExpired.With(describeCert(cie.Cert), err)
 		}
 		return stir.ErrCertUntrusted.With(describeCert(cie.Cert), err)
+	}
+	var uce x509.UnhandledCriticalExtension
+	if errors.As(err, &uce) {
+		return stir.ErrCertProfile.With("a certificate on the path has a critical extension stirgate does not handle", err)
 	}
 	var uae x509.UnknownAuthorityError
 	if errors.As(err, &uae) {

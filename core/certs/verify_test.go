@@ -2,7 +2,10 @@ package certs_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"os"
 	"testing"
 	"time"
@@ -171,6 +174,50 @@ func TestParsePEMChain(t *testing.T) {
 			}
 			if tc.n > 0 && !got[0].Equal(lab.Leaf) {
 				t.Fatal("first certificate is not the leaf")
+			}
+		})
+	}
+}
+
+func TestVerifyCriticalExtensions(t *testing.T) {
+	lab := testpki.Default(t)
+	tna, err := certs.MarshalTNAuthList(certs.TNAuthList{{SPC: lab.SPC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reissue := func(t *testing.T, exts ...pkix.Extension) *x509.Certificate {
+		t.Helper()
+		tmpl := *lab.Leaf
+		tmpl.ExtraExtensions = exts
+		der, err := x509.CreateCertificate(rand.Reader, &tmpl, lab.CA, lab.LeafKey.Public(), lab.CAKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	critTNA := pkix.Extension{Id: certs.OIDTNAuthList, Critical: true, Value: tna}
+	tests := []struct {
+		name string
+		leaf *x509.Certificate
+		want *stir.Error
+	}{
+		{"critical TNAuthList", reissue(t, critTNA), nil},
+		{"unknown critical extension", reissue(t, critTNA, pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}), stir.ErrCertProfile},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			unhandled := len(tc.leaf.UnhandledCriticalExtensions)
+			cred, err := certs.Verify([]*x509.Certificate{tc.leaf, lab.CA}, certs.VerifyOptions{Roots: lab.Roots(), CurrentTime: lab.Now})
+			wantName(t, err, tc.want)
+			if len(tc.leaf.UnhandledCriticalExtensions) != unhandled {
+				t.Error("Verify changed the caller's certificate")
+			}
+			if err == nil && cred.Chain[0] != tc.leaf {
+				t.Error("credential chain does not start with the caller's leaf")
 			}
 		})
 	}
