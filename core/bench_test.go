@@ -1,0 +1,104 @@
+package core
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"testing"
+
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
+)
+
+// Benchmarks of the public API beside raw crypto/ecdsa on the same digest,
+// so that a ratio can be read off one run (make bench prints it through
+// `stirgate bench` as well).
+
+type benchEnv struct {
+	s   *Signer
+	v   *Verifier
+	req VerifyRequest
+	key *ecdsa.PrivateKey
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	lab, err := certs.NewLab(certs.LabOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cred, err := lab.Signer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const u = "https://certs.example.net/sp.pem"
+	s, err := NewSigner(SignerOptions{Credential: cred, X5U: u, Numbers: tn.NANP()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := NewVerifier(VerifierOptions{Roots: lab.Roots(), Numbers: tn.NANP(),
+		Fetch: x5u.Options[*certs.Credential]{Offline: true, PreloadBytes: map[string][]byte{u: lab.ChainPEM()}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	r, err := s.Sign(context.Background(), benchSignReq)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := VerifyRequest{Identity: []string{r.Identity}, From: "<sip:+12155550121@a.example>", To: "<sip:+12155550131@b.example>"}
+	if res := v.Verify(context.Background(), req); res.Result != stir.Pass {
+		b.Fatal(res.Error, res.Detail)
+	}
+	return &benchEnv{s: s, v: v, req: req, key: cred.Key}
+}
+
+var benchSignReq = SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", OrigID: "123e4567-e89b-12d3-a456-426614174000"}
+
+func BenchmarkSign(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.s.Sign(ctx, benchSignReq); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRawECDSASign(b *testing.B) {
+	e := newBenchEnv(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		d := sha256.Sum256([]byte(e.req.Identity[0]))
+		if _, err := ecdsa.SignASN1(rand.Reader, e.key, d[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyWarm(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := e.v.Verify(ctx, e.req); r.Result != stir.Pass {
+			b.Fatal(r.Error)
+		}
+	}
+}
+
+func BenchmarkRawECDSAVerify(b *testing.B) {
+	e := newBenchEnv(b)
+	d := sha256.Sum256([]byte(e.req.Identity[0]))
+	sig, _ := ecdsa.SignASN1(rand.Reader, e.key, d[:])
+	b.ReportAllocs()
+	for b.Loop() {
+		d := sha256.Sum256([]byte(e.req.Identity[0]))
+		if !ecdsa.VerifyASN1(&e.key.PublicKey, d[:], sig) {
+			b.Fatal("verify")
+		}
+	}
+}
