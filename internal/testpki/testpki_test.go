@@ -27,7 +27,8 @@ func TestNewCachesPerOptions(t *testing.T) {
 	if testpki.New(t, certs.LabOptions{SPC: "555X"}) != c {
 		t.Error("same options built a second lab")
 	}
-	if testpki.Expired(t, a) != testpki.Expired(t, a) {
+	first := testpki.Expired(t, a)
+	if testpki.Expired(t, a) != first {
 		t.Error("variant rebuilt")
 	}
 }
