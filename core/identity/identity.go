@@ -15,8 +15,8 @@ import (
 )
 
 // Header is one parsed Identity header value. Every string field is a slice
-// of the received value except Ppt, which is unquoted (and copied only when
-// the quoted form held escapes).
+// of the received value; only a quoted alg or ppt holding backslash escapes
+// is copied to unescape it.
 type Header struct {
 	Token     string    // "h.p.s" exactly as received
 	Protected string    // "h.p": the JWS signing input, sliced from Token
