@@ -211,3 +211,13 @@ func FuzzTNAuthList(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseTNAuthList(b *testing.B) {
+	der := unhex(b, "3008 a006 1604 36363238")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseTNAuthList(der); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

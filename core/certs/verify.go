@@ -232,8 +232,11 @@ func ParsePEMChain(data []byte, max int) ([]*x509.Certificate, error) {
 			return nil, stir.ErrX5UBadContent.Withf("non-PEM content after %d certificates", len(certs))
 		}
 		var blk *pem.Block
+		before := rest
 		blk, rest = pem.Decode(rest)
-		if blk == nil {
+		// pem.Decode also skips a malformed block to return the next one:
+		// the span it consumed must hold exactly one BEGIN line.
+		if blk == nil || bytes.Count(before[:len(before)-len(rest)], []byte("-----BEGIN ")) != 1 {
 			return nil, stir.ErrX5UBadContent.Withf("malformed PEM block after %d certificates", len(certs))
 		}
 		if blk.Type != "CERTIFICATE" || len(blk.Headers) > 0 {

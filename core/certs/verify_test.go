@@ -164,6 +164,7 @@ func TestParsePEMChain(t *testing.T) {
 		{"headers", []byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END CERTIFICATE-----\n"), 10, 0, stir.ErrX5UBadContent},
 		{"not a certificate", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 10, 0, stir.ErrX5UBadContent},
 		{"truncated block", chainPEM[:len(chainPEM)-20], 10, 0, stir.ErrX5UBadContent},
+		{"malformed block before a good one", append([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n"), chainPEM...), 10, 0, stir.ErrX5UBadContent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,5 +221,20 @@ func TestVerifyCriticalExtensions(t *testing.T) {
 				t.Error("credential chain does not start with the caller's leaf")
 			}
 		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	lab := testpki.Default(b)
+	set, err := lab.CRLSet()
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := certs.VerifyOptions{Roots: lab.Roots(), CurrentTime: lab.Now, CRL: set}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := certs.Verify(lab.Chain(), opts); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
