@@ -5,12 +5,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	secsipid := fs.String("secsipid", "", "path of the secsipid_bench harness: also measure Debian's libsecsipid")
 	dur := fs.Duration("duration", 2*time.Second, "time per measurement (split into alternating rounds)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -144,8 +150,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	verifyWall := one("stirgate_verify").OpsPerS / one("raw_verify").OpsPerS
 	signAll := many("stirgate_sign").OpsPerS / many("raw_sign").OpsPerS
 	verifyAll := many("stirgate_verify").OpsPerS / many("raw_verify").OpsPerS
+	var ssp *secsipidResult
+	if *secsipid != "" {
+		if ssp, err = runSecsipid(ctx, *secsipid, signer, *dur/2); err != nil {
+			fmt.Fprintf(stderr, "stirgate bench: secsipid: %v\n", err)
+			return exitFail
+		}
+	}
 	if *asJSON {
-		return printJSON(stdout, map[string]any{
+		out := map[string]any{
 			"go":                runtime.Version(),
 			"cores":             all,
 			"results":           results,
@@ -155,7 +168,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			"verify_ratio_wall": round3(verifyWall),
 			"sign_ratio_all":    round3(signAll),
 			"verify_ratio_all":  round3(verifyAll),
-		}, exitOK)
+		}
+		if ssp != nil {
+			out["secsipid"] = ssp
+			out["sign_vs_secsipid"] = round3(ssp.SignCPU / one("stirgate_sign").CPUNsPerOp)
+			out["verify_vs_secsipid"] = round3(ssp.VerifyCPU / one("stirgate_verify").CPUNsPerOp)
+		}
+		return printJSON(stdout, out, exitOK)
 	}
 	fmt.Fprintf(stdout, "%-16s %5s %12s %12s %14s\n", "operation", "cores", "ns/op", "ops/s", "cpu ns/op")
 	for _, r := range results {
@@ -165,6 +184,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "  sign         %.3f  (%.3f)\n", signRatio, signWall)
 	fmt.Fprintf(stdout, "  verify warm  %.3f  (%.3f)\n", verifyRatio, verifyWall)
 	fmt.Fprintf(stdout, "on %d cores (wall clock): sign %.3f, verify %.3f\n", all, signAll, verifyAll)
+	if ssp != nil {
+		fmt.Fprintf(stdout, "\nDebian libsecsipid (secsipidx), CPU ns/op: sign %.0f, verify %.0f (public key given, no x5u)\n", ssp.SignCPU, ssp.VerifyCPU)
+		fmt.Fprintf(stdout, "stirgate ÷ secsipid, ops/s of one core:  sign %.3f, verify warm %.3f\n",
+			ssp.SignCPU/one("stirgate_sign").CPUNsPerOp, ssp.VerifyCPU/one("stirgate_verify").CPUNsPerOp)
+	}
 	return exitOK
 }
 
@@ -255,4 +279,45 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type secsipidResult struct {
+	SignCPU   float64 `json:"sign_cpu_ns_per_op"`
+	VerifyCPU float64 `json:"verify_cpu_ns_per_op"`
+	SignOps   int64   `json:"sign_ops"`
+	VerifyOps int64   `json:"verify_ops"`
+}
+
+// runSecsipid runs the C harness against Debian's libsecsipid with the
+// bench signer's key, in a process of its own.
+func runSecsipid(ctx context.Context, harness string, s *core.Signer, d time.Duration) (*secsipidResult, error) {
+	dir, err := os.MkdirTemp("", "stirgate-bench-secsipid-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	kder, err := x509.MarshalPKCS8PrivateKey(s.Credential().Key)
+	if err != nil {
+		return nil, err
+	}
+	pder, err := x509.MarshalPKIXPublicKey(&s.Credential().Key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	kf, pf := filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
+	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(pf, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o644); err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, harness, kf, pf, strconv.FormatFloat(d.Seconds(), 'f', 3, 64)).Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", harness, err)
+	}
+	var r secsipidResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("%s printed %q: %w", harness, out, err)
+	}
+	return &r, nil
 }
