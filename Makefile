@@ -26,19 +26,14 @@ unit: build
 	$(GO) vet ./...
 	STIRGATE_BIN=$(CURDIR)/$(BIN)/stirgate $(GO) test -race -count=1 -timeout 20m ./...
 
-# Each fuzz target runs briefly on top of its checked-in seed corpus.
-FUZZ_TARGETS := \
-	./core/passport:FuzzPASSporT \
-	./core/identity:FuzzIdentity \
-	./core/tn:FuzzTN \
-	./core/sipmsg:FuzzSIPMessage \
-	./core/certs:FuzzTNAuthList
-
+# Every fuzz target in the tree (found, not listed, so none is forgotten)
+# runs briefly on top of its checked-in seed corpus.
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	@set -e; git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | while read -r f; do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "fuzz $$name ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) ./$$(dirname "$$f"); \
+		done; \
 	done
 
 # Surfaces add their own targets in <dir>/*.mk and append to EXTRA_TESTS
