@@ -1,0 +1,445 @@
+package ami_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/ami"
+	"github.com/stirgate/stirgate/ami/amitest"
+	"github.com/stirgate/stirgate/ami/store"
+)
+
+// tap sits between the listener and the writer and remembers every
+// outcome the listener produced: the ground truth of "received".
+type tap struct {
+	next store.Recorder
+	mu   sync.Mutex
+	seen []store.Outcome
+}
+
+func (r *tap) Record(ctx context.Context, o store.Outcome) error {
+	r.mu.Lock()
+	r.seen = append(r.seen, o)
+	r.mu.Unlock()
+	return r.next.Record(ctx, o)
+}
+
+func (r *tap) outcomes() []store.Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.Outcome(nil), r.seen...)
+}
+
+// slowStore adds latency to every batch write.
+type slowStore struct {
+	store.Store
+	latency time.Duration
+}
+
+func (s slowStore) RecordBatch(ctx context.Context, os []store.Outcome) error {
+	time.Sleep(s.latency)
+	return s.Store.RecordBatch(ctx, os)
+}
+
+type rig struct {
+	st     store.Store
+	writer *store.Writer
+	tap    *tap
+	l      *ami.Listener
+	stop   func()
+}
+
+func newRig(t *testing.T, addr string, mod func(*ami.Options), wrap func(store.Store) store.BatchRecorder, wopts store.WriterOptions) *rig {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var br store.BatchRecorder = st
+	if wrap != nil {
+		br = wrap(st)
+	}
+	if wopts.SpillPath == "" {
+		wopts.SpillPath = filepath.Join(t.TempDir(), "spill.jsonl")
+	}
+	if wopts.RetryInterval == 0 {
+		wopts.RetryInterval = 10 * time.Millisecond
+	}
+	w := store.NewWriter(br, wopts)
+	tp := &tap{next: w}
+	opts := ami.Options{
+		Address: addr, Username: "stirgate", Secret: "s3cret", System: "pbx1",
+		PingInterval: 200 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		DialTimeout: time.Second, Recorder: tp,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	l := ami.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	lctx, lcancel := context.WithCancel(ctx)
+	go func() { defer wg.Done(); l.Run(lctx) }()
+	go func() { defer wg.Done(); w.Run(ctx) }()
+	var once sync.Once
+	r := &rig{st: st, writer: w, tap: tp, l: l}
+	r.stop = func() {
+		once.Do(func() {
+			lcancel()
+			cancel()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(func() { r.stop(); st.Close() })
+	return r
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func query(t *testing.T, st store.Store, f store.Filter) []store.Outcome {
+	t.Helper()
+	f.Limit = store.MaxLimit
+	got, err := st.Query(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func stirEvent(uid string, hs ...ami.Header) ami.Message {
+	m := ami.Message{
+		{Key: "Event", Value: "UserEvent"}, {Key: "Privilege", Value: "user,all"},
+		{Key: "Channel", Value: "PJSIP/carrier-00000001"}, {Key: "Uniqueid", Value: uid}, {Key: "Linkedid", Value: uid},
+		{Key: "Context", Value: "stir-hangup"}, {Key: "Exten", Value: "s"},
+		{Key: "UserEvent", Value: "StirShaken"},
+	}
+	return append(m, hs...)
+}
+
+func h(k, v string) ami.Header { return ami.Header{Key: k, Value: v} }
+
+// TestListenerRecordsCall: Newchannel, the StirShaken UserEvent and Hangup
+// of one call become one row with everything in it.
+func TestListenerRecordsCall(t *testing.T) {
+	p := startPeer(t, creds)
+	r := newRig(t, p.Addr(), nil, nil, store.WriterOptions{})
+	<-waitLogin(t, p, 1)
+	p.Emit(ami.Message{h("Event", "Newchannel"), h("Uniqueid", "1700000000.7"), h("Linkedid", "1700000000.7"),
+		h("CallerIDNum", "12155550121"), h("Exten", "12155550131")})
+	p.Emit(stirEvent("1700000000.7", h("Timestamp", "1700000001.250000"), h("Direction", "inbound"),
+		h("STIR_RESULT", "fail"), h("STIR_VERSTAT", "TN-Validation-Failed"), h("STIR_ATTEST", "B"),
+		h("STIR_ORIGID", "de305d54-75b4-431b-adb2-eb6b9e546014"), h("STIR_SIP_CODE", "436"),
+		h("STIR_ERROR", "x5u_fetch_failed"), h("STIR_REASON", "Bad Identity Info"),
+		h("STIR_X5U", "https://cert.carrier.example/sp.pem"), h("STIR_SPC", "567J")))
+	p.Emit(ami.Message{h("Event", "Hangup"), h("Uniqueid", "1700000000.7"), h("Cause", "16"), h("Cause-txt", "Normal Clearing")})
+	want := store.Outcome{
+		Time: time.Unix(1700000001, 250000000).UTC(), System: "pbx1", UniqueID: "1700000000.7", LinkedID: "1700000000.7",
+		Kind: store.KindVerify, Direction: "inbound", Orig: "12155550121", Dest: "12155550131",
+		Result: "fail", Verstat: "TN-Validation-Failed", Attest: "B", OrigID: "de305d54-75b4-431b-adb2-eb6b9e546014",
+		SIPCode: 436, ErrorName: "x5u_fetch_failed", Reason: "Bad Identity Info",
+		X5U: "https://cert.carrier.example/sp.pem", SPC: "567J", HangupCause: "16 Normal Clearing", Source: store.SourceAMI,
+	}
+	waitFor(t, "merged row", 5*time.Second, func() bool {
+		got := query(t, r.st, store.Filter{})
+		return len(got) == 1 && got[0].HangupCause != ""
+	})
+	if got := query(t, r.st, store.Filter{}); !reflect.DeepEqual(got[0], want) {
+		t.Errorf("row\n got %+v\nwant %+v", got[0], want)
+	}
+}
+
+func waitLogin(t *testing.T, p *amitest.Peer, n int64) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	waitFor(t, fmt.Sprintf("%d logins", n), 10*time.Second, func() bool { return p.Logins() >= n && p.Sessions() > 0 })
+	close(done)
+	return done
+}
+
+// TestListenerEventMapping: the header vocabulary of the dialplan and of
+// res_stir_shaken PBXes, table-driven.
+func TestListenerEventMapping(t *testing.T) {
+	p := startPeer(t, creds)
+	r := newRig(t, p.Addr(), nil, nil, store.WriterOptions{})
+	<-waitLogin(t, p, 1)
+	cases := []struct {
+		name string
+		ev   ami.Message
+		want func(o *store.Outcome)
+	}{
+		{"native pass", stirEvent("n1", h("VerifyResult", "Verification passed"), h("Attestation", "A"), h("CallerIDNum", "12155550100")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.Attest, o.Direction, o.Source, o.Orig, o.Reason = "verify", "pass", "A", "inbound", store.SourceNative, "12155550100", "Verification passed"
+			}},
+		{"native 20+ failure", stirEvent("n2", h("VerifyResult", "cert_not_trusted")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "cert_untrusted", "inbound", store.SourceNative, "cert_not_trusted"
+			}},
+		{"native unknown", stirEvent("n3", h("VerifyResult", "something_new")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "native:something_new", "inbound", store.SourceNative, "something_new"
+			}},
+		{"sign by direction", stirEvent("s1", h("Direction", "outbound"), h("STIR_RESULT", "signed"), h("STIR_ATTEST", "a")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.Attest, o.Direction, o.Source = "sign", "signed", "A", "outbound", store.SourceAMI
+			}},
+		{"sign by result", stirEvent("s2", h("STIR_RESULT", "unsigned"), h("STIR_ERROR", "sign_not_allowed")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Source = "sign", "unsigned", "sign_not_allowed", store.SourceAMI
+			}},
+		{"from channel variables", stirEvent("c1", h("ChanVariable", "STIR_RESULT=none"), h("ChanVariable", "STIR_ERROR=no_identity"), h("ChanVariable", "STIR_SIP_CODE=428")),
+			func(o *store.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.SIPCode, o.Source = "verify", "none", "no_identity", 428, store.SourceAMI
+			}},
+		{"header beats channel variable", stirEvent("c2", h("STIR_RESULT", "pass"), h("ChanVariable", "STIR_RESULT=fail")),
+			func(o *store.Outcome) { o.Kind, o.Result, o.Source = "verify", "pass", store.SourceAMI }},
+	}
+	for _, tc := range cases {
+		p.Emit(append(tc.ev, h("Timestamp", "1700000000")))
+	}
+	// Not ours: other user events and events without Uniqueid.
+	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "Other"), h("Uniqueid", "x")})
+	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "StirShaken")})
+	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, store.Filter{Kind: "verify"}))+len(query(t, r.st, store.Filter{Kind: "sign"})) == len(cases) })
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			uid := tc.ev.Get("Uniqueid")
+			want := store.Outcome{Time: time.Unix(1700000000, 0).UTC(), System: "pbx1", UniqueID: uid, LinkedID: uid}
+			tc.want(&want)
+			got := query(t, r.st, store.Filter{Kind: want.Kind})
+			for _, o := range got {
+				if o.UniqueID == uid {
+					if !reflect.DeepEqual(o, want) {
+						t.Errorf("\n got %+v\nwant %+v", o, want)
+					}
+					return
+				}
+			}
+			t.Errorf("no row for %s", uid)
+		})
+	}
+}
+
+// TestKillPeerMidStream: Asterisk dies while events flow and comes back on
+// the same address. The listener reconnects, writes one gap record, loses
+// nothing it received, and a replayed event makes no second row.
+func TestKillPeerMidStream(t *testing.T) {
+	p := startPeer(t, creds)
+	addr := p.Addr()
+	r := newRig(t, addr, nil, nil, store.WriterOptions{})
+	<-waitLogin(t, p, 1)
+
+	for i := range 300 {
+		p.Emit(stirEvent(fmt.Sprintf("before.%d", i), h("STIR_RESULT", "pass")))
+	}
+	waitFor(t, "first 300", 10*time.Second, func() bool { return len(query(t, r.st, store.Filter{})) == 300 })
+
+	// Mid-stream: the kill lands while a burst is being written.
+	var emitted atomic.Int64
+	burstDone := make(chan struct{})
+	go func() {
+		defer close(burstDone)
+		for i := 0; ; i++ {
+			if p.Emit(stirEvent(fmt.Sprintf("during.%d", i), h("STIR_RESULT", "fail"), h("STIR_ERROR", "stale_iat"))) == 0 {
+				return
+			}
+			emitted.Add(1)
+		}
+	}()
+	waitFor(t, "burst under way", 5*time.Second, func() bool { return emitted.Load() > 100 })
+	p.Close()
+	<-burstDone
+	killedAt := time.Now()
+
+	time.Sleep(150 * time.Millisecond) // Asterisk is down for a while
+	p2, err := amitest.Listen(addr, creds)
+	if err != nil {
+		t.Fatalf("restart on %s: %v", addr, err)
+	}
+	defer p2.Close()
+	<-waitLogin(t, p2, 1)
+	for i := range 300 {
+		p2.Emit(stirEvent(fmt.Sprintf("after.%d", i), h("STIR_RESULT", "none")))
+	}
+	// Duplicates: Asterisk replays nothing, but a dialplan retry or a
+	// second listener can; the same key must merge.
+	for i := range 50 {
+		p2.Emit(stirEvent(fmt.Sprintf("before.%d", i), h("STIR_RESULT", "pass")))
+	}
+	seen := func() map[string]bool {
+		m := map[string]bool{}
+		for _, o := range r.tap.outcomes() {
+			if o.Kind != store.KindGap {
+				m[o.UniqueID] = true
+			}
+		}
+		return m
+	}
+	waitFor(t, "everything received is stored", 10*time.Second, func() bool {
+		return len(query(t, r.st, store.Filter{})) == len(seen()) && !r.writer.Backlog()
+	})
+
+	rows := query(t, r.st, store.Filter{})
+	ids := map[string]int{}
+	for _, o := range rows {
+		ids[o.UniqueID]++
+	}
+	for id := range seen() {
+		if ids[id] != 1 {
+			t.Errorf("%s: %d rows, want 1", id, ids[id])
+		}
+	}
+	for _, prefix := range []string{"before", "after"} {
+		for i := range 300 {
+			if ids[fmt.Sprintf("%s.%d", prefix, i)] != 1 {
+				t.Fatalf("%s.%d missing", prefix, i)
+			}
+		}
+	}
+	nDuring := 0
+	for id := range ids {
+		if len(id) > 7 && id[:7] == "during." {
+			nDuring++
+		}
+	}
+	t.Logf("burst: %d emitted before the kill, %d received and stored; %d rows", emitted.Load(), nDuring, len(rows))
+	if nDuring == 0 {
+		t.Error("nothing of the burst was stored")
+	}
+
+	gaps := query(t, r.st, store.Filter{Kind: store.KindGap})
+	if len(gaps) != 1 {
+		t.Fatalf("gaps %+v, want 1", gaps)
+	}
+	g := gaps[0]
+	if g.Until.Before(g.Time) || g.Time.After(killedAt.Add(time.Second)) || g.Until.Sub(g.Time) < 100*time.Millisecond || g.Reason == "" {
+		t.Errorf("gap %v → %v (%s), killed at %v", g.Time, g.Until, g.Reason, killedAt)
+	}
+	if s := r.l.Stats(); s.Logins != 2 || s.Gaps != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestHalfOpen: the peer stops answering Ping (a half-open TCP link looks
+// the same from here); the keepalive notices within about two intervals,
+// the listener reconnects and records the gap.
+func TestHalfOpen(t *testing.T) {
+	p := startPeer(t, creds)
+	r := newRig(t, p.Addr(), func(o *ami.Options) { o.PingInterval = 100 * time.Millisecond }, nil, store.WriterOptions{})
+	<-waitLogin(t, p, 1)
+	p.MutePings(true)
+	start := time.Now()
+	waitFor(t, "second login", 5*time.Second, func() bool { return p.Logins() >= 2 })
+	took := time.Since(start)
+	p.MutePings(false)
+	t.Logf("half-open noticed and relogged in %v", took)
+	if took > 1500*time.Millisecond {
+		t.Errorf("took %v to notice a dead session with 100ms pings", took)
+	}
+	waitFor(t, "gap row", 5*time.Second, func() bool { return len(query(t, r.st, store.Filter{Kind: store.KindGap})) == 1 })
+}
+
+// TestBackoffUntilAsteriskStarts: nothing listens at first; the listener
+// keeps trying, and connects once Asterisk is up. No gap: there was never
+// a session to lose.
+func TestBackoffUntilAsteriskStarts(t *testing.T) {
+	p := startPeer(t, creds)
+	addr := p.Addr()
+	p.Close()
+	r := newRig(t, addr, nil, nil, store.WriterOptions{})
+	time.Sleep(300 * time.Millisecond)
+	p2, err := amitest.Listen(addr, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	<-waitLogin(t, p2, 1)
+	if g := query(t, r.st, store.Filter{Kind: store.KindGap}); len(g) != 0 {
+		t.Errorf("gap recorded before any session: %+v", g)
+	}
+}
+
+// TestSlowStoreBurst: the store takes 20 ms per batch, the peer's socket
+// buffer is small and its write timeout is manager.c's 100 ms, and 10 000
+// events arrive in one burst. The reader keeps up (the peer never drops
+// it) and every event is recorded.
+func TestSlowStoreBurst(t *testing.T) {
+	const n = 10000
+	p := startPeer(t, amitest.Options{Username: "stirgate", Secret: "s3cret", WriteBuffer: 16 << 10})
+	r := newRig(t, p.Addr(), func(o *ami.Options) { o.PingInterval = time.Second },
+		func(st store.Store) store.BatchRecorder { return slowStore{st, 20 * time.Millisecond} },
+		store.WriterOptions{QueueSize: 1024})
+	<-waitLogin(t, p, 1)
+	start := time.Now()
+	for i := range n {
+		if p.Emit(stirEvent(fmt.Sprintf("burst.%d", i), h("STIR_RESULT", "pass"), h("STIR_ATTEST", "A"))) != 1 {
+			t.Fatalf("event %d not delivered: client dropped=%d", i, p.Dropped())
+		}
+	}
+	read := time.Since(start)
+	waitFor(t, "all events read", 10*time.Second, func() bool { return r.l.Stats().Outcomes == n })
+	readAll := time.Since(start)
+	waitFor(t, "all stored", 60*time.Second, func() bool { return !r.writer.Backlog() && r.writer.Stats().Written+r.writer.Stats().Replayed >= n })
+	if got := len(query(t, r.st, store.Filter{})); got != n {
+		t.Fatalf("%d rows, want %d", got, n)
+	}
+	stored := time.Since(start)
+	ws := r.writer.Stats()
+	t.Logf("%d events: emitted in %v, read in %v, stored in %v; writer %+v", n, read, readAll, stored, ws)
+	if p.Dropped() != 0 || p.Logins() != 1 {
+		t.Errorf("peer dropped the client %d times, %d logins", p.Dropped(), p.Logins())
+	}
+	if ws.Dropped != 0 {
+		t.Errorf("writer dropped %d", ws.Dropped)
+	}
+}
+
+// TestNoGoroutineLeakPerReconnect (amigo defect 5) and, under -race, the
+// reconnect data race (defect 4): many reconnects, then the goroutine
+// count is back where it started.
+func TestNoGoroutineLeakPerReconnect(t *testing.T) {
+	p := startPeer(t, creds)
+	addr := p.Addr()
+	before := goroutines()
+	r := newRig(t, addr, func(o *ami.Options) { o.PingInterval = 50 * time.Millisecond }, nil, store.WriterOptions{})
+	<-waitLogin(t, p, 1)
+	for i := range 10 {
+		p.Close()
+		var err error
+		p, err = amitest.Listen(addr, creds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-waitLogin(t, p, 1)
+		p.Emit(stirEvent(fmt.Sprintf("r.%d", i), h("STIR_RESULT", "pass")))
+	}
+	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, store.Filter{})) == 10 })
+	during := goroutines()
+	r.stop()
+	p.Close()
+	time.Sleep(50 * time.Millisecond)
+	after := goroutines()
+	t.Logf("goroutines: before %d, running after 10 reconnects %d, after stop %d", before, during, after)
+	if during > before+12 {
+		t.Errorf("goroutines grew from %d to %d over 10 reconnects", before, during)
+	}
+	if after > before+2 {
+		t.Errorf("goroutines after stop %d, before %d", after, before)
+	}
+}
