@@ -389,7 +389,9 @@ func (h *Handler) verify(ctx context.Context, r *Request, p Profile) *Answer {
 	start := time.Now()
 	if h.o.Verifier == nil {
 		h.observe("verify", start, "error", "verifier_not_configured")
-		return &Answer{Code: 503, Reason: "Service Unavailable", Outcome: "error", Error: "verifier_not_configured"}
+		a := &Answer{Code: 503, Reason: "Service Unavailable", Outcome: "error", Error: "verifier_not_configured"}
+		a.add("Warning", `399 `+serverName+` "verifier_not_configured"`)
+		return a
 	}
 	from := tn.StripVerstat(r.Get("from"))
 	pai := tn.StripVerstat(r.Get("p-asserted-identity"))

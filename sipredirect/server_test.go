@@ -1,0 +1,185 @@
+package sipredirect
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// startServer runs a Server with UDP and TCP listeners on loopback.
+func startServer(t *testing.T, o Options, mode Mode) (*Server, string, string, *atomic.Int64) {
+	t.Helper()
+	var signs atomic.Int64
+	o.Observe = func(op string, d time.Duration, outcome, errName string) {
+		if op == "sign" {
+			signs.Add(1)
+		}
+	}
+	h, err := NewHandler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{
+		Handler:   h,
+		Listeners: []Listener{{"udp", "127.0.0.1:0", mode}, {"tcp", "127.0.0.1:0", mode}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	addrs := s.Addrs()
+	return s, strings.TrimPrefix(addrs[0], "udp:"), strings.TrimPrefix(addrs[1], "tcp:"), &signs
+}
+
+func udpExchange(t *testing.T, c net.Conn, msg string, wait time.Duration) []byte {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+func TestServerUDP(t *testing.T) {
+	l := newTestLab(t, time.Now)
+	_, udp, _, signs := startServer(t, Options{Signer: l.signer, Verifier: l.verifier}, Auto)
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	t.Run("retransmission gets the same answer", func(t *testing.T) {
+		msg := invite("udp-retrans")
+		first := udpExchange(t, c, msg, 2*time.Second)
+		second := udpExchange(t, c, msg, 2*time.Second)
+		if first == nil || string(first) != string(second) {
+			t.Fatalf("answers differ:\n%s\n---\n%s", first, second)
+		}
+		if r := parseResponse(t, first); r.code != 302 || r.get("Identity") == "" {
+			t.Fatalf("answer:\n%s", first)
+		}
+		if n := signs.Load(); n != 1 {
+			t.Fatalf("%d signatures for one transaction", n)
+		}
+		// The ACK is absorbed.
+		ack := strings.Replace(strings.Replace(msg, "INVITE sip", "ACK sip", 1), "1 INVITE", "1 ACK", 1)
+		if b := udpExchange(t, c, ack, 200*time.Millisecond); b != nil {
+			t.Fatalf("ACK answered: %s", b)
+		}
+	})
+	t.Run("new transaction signs again", func(t *testing.T) {
+		if b := udpExchange(t, c, invite("udp-second"), 2*time.Second); b == nil || parseResponse(t, b).code != 302 {
+			t.Fatalf("answer: %s", b)
+		}
+		if n := signs.Load(); n != 2 {
+			t.Fatalf("%d signatures, want 2", n)
+		}
+	})
+	t.Run("malformed gets 400 with a reason", func(t *testing.T) {
+		b := udpExchange(t, c, strings.Replace(invite("udp-bad"), "CSeq: 1 INVITE", "CSeq: x", 1), 2*time.Second)
+		if b == nil {
+			t.Fatal("no answer")
+		}
+		if r := parseResponse(t, b); r.code != 400 || r.reason != "Malformed CSeq" {
+			t.Fatalf("answer %d %q", r.code, r.reason)
+		}
+	})
+	t.Run("garbage and keep-alives are dropped", func(t *testing.T) {
+		for _, g := range []string{"\r\n\r\n", "hello\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n", "\x00\x01\x02"} {
+			if b := udpExchange(t, c, g, 150*time.Millisecond); b != nil {
+				t.Fatalf("answered %q with %s", g, b)
+			}
+		}
+		// Still alive.
+		if b := udpExchange(t, c, strings.Replace(strings.Replace(invite("udp-opt"), "INVITE sip", "OPTIONS sip", 1), "1 INVITE", "1 OPTIONS", 1), 2*time.Second); b == nil || parseResponse(t, b).code != 200 {
+			t.Fatalf("OPTIONS after garbage: %s", b)
+		}
+	})
+}
+
+func TestServerTCP(t *testing.T) {
+	l := newTestLab(t, time.Now)
+	_, _, tcp, _ := startServer(t, Options{Signer: l.signer, Verifier: l.verifier}, Sign)
+	c, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	read := func() response {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		msg, err := readStream(br, Limits{}.withDefaults(), func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseResponse(t, msg)
+	}
+	// A keep-alive, then two requests in one write (pipelined).
+	if _, err := c.Write([]byte("\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	pong := make([]byte, 2)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(br, pong); err != nil || string(pong) != "\r\n" {
+		t.Fatalf("keep-alive answer %q %v", pong, err)
+	}
+	body := "v=0\r\n"
+	withBody := strings.Replace(invite("tcp-2"), "Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\nContent-Length: 5\r\n\r\n"+body, 1)
+	if _, err := c.Write([]byte(invite("tcp-1") + withBody)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for i := 0; i < 2; i++ {
+		r := read()
+		got[r.get("Call-ID")] = r.code
+		if r.get("Identity") == "" {
+			t.Errorf("no Identity:\n%s", r.raw)
+		}
+	}
+	if got["tcp-1"] != 302 || got["tcp-2"] != 302 {
+		t.Fatalf("answers %v", got)
+	}
+}
+
+func TestTxCache(t *testing.T) {
+	c := newTxCache(time.Second, 2)
+	now := time.Unix(1000, 0)
+	if _, first := c.begin("a", now); !first {
+		t.Fatal("first claim refused")
+	}
+	if resp, first := c.begin("a", now); first || resp != nil {
+		t.Fatal("pending retransmission should get (nil, false)")
+	}
+	c.finish("a", []byte("A"))
+	if resp, first := c.begin("a", now); first || string(resp) != "A" {
+		t.Fatalf("cached answer %q %v", resp, first)
+	}
+	c.begin("b", now)
+	if _, first := c.begin("c", now); !first || c.len() != 2 {
+		t.Fatalf("full cache must answer without remembering (len %d)", c.len())
+	}
+	if _, first := c.begin("a", now.Add(time.Second)); !first {
+		t.Fatal("expired entry still matched")
+	}
+}
