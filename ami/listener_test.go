@@ -216,7 +216,9 @@ func TestListenerEventMapping(t *testing.T) {
 	// Not ours: other user events and events without Uniqueid.
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "Other"), h("Uniqueid", "x")})
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "StirShaken")})
-	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, store.Filter{Kind: "verify"}))+len(query(t, r.st, store.Filter{Kind: "sign"})) == len(cases) })
+	waitFor(t, "rows", 5*time.Second, func() bool {
+		return len(query(t, r.st, store.Filter{Kind: "verify"}))+len(query(t, r.st, store.Filter{Kind: "sign"})) == len(cases)
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			uid := tc.ev.Get("Uniqueid")

@@ -1,0 +1,111 @@
+//go:build amigo
+
+// These tests pin the defects of github.com/ivahaev/amigo v0.1.11 that made
+// stirgate write its own AMI client (DEPENDENCY.md). Each asserts the
+// defect is still there, so a release that fixes it fails here and the
+// decision can be revisited. They are behind the "amigo" build tag and run
+// without -race, because the library's own data races would fail the
+// race-enabled suite:
+//
+//	go test -tags amigo -run Amigo -count=1 ./ami/
+package ami_test
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ivahaev/amigo"
+
+	"github.com/stirgate/stirgate/ami"
+	"github.com/stirgate/stirgate/ami/amitest"
+)
+
+func amigoClient(t *testing.T, p *amitest.Peer) (*amigo.Amigo, chan map[string]string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(p.Addr())
+	a := amigo.New(&amigo.Settings{Username: "stirgate", Password: "s3cret", Host: host, Port: port, ActionTimeout: 100 * time.Millisecond})
+	ch := make(chan map[string]string, 16384)
+	a.SetEventChannel(ch)
+	a.Connect()
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Connected() || p.Sessions() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("amigo did not connect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return a, ch
+}
+
+func TestAmigoDefects(t *testing.T) {
+	t.Run("FullyBooted lost on login", func(t *testing.T) {
+		p := startPeer(t, creds)
+		_, ch := amigoClient(t, p)
+		timeout := time.After(time.Second)
+		for {
+			select {
+			case e := <-ch:
+				if e["Event"] == "FullyBooted" {
+					t.Fatal("amigo delivered FullyBooted: defect fixed, revisit DEPENDENCY.md")
+				}
+			case <-timeout:
+				return
+			}
+		}
+	})
+	t.Run("timed-out action returns no error", func(t *testing.T) {
+		p := startPeer(t, creds)
+		a, _ := amigoClient(t, p)
+		p.MutePings(true)
+		res, err := a.Action(map[string]string{"Action": "Ping"})
+		if err != nil {
+			t.Fatalf("amigo returned an error (%v): defect fixed", err)
+		}
+		if res["Error"] != "Timeout" {
+			t.Fatalf("response %v", res)
+		}
+	})
+	t.Run("Close before Connect panics", func(t *testing.T) {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic: defect fixed")
+			}
+		}()
+		amigo.New(&amigo.Settings{}).Close()
+	})
+	t.Run("repeated headers collapse to the last", func(t *testing.T) {
+		p := startPeer(t, creds)
+		_, ch := amigoClient(t, p)
+		p.Emit(ami.Message{{Key: "Event", Value: "UserEvent"}, {Key: "ChanVariable", Value: "A=1"}, {Key: "ChanVariable", Value: "B=2"}})
+		for e := range ch {
+			if e["Event"] == "UserEvent" {
+				if e["ChanVariable"] != "B=2" {
+					t.Fatalf("got %q: defect fixed", e["ChanVariable"])
+				}
+				return
+			}
+		}
+	})
+	t.Run("a slow handler stalls the reader until Asterisk drops it", func(t *testing.T) {
+		p := startPeer(t, amitest.Options{Username: "stirgate", Secret: "s3cret", WriteBuffer: 16 << 10})
+		host, port, _ := net.SplitHostPort(p.Addr())
+		a := amigo.New(&amigo.Settings{Username: "stirgate", Password: "s3cret", Host: host, Port: port})
+		block := make(chan struct{})
+		defer close(block)
+		a.RegisterDefaultHandler(func(map[string]string) { <-block })
+		a.Connect()
+		for p.Sessions() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for i := range 20000 {
+			if p.Emit(ami.Message{{Key: "Event", Value: "Newchannel"}, {Key: "Uniqueid", Value: fmt.Sprint(i)}}) == 0 {
+				break
+			}
+		}
+		if p.Dropped() == 0 {
+			t.Fatal("peer never dropped amigo: defect fixed")
+		}
+	})
+}
