@@ -93,6 +93,11 @@ func parseStatus(line string) (code int, multi bool, rest string, err error) {
 		}
 	}
 	code, _ = strconv.Atoi(line[:3])
+	// res_agi.c answers 200, 510, 511 and 520; anything outside 200-599 is
+	// not a reply at all.
+	if code < 200 || code > 599 {
+		return 0, false, "", fmt.Errorf("%w: reply code %q", ErrProtocol, line[:3])
+	}
 	switch {
 	case len(line) == 3:
 		return code, false, "", nil

@@ -137,6 +137,8 @@ func TestReplyParsing(t *testing.T) {
 			Reply{Code: 520, Text: "Invalid command syntax.  Proper usage follows:", Usage: []string{" Usage: X"}}, "reply"},
 		{"hangup then reply", "HANGUP\n200 result=1 (v)\n", Reply{Code: 200, Result: "1", Value: "v", HasValue: true}, ""},
 		{"garbage", "hello\n", Reply{}, "protocol"},
+		// Found by FuzzSession (testdata/fuzz/FuzzSession/code_000).
+		{"code 000", "000 \n", Reply{}, "protocol"},
 		{"200 without result", "200 ok\n", Reply{}, "protocol"},
 	}
 	for _, tt := range tests {

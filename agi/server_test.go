@@ -535,10 +535,14 @@ func TestMaxSessions(t *testing.T) {
 	}
 	waitFor(t, func() bool { return srv.Stats().Active == 2 })
 	// The third is closed at once: the dialplan continues without waiting.
+	// The peer sees EOF or, when the close races its environment write, a
+	// reset; either way Asterisk's AGI() returns and the call goes on.
 	begin := time.Now()
-	tr := play(t, addr, agitest.Channel{Script: "verify"})
-	if len(tr.Set) != 0 || time.Since(begin) > time.Second {
-		t.Fatalf("over the limit: set %v after %v", tr.Set, time.Since(begin))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tr, err := agitest.Channel{Script: "verify"}.Run(ctx, addr)
+	if tr == nil || len(tr.Set) != 0 || len(tr.Commands) != 0 || time.Since(begin) > time.Second || (err == nil && !tr.Closed) {
+		t.Fatalf("over the limit: %+v, %v after %v", tr, err, time.Since(begin))
 	}
 	if s := srv.Stats(); s.Rejected != 1 {
 		t.Fatalf("stats = %+v", s)
@@ -661,7 +665,10 @@ func waitGoroutines(t *testing.T, base int) {
 
 // TestConcurrentSessions: 500 sessions at once, a few silent and a few
 // hanging up mid-command; all the others complete with their own
-// variables, and nothing leaks.
+// variables while the silent ones are still connected, and nothing leaks.
+// (The server's own deadline for silent peers is TestSessionTimeout; here
+// the silent peers leave once everyone else is done, so that the test does
+// not depend on how slow a loaded machine is.)
 func TestConcurrentSessions(t *testing.T) {
 	const total, silent, hangup = 500, 10, 10
 	base := runtime.NumGoroutine()
@@ -670,47 +677,59 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &memRecorder{}
-	srv := NewServer(Options{Service: &fakeService{}, Recorder: rec, SessionTimeout: 2 * time.Second})
+	srv := NewServer(Options{Service: &fakeService{}, Recorder: rec, SessionTimeout: 30 * time.Second})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), l) }()
 	addr := l.Addr().String()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
+	silentCtx, releaseSilent := context.WithCancel(ctx)
+	defer releaseSilent()
+	var normal, others sync.WaitGroup
 	var ok, bad atomic.Int64
 	var firstErr atomic.Value
-	begin := time.Now()
 	var slowest atomic.Int64
+	begin := time.Now()
 	for i := 0; i < total; i++ {
 		ch := agitest.Channel{Script: "verify", UniqueID: fmt.Sprintf("1700000000.%d", i), Headers: sipHeaders}
-		kind := "normal"
+		kind, runCtx, wg := "normal", ctx, &normal
 		switch {
 		case i%50 == 7 && i/50 < silent:
-			ch, kind = agitest.Channel{Silent: true}, "silent"
+			ch, kind, runCtx, wg = agitest.Channel{Silent: true}, "silent", silentCtx, &others
 		case i%50 == 23 && i/50 < hangup:
-			ch.HangupAt, ch.HangupHow, kind = 2, agitest.HangupClose, "hangup"
+			ch.HangupAt, ch.HangupHow, kind, wg = 2, agitest.HangupClose, "hangup", &others
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			tr, err := ch.Run(ctx, addr)
+			tr, err := ch.Run(runCtx, addr)
 			if kind != "normal" {
 				return
 			}
-			if d := time.Since(t0); int64(d) > slowest.Load() {
-				slowest.Store(int64(d))
+			for d := int64(time.Since(t0)); ; {
+				cur := slowest.Load()
+				if d <= cur || slowest.CompareAndSwap(cur, d) {
+					break
+				}
 			}
 			if err != nil || tr.Set[VarResult] != "pass" || tr.Set[VarSPC] != "1234" {
 				bad.Add(1)
-				firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: err=%v set=%v", ch.UniqueID, err, tr))
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: err=%v transcript=%v", ch.UniqueID, err, tr))
 				return
 			}
 			ok.Add(1)
 		}()
 	}
-	wg.Wait()
+	normal.Wait()
+	// Every normal session finished while the silent ones still held
+	// their connections.
+	if got := srv.Stats().Active; got < silent {
+		t.Errorf("only %d sessions active once the normal ones ended; the silent ones were dropped early", got)
+	}
+	releaseSilent()
+	others.Wait()
 	if bad.Load() > 0 {
 		t.Fatalf("%d sessions failed; first: %v", bad.Load(), firstErr.Load())
 	}
@@ -718,10 +737,6 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Fatalf("%d sessions completed, want %d", ok.Load(), want)
 	}
 	t.Logf("%d sessions in %v; slowest normal session %v", total, time.Since(begin), time.Duration(slowest.Load()))
-	// Normal sessions never wait for the silent ones' 2 s deadline.
-	if time.Duration(slowest.Load()) > 1500*time.Millisecond {
-		t.Errorf("a normal session took %v", time.Duration(slowest.Load()))
-	}
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {
