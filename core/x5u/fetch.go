@@ -115,6 +115,11 @@ func (f *fetcher) fetch(ctx context.Context, raw string, u *url.URL, lab bool) (
 	// One byte more than allowed tells an oversized body from one that is
 	// exactly at the cap, without reading any further.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBody+1))
+	if err == nil && ctx.Err() != nil {
+		// A response that races the deadline is not trusted to be whole:
+		// the peer may have given up at the same instant we did.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, transportErr(ctx, "read body", err)
 	}
