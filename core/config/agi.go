@@ -9,7 +9,9 @@ import (
 
 // AGI is the [agi] section: the FastAGI server that Asterisk dialplans call
 // with AGI(agi://host:4573/sign) and AGI(agi://host:4573/verify). Zero
-// fields take the defaults of WithDefaults.
+// fields take the defaults of WithDefaults. What the scripts judge by
+// (require_identity, max_headers) is [verifier]'s, shared with every
+// surface.
 type AGI struct {
 	// Listen is the host:port the FastAGI server binds. Asterisk's default
 	// FastAGI port is 4573. Loopback by default: FastAGI has no
@@ -25,27 +27,18 @@ type AGI struct {
 	MaxSessions int `toml:"max_sessions"`
 	// System names this Asterisk in the outcome store, as [ami] system
 	// does; both surfaces must use the same name for their records of one
-	// call to merge. Empty means the host name.
+	// call to merge. Empty means [ami] system, else the host name.
 	System string `toml:"system"`
-	// RequireIdentity makes a call without any SHAKEN Identity header a
-	// verification failure (428) rather than "none". A per-call
-	// require=yes|no argument overrides it.
-	RequireIdentity bool `toml:"require_identity"`
-	// MaxIdentityHeaders is how many Identity headers a verify session reads
-	// from the channel; one more is read so that the verifier can reject a
-	// request that carries too many.
-	MaxIdentityHeaders int `toml:"max_identity_headers"`
 	// ShutdownGrace is how long SIGTERM waits for running sessions.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 }
 
 // AGI defaults.
 const (
-	DefaultAGIListen             = "127.0.0.1:4573"
-	DefaultAGISessionTimeout     = 10 * time.Second
-	DefaultAGIMaxSessions        = 1024
-	DefaultAGIMaxIdentityHeaders = 5
-	DefaultAGIShutdownGrace      = 15 * time.Second
+	DefaultAGIListen         = "127.0.0.1:4573"
+	DefaultAGISessionTimeout = 10 * time.Second
+	DefaultAGIMaxSessions    = 1024
+	DefaultAGIShutdownGrace  = 15 * time.Second
 )
 
 // WithDefaults returns a copy with every zero field set to its default.
@@ -58,9 +51,6 @@ func (a AGI) WithDefaults() AGI {
 	}
 	if a.MaxSessions == 0 {
 		a.MaxSessions = DefaultAGIMaxSessions
-	}
-	if a.MaxIdentityHeaders == 0 {
-		a.MaxIdentityHeaders = DefaultAGIMaxIdentityHeaders
 	}
 	if a.ShutdownGrace.Duration == 0 {
 		a.ShutdownGrace.Duration = DefaultAGIShutdownGrace
@@ -81,9 +71,6 @@ func (a AGI) Validate() error {
 	}
 	if a.MaxSessions < 0 {
 		errs = append(errs, errors.New("agi.max_sessions: negative"))
-	}
-	if a.MaxIdentityHeaders < 0 || a.MaxIdentityHeaders > 32 {
-		errs = append(errs, fmt.Errorf("agi.max_identity_headers %d: want 1..32", a.MaxIdentityHeaders))
 	}
 	return errors.Join(errs...)
 }
