@@ -90,6 +90,7 @@ var (
 	ErrLineTooLong = errors.New("ami: line too long")
 	ErrTooManyHdrs = errors.New("ami: too many headers")
 	ErrBanner      = errors.New("ami: not an Asterisk Call Manager banner")
+	errTruncated   = errors.New("ami: truncated message")
 )
 
 // readLine reads one line without its CR LF (a bare LF is accepted too).
@@ -139,7 +140,7 @@ func ReadMessage(r *bufio.Reader) (Message, error) {
 		line, err := readLine(r)
 		if err != nil {
 			if errors.Is(err, io.EOF) && len(m) > 0 {
-				return m, fmt.Errorf("ami: truncated message: %w", err)
+				return nil, fmt.Errorf("%w: %w", errTruncated, err)
 			}
 			return nil, err
 		}
