@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/stirgate/stirgate/agi"
+	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/core/config"
+)
+
+func init() {
+	register("agi", "run the FastAGI server for Asterisk dialplans (agi://host:4573/sign, /verify)", runAGI)
+}
+
+// runAGI runs the FastAGI server until SIGINT/SIGTERM (ctx), then drains
+// sessions for [agi] shutdown_grace. SIGHUP reloads the config: a new
+// signer and verifier replace the old ones for new sessions; on any error
+// the old ones stay.
+func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (default: embedded lab config in ./.stirgate)")
+	listen := fs.String("listen", "", "listen address, overriding [agi] listen")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "stirgate agi: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	log := newLogger(stderr, cfg.Log).With("surface", "agi")
+	svc, closeSvc, err := agiService(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { closeSvc() }()
+
+	ac := cfg.AGI.WithDefaults()
+	if *listen != "" {
+		ac.Listen = *listen
+	}
+	system := ac.System
+	if system == "" {
+		system = cfg.AMI.System
+	}
+	if system == "" {
+		system, _ = os.Hostname()
+	}
+
+	// The outcome store runs on its own context: it must outlive the
+	// sessions' drain so that their last outcomes are written.
+	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	rec, recDone, err := agiRecorder(recCtx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+
+	srv := agi.NewServer(agi.Options{
+		Service:            svc,
+		Recorder:           rec,
+		Logger:             log,
+		System:             system,
+		SessionTimeout:     ac.SessionTimeout.Duration,
+		MaxSessions:        ac.MaxSessions,
+		RequireIdentity:    cfg.Verifier.RequireIdentity,
+		MaxIdentityHeaders: cfg.Verifier.MaxHeaders,
+	})
+	ln, err := net.Listen("tcp", ac.Listen)
+	if err != nil {
+		stopRec()
+		<-recDone
+		return fail(err)
+	}
+	log.Info("agi listening", "addr", ln.Addr().String(), "system", system, "config", cfg.Hash,
+		"session_timeout", ac.SessionTimeout.Duration, "max_sessions", ac.MaxSessions)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	code := exitOK
+loop:
+	for {
+		select {
+		case <-hup:
+			next, err := loadConfig(*cfgPath)
+			if err == nil {
+				var closeNext func()
+				var nextSvc agi.Service
+				if nextSvc, closeNext, err = agiService(next, log); err == nil {
+					srv.SetService(nextSvc)
+					// Sessions that started before the swap keep the old
+					// verifier until their deadline.
+					old := closeSvc
+					time.AfterFunc(ac.SessionTimeout.Duration, old)
+					closeSvc = closeNext
+					if next.AGI.WithDefaults() != cfg.AGI.WithDefaults() {
+						log.Warn("agi: [agi] changes take effect at restart")
+					}
+					log.Info("config reloaded", "config", next.Hash)
+					continue
+				}
+			}
+			log.Error("config reload failed; keeping the running config", "err", err, "config", cfg.Hash)
+		case err := <-served:
+			log.Error("agi server stopped", "err", err)
+			code = exitFail
+			break loop
+		case <-ctx.Done():
+			log.Info("agi shutting down", "grace", ac.ShutdownGrace.Duration, "active", srv.Stats().Active)
+			sctx, cancel := context.WithTimeout(context.Background(), ac.ShutdownGrace.Duration)
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("agi sessions aborted at the end of the grace period", "err", err)
+			}
+			cancel()
+			<-served
+			break loop
+		}
+	}
+	stopRec()
+	<-recDone
+	s := srv.Stats()
+	log.Info("agi stopped", "accepted", s.Accepted, "rejected", s.Rejected, "failed", s.Failed,
+		"recorded", s.Recorded, "record_errors", s.RecordErr)
+	return code
+}
+
+// agiService builds the signer and verifier the config has; a node may do
+// only one of the two, but not neither.
+func agiService(cfg *config.Config, log *slog.Logger) (agi.Service, func(), error) {
+	if err := cfg.PrepareLab(time.Now(), log); err != nil {
+		return nil, nil, err
+	}
+	var c agi.Core
+	var errs []error
+	if cfg.Signer.Enabled() {
+		s, err := cfg.NewSigner(nil, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Signer = s
+	} else {
+		errs = append(errs, errors.New("no [signer]"))
+	}
+	if len(cfg.Verifier.Trust) > 0 {
+		v, err := cfg.NewVerifier(nil, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Verifier = v
+	} else {
+		errs = append(errs, errors.New("no [verifier] trust"))
+	}
+	if c.Signer == nil && c.Verifier == nil {
+		return nil, nil, fmt.Errorf("nothing to serve: %w", errors.Join(errs...))
+	}
+	if c.Signer == nil {
+		log.Warn("agi: sign sessions will report internal_error", "why", "no [signer] configured")
+	}
+	if c.Verifier == nil {
+		log.Warn("agi: verify sessions will report internal_error", "why", "no [verifier] trust configured")
+	}
+	closeFn := func() {
+		if c.Verifier != nil {
+			_ = c.Verifier.Close()
+		}
+	}
+	return c, closeFn, nil
+}
+
+// agiRecorder opens [store] behind a Writer, so that a slow or unreachable
+// database never delays a session: outcomes queue, spill to a file and are
+// replayed. done closes once the writer has drained after ctx ends.
+func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Recorder, <-chan struct{}, error) {
+	sc := cfg.Store.WithDefaults()
+	st, err := store.Open(ctx, store.Options{
+		Driver:    sc.Driver,
+		Path:      cfg.Resolve(sc.Path),
+		DSN:       sc.DSN.Reveal(),
+		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	w := store.NewWriter(st, store.WriterOptions{SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.Run(ctx)
+		_ = st.Close()
+	}()
+	return w, done, nil
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/agi/agitest"
+	"github.com/stirgate/stirgate/ami/store"
+)
+
+type agiLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *agiLogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *agiLogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func agiFreePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestAGICommand runs `stirgate agi` on a lab config: a sign session over
+// FastAGI, a SIGHUP reload, a graceful stop, and the outcome in the store.
+func TestAGICommand(t *testing.T) {
+	dir := t.TempDir()
+	addr := agiFreePort(t)
+	cfg := filepath.Join(dir, "stirgate.toml")
+	conf := `[lab]
+dir = "lab"
+
+[agi]
+listen = "` + addr + `"
+session_timeout = "2s"
+shutdown_grace = "2s"
+system = "pbx-test"
+
+[store]
+path = "outcomes.db"
+spill_path = "spill.jsonl"
+`
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr agiLogBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- runAGI(ctx, []string{"--config", cfg}, &stdout, &stderr) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "agi listening") {
+		select {
+		case code := <-exit:
+			t.Fatalf("exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	tr, err := agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.1", Args: []string{"attest=A"}}.Run(pctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Set["STIR_RESULT"] != "signed" || !strings.Contains(tr.Set["STIR_IDENTITY"], ";info=<https://") {
+		t.Fatalf("sign session set %v", tr.Set)
+	}
+
+	// SIGHUP reloads; the server keeps answering.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(stderr.String(), "config reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr, err = agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.2", Args: []string{"attest=B"}}.Run(pctx, addr)
+	if err != nil || tr.Set["STIR_RESULT"] != "signed" || tr.Set["STIR_ATTEST"] != "B" {
+		t.Fatalf("after reload: %v %v", err, tr.Set)
+	}
+
+	cancel()
+	select {
+	case code := <-exit:
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop")
+	}
+
+	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "outcomes.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	out, err := st.Query(context.Background(), store.Filter{System: "pbx-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 {
+		t.Fatalf("stored %d outcomes: %+v\n%s", len(out), out, stderr.String())
+	}
+	for _, o := range out {
+		if o.Kind != "sign" || o.Result != "signed" || o.Source != store.SourceAGI || o.Orig != "12155550121" {
+			t.Errorf("outcome %+v", o)
+		}
+	}
+}
+
+func TestAGICommandUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad flag", []string{"--nope"}, "flag provided but not defined"},
+		{"missing config", []string{"--config", "/nonexistent/stirgate.toml"}, "stirgate agi:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := runAGI(context.Background(), tt.args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q", code, errb.String())
+			}
+		})
+	}
+}
