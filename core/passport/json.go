@@ -56,11 +56,23 @@ var (
 
 type jparser struct {
 	b   []byte
+	s   string // b as one string: values are substrings of it, one allocation in all
 	pos int
+	// nodes is a chunk that values are carved from, so that a PASSporT's
+	// dozen values cost one allocation rather than twelve.
+	nodes []jvalue
+}
+
+func (p *jparser) node(k kind) *jvalue {
+	if len(p.nodes) == cap(p.nodes) {
+		p.nodes = make([]jvalue, 0, 10)
+	}
+	p.nodes = append(p.nodes, jvalue{kind: k})
+	return &p.nodes[len(p.nodes)-1]
 }
 
 func parseJSON(b []byte) (*jvalue, error) {
-	p := jparser{b: b}
+	p := jparser{b: b, s: string(b)}
 	p.ws()
 	v, err := p.value(0)
 	if err != nil {
@@ -101,13 +113,15 @@ func (p *jparser) value(depth int) (*jvalue, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &jvalue{kind: kString, str: s}, nil
+		v := p.node(kString)
+		v.str = s
+		return v, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case p.lit("true"), p.lit("false"):
-		return &jvalue{kind: kBool}, nil
+		return p.node(kBool), nil
 	case p.lit("null"):
-		return &jvalue{kind: kNull}, nil
+		return p.node(kNull), nil
 	}
 	return nil, errSyntax
 }
@@ -122,7 +136,9 @@ func (p *jparser) lit(s string) bool {
 
 func (p *jparser) object(depth int) (*jvalue, error) {
 	p.pos++ // {
-	v := &jvalue{kind: kObject}
+	v := p.node(kObject)
+	// PASSporT objects have at most a handful of members.
+	v.obj = make([]member, 0, 6)
 	p.ws()
 	if p.pos < len(p.b) && p.b[p.pos] == '}' {
 		p.pos++
@@ -171,7 +187,7 @@ func (p *jparser) object(depth int) (*jvalue, error) {
 
 func (p *jparser) array(depth int) (*jvalue, error) {
 	p.pos++ // [
-	v := &jvalue{kind: kArray}
+	v := p.node(kArray)
 	p.ws()
 	if p.pos < len(p.b) && p.b[p.pos] == ']' {
 		p.pos++
@@ -235,7 +251,9 @@ func (p *jparser) number() (*jvalue, error) {
 			return nil, errSyntax
 		}
 	}
-	return &jvalue{kind: kNumber, str: string(p.b[start:p.pos])}, nil
+	v := p.node(kNumber)
+	v.str = p.s[start:p.pos]
+	return v, nil
 }
 
 func (p *jparser) string() (string, error) {
@@ -245,7 +263,7 @@ func (p *jparser) string() (string, error) {
 	for p.pos < len(p.b) {
 		c := p.b[p.pos]
 		if c == '"' {
-			s := string(p.b[start:p.pos])
+			s := p.s[start:p.pos]
 			p.pos++
 			return s, nil
 		}
