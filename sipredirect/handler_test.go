@@ -68,7 +68,7 @@ func TestSign(t *testing.T) {
 			o.Profiles = []Profile{{Name: "sippy", Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, IdentityHeader: "X-Identity", DateHeader: "X-Date"}}
 		}, src: srcGateway, code: 302, identHdr: "X-Identity", dateHdr: "X-Date", attest: "C"},
 		{name: "sign mode", mode: Sign, src: srcCustomer, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A"},
-		{name: "fresh Date becomes iat", src: srcCustomer, extra: []string{"Date: " + core.FormatDate(fixedNow.Add(-10 * time.Second))}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A",
+		{name: "fresh Date becomes iat", src: srcCustomer, extra: []string{"Date: " + core.FormatDate(fixedNow.Add(-10*time.Second))}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A",
 			more: func(t *testing.T, r response) {
 				if got, want := r.get("Date"), core.FormatDate(fixedNow.Add(-10*time.Second)); got != want {
 					t.Errorf("Date %q, want %q", got, want)
@@ -204,7 +204,7 @@ func TestVerify(t *testing.T) {
 			return strings.ReplaceAll(s, "+12155550131@redirect", "+12155550199@redirect")
 		}, code: 438},
 		{name: "garbage identity strict", opts: func(o *Options) { o.Disposition = disposition.Options{Mode: disposition.Strict} }, extra: []string{"Identity: a.b;info=<https://x.example/a.pem>"}, code: 438},
-		{name: "stale strict", opts: func(o *Options) { o.Disposition = disposition.Options{Mode: disposition.Strict} }, extra: []string{ident, "Date: " + core.FormatDate(fixedNow.Add(-5 * time.Minute))}, code: 403},
+		{name: "stale strict", opts: func(o *Options) { o.Disposition = disposition.Options{Mode: disposition.Strict} }, extra: []string{ident, "Date: " + core.FormatDate(fixedNow.Add(-5*time.Minute))}, code: 403},
 		{name: "none on verify listener", mode: Verify, code: 302, verstat: "No-TN-Validation"},
 		{name: "none required strict", opts: func(o *Options) {
 			o.RequireIdentity = true

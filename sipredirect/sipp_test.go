@@ -1,0 +1,265 @@
+package sipredirect
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/core"
+)
+
+// These tests drive the redirect server with SIPp (Debian sip-tester) and
+// check what it returns with `stirgate verify` and secsipidx. A missing
+// peer fails the test: `make test` installs them.
+
+func requirePeer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed (make test-deps installs it): %v", name, err)
+	}
+	return p
+}
+
+// stirgateBin returns the CLI: STIRGATE_BIN (set by make) or a fresh build.
+func stirgateBin(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("STIRGATE_BIN"); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "stirgate")
+	cmd := exec.Command("go", "build", "-o", out, "../cmd/stirgate")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building stirgate: %v\n%s", err, b)
+	}
+	return out
+}
+
+func freePort(t testing.TB, network string) int {
+	t.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
+
+// sippRun runs one SIPp client and returns its <log> lines.
+type sippRun struct {
+	Scenario  string
+	Target    string // host:port
+	Transport string // "udp" or "tcp"
+	Keys      map[string]string
+	Args      []string // extra (rate, count)
+	Timeout   time.Duration
+}
+
+func (r sippRun) run(t testing.TB) (logs string, dir string) {
+	t.Helper()
+	sipp := requirePeer(t, "sipp")
+	dir = t.TempDir()
+	tr := "u1"
+	if r.Transport == "tcp" {
+		tr = "t1"
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 20 * time.Second
+	}
+	args := []string{
+		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t, r.Transport)), "-t", tr,
+		"-nostdin", "-timeout", strconv.Itoa(int(r.Timeout.Seconds())) + "s", "-timeout_error",
+		"-trace_logs", "-log_file", filepath.Join(dir, "logs.log"),
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"),
+	}
+	for k, v := range r.Keys {
+		args = append(args, "-key", k, v)
+	}
+	if len(r.Args) == 0 {
+		args = append(args, "-m", "1", "-l", "1")
+	}
+	args = append(args, r.Args...)
+	args = append(args, r.Target)
+	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout+15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sipp, args...)
+	cmd.Dir = dir
+	cmd.Args[2] = mustAbs(t, cmd.Args[2])
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	b, _ := os.ReadFile(filepath.Join(dir, "logs.log"))
+	if err != nil {
+		e, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+		t.Fatalf("sipp %s over %s failed: %v\n--- errors:\n%s\n--- logs:\n%s\n--- output (tail):\n%s", r.Scenario, r.Transport, err, e, b, tail(out.String(), 3000))
+	}
+	return string(b), dir
+}
+
+func mustAbs(t testing.TB, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// logValue returns the value of the first "<key> value" log line.
+func logValue(t testing.TB, logs, key string) string {
+	t.Helper()
+	for _, ln := range strings.Split(logs, "\n") {
+		ln = strings.TrimSpace(ln)
+		if ln == key {
+			return ""
+		}
+		if v, ok := strings.CutPrefix(ln, key+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s line in SIPp logs:\n%s", key, logs)
+	return ""
+}
+
+// sippServer runs a redirect server on loopback for SIPp: auto mode on
+// UDP and TCP, and a verify-only UDP port.
+func sippServer(t *testing.T, l *testLab) (auto, autoTCP, verify string) {
+	t.Helper()
+	h, err := NewHandler(Options{Signer: l.signer, Verifier: l.verifier, AttestationIndicator: true, OriginationID: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{Handler: h, Listeners: []Listener{
+		{"udp", "127.0.0.1:0", Auto}, {"tcp", "127.0.0.1:0", Auto}, {"udp", "127.0.0.1:0", Verify},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	a := s.Addrs()
+	// Addrs lists UDP sockets first, then TCP, each in listener order.
+	return strings.TrimPrefix(a[0], "udp:"), strings.TrimPrefix(a[2], "tcp:"), strings.TrimPrefix(a[1], "udp:")
+}
+
+func TestSIPpSign(t *testing.T) {
+	requirePeer(t, "secsipidx")
+	l := newTestLab(t, time.Now)
+	labDir := t.TempDir()
+	if err := l.lab.WriteDir(labDir); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(l.lab.Leaf.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(labDir, "sp-pub.pem")
+	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := stirgateBin(t)
+	udp, tcp, _ := sippServer(t, l)
+	tests := []struct {
+		scenario, transport, target string
+	}{
+		{"sign.xml", "udp", udp},
+		{"sign.xml", "tcp", tcp},
+		{"sign_x.xml", "udp", udp},
+		{"sign_x.xml", "tcp", tcp},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario+"/"+tc.transport, func(t *testing.T) {
+			logs, dir := sippRun{Scenario: tc.scenario, Target: tc.target, Transport: tc.transport}.run(t)
+			ident := logValue(t, logs, "IDENTITY")
+
+			// stirgate verify, with the lab chain preloaded for the x5u.
+			cmd := exec.Command(bin, "verify", "--trust", filepath.Join(labDir, "root.pem"),
+				"--preload", testX5U+"="+filepath.Join(labDir, "sp-chain.pem"), "--offline",
+				"--identity", ident,
+				"--from", "<sip:+12155550121@127.0.0.1;user=phone>",
+				"--to", "<sip:+12155550131@127.0.0.1;user=phone>")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("stirgate verify: %v\n%s", err, out)
+			}
+			var res struct{ Result, Attest string }
+			if err := json.Unmarshal(out, &res); err != nil || res.Result != "pass" || res.Attest != "C" {
+				t.Fatalf("stirgate verify printed %s (%v)", out, err)
+			}
+
+			// secsipidx checks the signature with the leaf's public key.
+			idFile := filepath.Join(dir, "identity.txt")
+			if err := os.WriteFile(idFile, []byte(ident), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sx := exec.Command("secsipidx", "-check", "-fidentity", idFile, "-fpubkey", pubFile)
+			if b, err := sx.CombinedOutput(); err != nil {
+				t.Fatalf("secsipidx -check: %v\n%s", err, b)
+			}
+		})
+	}
+}
+
+func TestSIPpVerify(t *testing.T) {
+	l := newTestLab(t, time.Now)
+	udp, tcp, verifyOnly := sippServer(t, l)
+	sign := func(dest string) string {
+		r, err := l.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{dest}, Attest: "A"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Identity
+	}
+	tests := []struct {
+		name, transport, target, identity, verstat, reason string
+	}{
+		{"pass", "udp", udp, sign("12155550131"), "TN-Validation-Passed", ""},
+		{"pass tcp", "tcp", tcp, sign("12155550131"), "TN-Validation-Passed", ""},
+		{"fail", "udp", udp, sign("12155550199"), "TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`},
+		{"none", "udp", verifyOnly, "", "No-TN-Validation", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logs, _ := sippRun{Scenario: "verify.xml", Target: tc.target, Transport: tc.transport, Keys: map[string]string{"identity": tc.identity}}.run(t)
+			want := ";verstat=" + tc.verstat + "@"
+			for _, k := range []string{"FROM", "PAI", "CONTACT"} {
+				if v := logValue(t, logs, k); !strings.Contains(v, want) {
+					t.Errorf("%s %q lacks %q", k, v, want)
+				}
+			}
+			if got := logValue(t, logs, "REASON"); got != tc.reason {
+				t.Errorf("Reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}
