@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"strings"
 	"testing"
@@ -389,6 +391,32 @@ func BenchmarkParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(tok); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestDERToRaw(t *testing.T) {
+	k := testKey(t)
+	for i := 0; i < 200; i++ { // short r or s (leading zero bytes) turn up about 1 in 128
+		d := sha256.Sum256([]byte{byte(i)})
+		der, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw [64]byte
+		if !derToRaw(der, &raw) {
+			t.Fatalf("derToRaw refused %x", der)
+		}
+		r := new(big.Int).SetBytes(raw[:32])
+		s := new(big.Int).SetBytes(raw[32:])
+		if !ecdsa.Verify(&k.PublicKey, d[:], r, s) {
+			t.Fatalf("converted signature does not verify: %x", der)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0x30, 0}, {0x31, 6, 2, 1, 1, 2, 1, 1}, {0x30, 6, 2, 1, 1, 2, 1}, {0x30, 7, 2, 1, 1, 2, 1, 1, 0}} {
+		var raw [64]byte
+		if derToRaw(bad, &raw) {
+			t.Fatalf("derToRaw accepted %x", bad)
 		}
 	}
 }
