@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stirgate/stirgate/ami"
+	"github.com/stirgate/stirgate/ami/store"
+)
+
+func init() {
+	register("ami", "run the AMI listener that records Asterisk's STIR/SHAKEN outcomes", runAMI)
+}
+
+// runAMI connects to Asterisk's AMI ([ami]) and records outcomes into
+// [store] until SIGINT/SIGTERM (ctx). The listener stops first; the writer
+// then drains its queue, so nothing already read is lost on shutdown.
+func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ami", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (default: embedded lab config)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "stirgate ami: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	log := newLogger(stderr, cfg.Log).With("surface", "ami")
+	ac := cfg.AMI.WithDefaults()
+	sc := cfg.Store.WithDefaults()
+	system := ac.System
+	if system == "" {
+		system, _ = os.Hostname()
+	}
+	retention := time.Duration(sc.RetentionDays) * 24 * time.Hour
+
+	st, err := store.Open(ctx, store.Options{
+		Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(), Retention: retention, Logger: log,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("store: %w", err))
+	}
+	defer st.Close()
+	w := store.NewWriter(st, store.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
+	l := ami.New(ami.Options{
+		Address: ac.Address, Username: ac.Username, Secret: ac.Secret.Reveal(), System: system,
+		PingInterval: ac.PingInterval.Duration, Recorder: w, Logger: log,
+	})
+	log.Info("ami listener starting", "addr", ac.Address, "system", system, "store", sc)
+
+	// The writer outlives the listener: it gets its own context, cancelled
+	// only after the listener has returned.
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.Run(wctx) }()
+	if retention > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); retain(ctx, st, retention, log) }()
+	}
+	runErr := l.Run(ctx)
+	stopWriter()
+	wg.Wait()
+	s, ws := l.Stats(), w.Stats()
+	log.Info("ami listener stopped", "logins", s.Logins, "events", s.Events, "outcomes", s.Outcomes,
+		"gaps", s.Gaps, "written", ws.Written, "spilled", ws.Spilled, "dropped", ws.Dropped)
+	if runErr != nil {
+		return fail(runErr)
+	}
+	return exitOK
+}
+
+// retain prunes the store hourly, so retention holds for a listener that
+// runs for months.
+func retain(ctx context.Context, st store.Store, keep time.Duration, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := store.Retain(ctx, st, keep, nil)
+			if err != nil {
+				log.Warn("retention", "err", err)
+			} else if n > 0 {
+				log.Info("retention pruned", "n", n)
+			}
+		}
+	}
+}
