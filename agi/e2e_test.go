@@ -135,6 +135,14 @@ func stirgateBin(t *testing.T) string {
 	return binPath
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
