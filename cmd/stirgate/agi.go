@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -200,7 +201,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (sto
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := store.NewWriter(st, store.WriterOptions{SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
+	w := store.NewWriter(st, store.WriterOptions{SpillPath: agiSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -208,4 +209,14 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (sto
 		_ = st.Close()
 	}()
 	return w, done, nil
+}
+
+// agiSpillPath gives the FastAGI server a spill file of its own beside
+// [store] spill_path: `stirgate ami` on the same host spills to that path,
+// and two writers must never replay and truncate each other's backlog.
+func agiSpillPath(p string) string {
+	if base, ok := strings.CutSuffix(p, ".jsonl"); ok {
+		return base + ".agi.jsonl"
+	}
+	return p + ".agi"
 }
