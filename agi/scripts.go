@@ -111,7 +111,7 @@ func linkedID(ctx context.Context, sess *Session, o options) (string, error) {
 func (s *Server) sign(ctx context.Context, sess *Session, svc Service) (*store.Outcome, error) {
 	env := sess.Env
 	out := &store.Outcome{
-		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: "sign", Direction: "outbound",
+		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindSign, Direction: "outbound",
 	}
 	o, optErr := parseOptions(env)
 	lid, err := linkedID(ctx, sess, o)
@@ -235,7 +235,7 @@ const fullVariableCut = 4095
 func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store.Outcome, error) {
 	env := sess.Env
 	out := &store.Outcome{
-		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: "verify", Direction: "inbound",
+		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindVerify, Direction: "inbound",
 	}
 	o, optErr := parseOptions(env)
 	lid, err := linkedID(ctx, sess, o)
