@@ -328,7 +328,10 @@ func (w *Writer) replay(ctx context.Context) {
 		w.log.Warn("spill replay failed; will retry", "replayed", n, "err", err)
 		return
 	}
-	if err := os.Remove(aside); err != nil {
+	// Another process sharing the spill path (stirgate agi and ami may) can
+	// have replayed and removed it first: the rows are in, which is all
+	// that matters.
+	if err := os.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.log.Error("spill replay", "err", err)
 		return
 	}
@@ -344,6 +347,9 @@ func (w *Writer) replay(ctx context.Context) {
 
 func (w *Writer) replayFile(ctx context.Context, path string) (int, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // replayed by another process meanwhile
+	}
 	if err != nil {
 		return 0, err
 	}
