@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stirgate/stirgate/core"
+)
+
+// Metrics are the Prometheus metrics of `stirgate serve`, on a registry of
+// their own (never the global one, so that tests and embedders get exactly
+// these series). Safe for concurrent use; a nil *Metrics records nothing.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	signDur   *prometheus.HistogramVec
+	verifyDur *prometheus.HistogramVec
+	fetchDur  *prometheus.HistogramVec
+	dropped   *prometheus.CounterVec
+	reloads   *prometheus.CounterVec
+	source    atomic.Pointer[Source]
+	now       func() time.Time
+}
+
+// Source is the current signer and verifier, read at scrape time for the
+// x5u cache counters and certificate expiry. A reload replaces it.
+type Source struct {
+	Signer   *core.Signer
+	Verifier *core.Verifier
+}
+
+// Latency buckets from 0.1 ms to 2.5 s: signing is tens of microseconds,
+// a cold verification waits for an x5u fetch bounded at 2 s.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// NewMetrics builds the metrics on a fresh registry. now is the clock for
+// certificate expiry (nil: time.Now).
+func NewMetrics(now func() time.Time) *Metrics {
+	if now == nil {
+		now = time.Now
+	}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: now}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stirgate", Name: "requests_total",
+		Help: "Signing and verification requests by surface (http, sip), operation, result and stable error name.",
+	}, []string{"surface", "op", "result", "error"})
+	m.signDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "stirgate", Name: "sign_duration_seconds",
+		Help: "Time to sign one call.", Buckets: latencyBuckets,
+	}, []string{"surface"})
+	m.verifyDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "stirgate", Name: "verify_duration_seconds",
+		Help: "Time to verify one call, x5u fetch included.", Buckets: latencyBuckets,
+	}, []string{"surface"})
+	m.fetchDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "stirgate", Subsystem: "x5u", Name: "fetch_duration_seconds",
+		Help: "Time of each x5u network fetch, by result (ok, error).", Buckets: latencyBuckets,
+	}, []string{"result"})
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stirgate", Name: "dropped_total",
+		Help: "Messages refused before any signing or verification (malformed, overload, oversized...).",
+	}, []string{"surface", "reason"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stirgate", Name: "reloads_total",
+		Help: "Configuration reloads (SIGHUP) by result (ok, error).",
+	}, []string{"result"})
+	m.reg.MustRegister(m.requests, m.signDur, m.verifyDur, m.fetchDur, m.dropped, m.reloads, sourceCollector{m})
+	return m
+}
+
+// Registry returns the registry, for tests and for embedding more series.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// SetSource makes s the signer and verifier reported at scrape time.
+func (m *Metrics) SetSource(s Source) {
+	if m != nil {
+		m.source.Store(&s)
+	}
+}
+
+// Observe records one signing or verification. op is "sign" or "verify";
+// outcome is signed, unsigned, pass, fail, none, error...; errName is the
+// stable error name or "".
+func (m *Metrics) Observe(surface, op string, d time.Duration, outcome, errName string) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(surface, op, outcome, errName).Inc()
+	switch op {
+	case "sign":
+		m.signDur.WithLabelValues(surface).Observe(d.Seconds())
+	case "verify":
+		m.verifyDur.WithLabelValues(surface).Observe(d.Seconds())
+	}
+}
+
+// ObserveFetch has the signature of x5u Options.Observe.
+func (m *Metrics) ObserveFetch(_ string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	r := "ok"
+	if err != nil {
+		r = "error"
+	}
+	m.fetchDur.WithLabelValues(r).Observe(d.Seconds())
+}
+
+// Dropped counts a message refused before the core saw it.
+func (m *Metrics) Dropped(surface, reason string) {
+	if m != nil {
+		m.dropped.WithLabelValues(surface, reason).Inc()
+	}
+}
+
+// Reloaded counts a reload attempt.
+func (m *Metrics) Reloaded(ok bool) {
+	if m == nil {
+		return
+	}
+	r := "ok"
+	if !ok {
+		r = "error"
+	}
+	m.reloads.WithLabelValues(r).Inc()
+}
+
+// sourceCollector reads the current verifier's cache counters and the
+// signing certificate's expiry at scrape time.
+type sourceCollector struct{ m *Metrics }
+
+var (
+	descCache = prometheus.NewDesc("stirgate_x5u_cache_total",
+		"x5u cache events since the verifier was built (it is rebuilt on reload): hit, miss, fetch, fetch_error, negative_hit, stale_served, forbidden, disk_load, eviction.",
+		[]string{"event"}, nil)
+	descEntries = prometheus.NewDesc("stirgate_x5u_cache_entries", "Entries in the x5u cache.", nil, nil)
+	descExpiry  = prometheus.NewDesc("stirgate_signing_cert_expiry_days",
+		"Days until each certificate of the signing chain expires (negative once expired).",
+		[]string{"spc", "subject", "x5u"}, nil)
+)
+
+func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCache
+	ch <- descEntries
+	ch <- descExpiry
+}
+
+func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.source.Load()
+	if s == nil {
+		return
+	}
+	if s.Verifier != nil {
+		st := s.Verifier.CacheStats()
+		for _, e := range []struct {
+			name string
+			v    uint64
+		}{
+			{"hit", st.Hits}, {"miss", st.Misses}, {"fetch", st.Fetches}, {"fetch_error", st.FetchErrors},
+			{"negative_hit", st.NegativeHits}, {"stale_served", st.StaleServed}, {"forbidden", st.Forbidden},
+			{"disk_load", st.DiskLoads}, {"eviction", st.Evictions},
+		} {
+			ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(e.v), e.name)
+		}
+		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(st.Entries))
+	}
+	if s.Signer != nil {
+		cred := s.Signer.Credential()
+		now := c.m.now()
+		for _, crt := range cred.Chain {
+			days := crt.NotAfter.Sub(now).Hours() / 24
+			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, math.Round(days*100)/100,
+				cred.SPC, crt.Subject.String(), s.Signer.X5U())
+		}
+	}
+}
