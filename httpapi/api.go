@@ -49,7 +49,7 @@ type Options struct {
 	Ready func() error
 	// Mount adds handlers at other paths ("/outcomes", "/dashboard"), each
 	// serving its path and everything below it.
-	Mount map[string]http.Handler
+	Mount  map[string]http.Handler
 	Logger *slog.Logger
 }
 
