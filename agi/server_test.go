@@ -749,3 +749,13 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	waitGoroutines(t, base)
 }
+
+// TestCoreHalves: a node that only verifies answers sign sessions with an
+// internal error (and the reverse), never silence.
+func TestCoreHalves(t *testing.T) {
+	_, addr := start(t, Options{Service: Core{}})
+	tr := play(t, addr, agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550131"})
+	checkVars(t, tr, map[string]string{VarResult: Errored, VarError: "internal_error"})
+	tr = play(t, addr, agitest.Channel{Script: "verify"})
+	checkVars(t, tr, map[string]string{VarResult: "none", VarError: "internal_error", VarSIPCode: "500"})
+}
