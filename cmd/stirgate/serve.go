@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,22 +10,52 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/httpapi"
+	"github.com/stirgate/stirgate/sipredirect"
 )
 
 func init() {
-	register("serve", "run the services (default: the lab certificate endpoint on the embedded config)", runServe)
+	register("serve", "run the services: HTTP API, x5u certificates, metrics, SIP redirect (default: lab config)", runServe)
 }
+
+// defaultSIPListen is where `make run` (no --config) answers SIP.
+const defaultSIPListen = "127.0.0.1:5060"
+
+// generation is everything one configuration builds. A reload builds a new
+// one and swaps it in; the old verifier is closed once requests that may
+// still hold it are done.
+type generation struct {
+	cfg      *config.Config
+	signer   *core.Signer
+	verifier *core.Verifier
+	api      *httpapi.API
+	sip      *sipredirect.Handler
+}
+
+func (g *generation) close() {
+	if g != nil && g.verifier != nil {
+		_ = g.verifier.Close()
+	}
+}
+
+// mounts are extra HTTP handlers other surfaces register (outcome pages).
+var mounts = map[string]func(*config.Config, *slog.Logger) (http.Handler, error){}
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: embedded lab config in ./.stirgate)")
+	demoFlag := fs.Bool("demo", false, "sign and verify a sample call at start (always on without --config)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -35,79 +64,327 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
 	}
+	lab := *cfgPath == ""
+	if lab {
+		cfg.SIP.Listen = []config.SIPListen{{Address: defaultSIPListen}}
+	}
 	log := newLogger(stderr, cfg.Log)
-	if err := cfg.PrepareLab(time.Now(), log); err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-		return exitUsage
-	}
-	signer, err := cfg.NewSigner(nil, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-		return exitUsage
-	}
-	verifier, err := cfg.NewVerifier(nil, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-		return exitUsage
-	}
-	defer verifier.Close()
-
-	if cfg.Lab.Dir == "" {
-		fmt.Fprintln(stderr, "stirgate serve: only the lab certificate endpoint exists yet; set [lab] dir")
-		return exitUsage
-	}
-	lab := cfg.Lab.WithDefaults()
-	ln, err := net.Listen("tcp", lab.Listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-		return exitUsage
-	}
-	dir := cfg.Resolve(lab.Dir)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, config.LabTLSCert), filepath.Join(dir, config.LabTLSKey))
-	if err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-		return exitUsage
-	}
-	srv := &http.Server{
-		Handler:           certHandler(signer),
-		ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	log.Info("certificate endpoint listening", "url", signer.X5U())
-
-	demo(ctx, signer, verifier, stdout)
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
-			return exitFail
+	metrics := httpapi.NewMetrics(nil)
+	var draining atomic.Bool
+	ready := func(g *generation) func() error {
+		return func() error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			if g.signer == nil && g.verifier == nil {
+				return errors.New("neither signer nor verifier configured")
+			}
+			if g.signer != nil && time.Now().After(g.signer.Credential().NotAfter) {
+				return errors.New("signing certificate expired")
+			}
+			return nil
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	gen, err := build(cfg, log, metrics, ready)
+	if err != nil {
+		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
+		return exitUsage
+	}
+	var current atomic.Pointer[generation]
+	current.Store(gen)
+	defer func() { current.Load().close() }()
+
+	// HTTP: the API, certificates, metrics and health.
+	hcfg := cfg.HTTP.WithDefaults()
+	sw := httpapi.NewSwitch(gen.api)
+	var hsrv *http.Server
+	herr := make(chan error, 1)
+	if addr, tlsConf, err := httpListen(cfg); err != nil {
+		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
+		return exitUsage
+	} else if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "stirgate serve: http: %v\n", err)
+			return exitUsage
+		}
+		hsrv = &http.Server{
+			Handler:           sw,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			TLSConfig:         tlsConf,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if tlsConf != nil {
+				herr <- hsrv.ServeTLS(ln, "", "")
+			} else {
+				herr <- hsrv.Serve(ln)
+			}
+		}()
+		scheme := "http"
+		if tlsConf != nil {
+			scheme = "https"
+		}
+		log.Info("http listening", "url", scheme+"://"+ln.Addr().String(), "certs", gen.api.CertPath())
+	}
+
+	// SIP redirect.
+	var ssrv *sipredirect.Server
+	serr := make(chan error, 1)
+	if cfg.SIP.Enabled() {
+		sc := cfg.SIP.WithDefaults()
+		var ls []sipredirect.Listener
+		for _, l := range sc.Listen {
+			for _, n := range []string{"udp", "tcp"} {
+				if l.Transport == n || l.Transport == "both" {
+					ls = append(ls, sipredirect.Listener{Network: n, Address: l.Address, Mode: sipredirect.Mode(l.Mode)})
+				}
+			}
+		}
+		ssrv, err = sipredirect.Listen(sipredirect.ServerOptions{
+			Listeners:   ls,
+			Handler:     gen.sip,
+			MaxInflight: sc.MaxInflight,
+			IdleTimeout: sc.IdleTimeout.Duration,
+			Dropped:     func(reason string) { metrics.Dropped("sip", reason) },
+			Logger:      log,
+		})
+		switch {
+		case err != nil && lab:
+			// The demo must still run when the default SIP port is taken.
+			log.Warn("sip redirect not started", "error", err)
+			ssrv = nil
+		case err != nil:
+			fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
+			return exitUsage
+		default:
+			go func() { serr <- ssrv.Serve(context.Background()) }()
+			log.Info("sip redirect listening", "addrs", ssrv.Addrs())
+		}
+	}
+	if hsrv == nil && ssrv == nil {
+		fmt.Fprintln(stderr, "stirgate serve: nothing to serve: set [http] listen, [lab] dir or [[sip.listen]]")
+		return exitUsage
+	}
+
+	if (lab || *demoFlag) && gen.signer != nil && gen.verifier != nil {
+		demo(ctx, gen.signer, gen.verifier, stdout)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	code := exitOK
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			if *cfgPath == "" {
+				log.Warn("reload ignored: no --config file")
+				continue
+			}
+			old := current.Load()
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready)
+			if err != nil {
+				metrics.Reloaded(false)
+				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
+				continue
+			}
+			current.Store(next)
+			sw.Store(next.api)
+			if ssrv != nil {
+				ssrv.SetHandler(next.sip)
+			}
+			metrics.SetSource(httpapi.Source{Signer: next.signer, Verifier: next.verifier})
+			metrics.Reloaded(true)
+			// Requests already running may still use the old verifier.
+			time.AfterFunc(30*time.Second, old.close)
+			log.Info("reloaded", "hash", next.cfg.Hash, "previous", old.cfg.Hash)
+		case err := <-herr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(stderr, "stirgate serve: http: %v\n", err)
+				code = exitFail
+			}
+			break loop
+		case err := <-serr:
+			if !errors.Is(err, sipredirect.ErrServerClosed) {
+				fmt.Fprintf(stderr, "stirgate serve: sip: %v\n", err)
+				code = exitFail
+			}
+			break loop
+		}
+	}
+
+	// Graceful stop: readiness fails first so balancers drain, then the
+	// listeners close and requests in flight finish within the grace.
+	draining.Store(true)
+	log.Info("stopping", "grace", hcfg.ShutdownGrace.Duration)
+	sctx, cancel := context.WithTimeout(context.Background(), hcfg.ShutdownGrace.Duration)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	if hsrv != nil {
+		_ = hsrv.Shutdown(sctx)
+	}
+	if ssrv != nil {
+		_ = ssrv.Shutdown(sctx)
+	}
 	log.Info("stopped")
-	return exitOK
+	return code
 }
 
-// certHandler publishes the signer's chain as its x5u target.
-func certHandler(s *core.Signer) http.Handler {
-	var body []byte
-	for _, c := range s.Credential().Chain {
-		body = append(body, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+// reload loads, validates and builds a new generation. Listener addresses
+// are fixed at start; a change is reported and needs a restart.
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error) (*generation, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /certs/sp.pem", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/pem-certificate-chain")
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		_, _ = w.Write(body)
+	g, err := build(cfg, log, m, ready)
+	if err != nil {
+		return nil, err
+	}
+	if fmt.Sprint(cfg.SIP.Listen) != fmt.Sprint(old.SIP.Listen) || cfg.HTTP.Listen != old.HTTP.Listen {
+		log.Warn("listen addresses changed; they take effect at the next restart")
+	}
+	return g, nil
+}
+
+// build makes one generation from cfg: lab, signer, verifier (with x5u
+// fetch metrics), HTTP API and SIP handler.
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error) (*generation, error) {
+	if err := cfg.PrepareLab(time.Now(), log); err != nil {
+		return nil, err
+	}
+	g := &generation{cfg: cfg}
+	if cfg.Signer.Enabled() {
+		s, err := cfg.NewSigner(nil, log)
+		if err != nil {
+			return nil, err
+		}
+		g.signer = s
+	}
+	if len(cfg.Verifier.Trust) > 0 {
+		vo, err := cfg.VerifierOptions(nil, log)
+		if err != nil {
+			return nil, err
+		}
+		vo.Fetch.Observe = m.ObserveFetch
+		if g.verifier, err = core.NewVerifier(vo); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no [verifier] trust anchors: verification is off")
+	}
+	if g.signer == nil {
+		log.Warn("no [signer]: signing is off")
+	}
+	hc := cfg.HTTP.WithDefaults()
+	mounted := map[string]http.Handler{}
+	for p, mk := range mounts {
+		h, err := mk(cfg, log)
+		if err != nil {
+			g.close()
+			return nil, fmt.Errorf("http %s: %w", p, err)
+		}
+		if h != nil {
+			mounted[p] = h
+		}
+	}
+	api, err := httpapi.New(httpapi.Options{
+		Signer:     g.signer,
+		Verifier:   g.verifier,
+		Metrics:    m,
+		MaxBody:    hc.MaxBody,
+		CertMaxAge: hc.CertMaxAge.Duration,
+		CertName:   hc.CertName,
+		Timeout:    hc.Timeout.Duration,
+		Ready:      ready(g),
+		Mount:      mounted,
+		Logger:     log,
 	})
-	return mux
+	if err != nil {
+		g.close()
+		return nil, err
+	}
+	g.api = api
+	so, err := sipOptions(cfg, g, m, log)
+	if err == nil {
+		g.sip, err = sipredirect.NewHandler(so)
+	}
+	if err != nil {
+		g.close()
+		return nil, err
+	}
+	m.SetSource(httpapi.Source{Signer: g.signer, Verifier: g.verifier})
+	return g, nil
+}
+
+// sipOptions converts [sip] (and the verifier's disposition) into the
+// redirect handler's options.
+func sipOptions(cfg *config.Config, g *generation, m *httpapi.Metrics, log *slog.Logger) (sipredirect.Options, error) {
+	sc := cfg.SIP.WithDefaults()
+	allow, err := config.ParsePrefixes(sc.Allow)
+	if err != nil {
+		return sipredirect.Options{}, fmt.Errorf("sip.allow: %w", err)
+	}
+	o := sipredirect.Options{
+		Signer:               g.signer,
+		Verifier:             g.verifier,
+		Disposition:          cfg.Disposition(),
+		RequireIdentity:      cfg.Verifier.RequireIdentity,
+		Allow:                allow,
+		Contact:              sc.Contact,
+		Unsigned:             sc.Unsigned,
+		Reason:               sc.Reason,
+		AttestationHeader:    sc.AttestationHeader,
+		AttestationIndicator: sc.AttestationIndicator,
+		OriginationID:        sc.OriginationID,
+		Timeout:              sc.Timeout.Duration,
+		Observe: func(op string, d time.Duration, outcome, errName string) {
+			m.Observe("sip", op, d, outcome, errName)
+		},
+		Logger: log,
+	}
+	for _, p := range sc.Profiles {
+		src, err := config.ParsePrefixes(p.Sources)
+		if err != nil {
+			return o, fmt.Errorf("sip.profile %s: %w", p.Name, err)
+		}
+		o.Profiles = append(o.Profiles, sipredirect.Profile{Name: p.Name, Sources: src, IdentityHeader: p.IdentityHeader, DateHeader: p.DateHeader})
+	}
+	if len(allow) == 0 && cfg.SIP.Enabled() {
+		log.Info("sip allow-list empty: answering loopback only")
+	}
+	return o, nil
+}
+
+// httpListen returns the HTTP address and TLS config: [http] listen with
+// its certificate, else the lab's endpoint with the lab certificate.
+func httpListen(cfg *config.Config) (string, *tls.Config, error) {
+	h := cfg.HTTP
+	addr := h.Listen
+	certFile, keyFile := cfg.Resolve(h.TLSCert), cfg.Resolve(h.TLSKey)
+	if addr == "" && cfg.Lab.Dir != "" {
+		l := cfg.Lab.WithDefaults()
+		addr = l.Listen
+		if certFile == "" {
+			dir := cfg.Resolve(l.Dir)
+			certFile, keyFile = filepath.Join(dir, config.LabTLSCert), filepath.Join(dir, config.LabTLSKey)
+		}
+	}
+	if addr == "" || certFile == "" {
+		return addr, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", nil, fmt.Errorf("http tls: %w", err)
+	}
+	return addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // demo signs a sample call and verifies it through the live x5u endpoint,
