@@ -1,0 +1,526 @@
+/*
+ * stirgate_test: drives every function of stirgate.h from C, including bad
+ * input and concurrent use, and is run under valgrind by `make test`
+ * (cshared/cshared.mk): every output is freed exactly once here, so any
+ * leak valgrind reports is the library's.
+ *
+ * usage: stirgate_test LABDIR          run the tests
+ *        stirgate_test LABDIR leak     the same, but leak one Identity
+ *                                      string on purpose (the .mk checks
+ *                                      that valgrind catches it)
+ *
+ * LABDIR holds a lab PKI: sp.key, sp-chain.pem, root.pem.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stirgate.h"
+
+#define X5U "https://127.0.0.1:8443/certs/sp.pem"
+#define FROM "\"Alice\" <sip:+12155550121;verstat=TN-Validation-Passed@pbx.example.net;user=phone>;tag=a1"
+#define PAI "<sip:+12155550121@pbx.example.net;user=phone>"
+#define TO "<sip:+12155550131@carrier.example.net;user=phone>"
+
+static int failures;
+static int checks;
+static const char *labdir;
+
+#define CHECK(cond, ...)                                              \
+	do {                                                              \
+		checks++;                                                     \
+		if(!(cond)) {                                                 \
+			failures++;                                               \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                             \
+			fputc('\n', stderr);                                      \
+		}                                                             \
+	} while(0)
+
+#define CHECK_RC(got, want)                                           \
+	do {                                                              \
+		int g_ = (got);                                               \
+		char m_[512];                                                 \
+		stirgate_errmsg(-1, m_, sizeof(m_));                          \
+		CHECK(g_ == (want), "rc %d, want %d (errmsg: %s)", g_, (want), m_); \
+	} while(0)
+
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s = malloc((size_t)n + 1);
+	if(s == NULL)
+		abort();
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/* config returns lab configuration text; extra goes into [verifier]. */
+static char *config(const char *verifier_extra)
+{
+	return xasprintf("[log]\nlevel = \"error\"\n"
+			"[signer]\nkey = \"%s/sp.key\"\ncert = \"%s/sp-chain.pem\"\nx5u = \"" X5U "\"\n"
+			"[policy]\ndefault = \"B\"\n"
+			"[[policy.customer]]\nname = \"pbx\"\nnumbers = [\"12155550121\"]\nsources = [\"127.0.0.1\"]\n"
+			"[verifier]\ntrust = [\"%s/root.pem\"]\n%s\n"
+			"[x5u]\noffline = true\nlab_hosts = [\"127.0.0.1:8443\"]\n"
+			"preload = { \"" X5U "\" = \"%s/sp-chain.pem\" }\n",
+			labdir, labdir, labdir, verifier_extra, labdir);
+}
+
+static int open_config(const char *verifier_extra)
+{
+	char *c = config(verifier_extra);
+	int h = stirgate_init_toml(c);
+	free(c);
+	return h;
+}
+
+static char *sign_good(int h)
+{
+	char *identity = NULL;
+	CHECK_RC(stirgate_sign(h, "+1 215 555 0121", "2155550131", "A", NULL, &identity, NULL), 0);
+	return identity;
+}
+
+/* tamper flips one character of the claims segment. */
+static void tamper(char *identity)
+{
+	char *dot = strchr(identity, '.');
+	if(dot != NULL && dot[1] != '\0')
+		dot[1] = dot[1] == 'A' ? 'B' : 'A';
+}
+
+static void test_version_errmsg(void)
+{
+	char buf[64];
+	const char *v = stirgate_version();
+
+	CHECK(v != NULL && strstr(v, "stirgate") != NULL, "version %s", v ? v : "(null)");
+	CHECK(strstr(v, "ABI 1") != NULL, "version %s lacks the ABI", v);
+	CHECK_RC(stirgate_errmsg(-1, NULL, 5), STIRGATE_EINVAL);
+	CHECK(stirgate_errmsg(-1, NULL, 0) >= 0, "length query");
+	CHECK(stirgate_errmsg(12345, buf, sizeof(buf)) == 0 && buf[0] == '\0',
+			"no error for a handle never used: %s", buf);
+}
+
+static void test_init(void)
+{
+	char buf[256], *big, *cfgpath, *c;
+	int h, n;
+	FILE *f;
+
+	CHECK_RC(stirgate_init_file(NULL), STIRGATE_EINVAL);
+	n = stirgate_errmsg(-1, buf, sizeof(buf));
+	CHECK(n > 0 && strstr(buf, "NULL") != NULL, "errmsg after NULL path: %d %s", n, buf);
+	CHECK_RC(stirgate_init_file(""), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_init_file("/nonexistent/stirgate.toml"), STIRGATE_ECONFIG);
+	n = stirgate_errmsg(-1, buf, sizeof(buf));
+	CHECK(n > 0 && strstr(buf, "nonexistent") != NULL, "errmsg: %s", buf);
+	/* Truncation: the full length comes back, the copy is cut and NUL-terminated. */
+	n = stirgate_errmsg(-1, buf, 5);
+	CHECK(n > 4 && strlen(buf) == 4, "truncated errmsg: %d '%s'", n, buf);
+
+	CHECK_RC(stirgate_init_toml(NULL), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_init_toml(""), STIRGATE_ECONFIG);
+	CHECK_RC(stirgate_init_toml("[[[ not toml \x01\xff"), STIRGATE_ECONFIG);
+	CHECK_RC(stirgate_init_toml("[verifier]\nrequre_identity = true\n"), STIRGATE_ECONFIG);
+
+	big = malloc(STIRGATE_MAX_TOML + 2);
+	memset(big, '#', STIRGATE_MAX_TOML + 1);
+	big[STIRGATE_MAX_TOML + 1] = '\0';
+	CHECK_RC(stirgate_init_toml(big), STIRGATE_ETOOLARGE);
+	memset(big, 'a', STIRGATE_MAX_INPUT + 1);
+	big[STIRGATE_MAX_INPUT + 1] = '\0';
+	CHECK_RC(stirgate_init_file(big), STIRGATE_ETOOLARGE);
+	free(big);
+
+	/* From a file, and from text. */
+	cfgpath = xasprintf("%s/ctest-%d.toml", labdir, (int)getpid());
+	f = fopen(cfgpath, "w");
+	CHECK(f != NULL, "fopen %s: %s", cfgpath, strerror(errno));
+	if(f != NULL) {
+		c = config("");
+		fputs(c, f);
+		free(c);
+		fclose(f);
+		h = stirgate_init_file(cfgpath);
+		CHECK(h >= 1, "init_file: %d", h);
+		CHECK_RC(stirgate_reload(h, NULL), 0);
+		CHECK_RC(stirgate_reload(h, cfgpath), 0);
+		CHECK_RC(stirgate_reload(h, "/nonexistent.toml"), STIRGATE_ECONFIG);
+		n = stirgate_errmsg(h, buf, sizeof(buf));
+		CHECK(n > 0, "errmsg of a failed reload on h");
+		/* The failed reload kept the configuration. */
+		c = sign_good(h);
+		stirgate_free(c);
+		CHECK_RC(stirgate_close(h), 0);
+		CHECK_RC(stirgate_close(h), STIRGATE_EHANDLE);
+		CHECK_RC(stirgate_reload(h, NULL), STIRGATE_EHANDLE);
+		unlink(cfgpath);
+	}
+	free(cfgpath);
+	CHECK_RC(stirgate_close(0), STIRGATE_EHANDLE);
+	CHECK_RC(stirgate_close(-1), STIRGATE_EHANDLE);
+	CHECK_RC(stirgate_close(1 << 30), STIRGATE_EHANDLE);
+}
+
+static void test_sign(int h)
+{
+	char *identity = (char *)1, *date = (char *)1, *big;
+	stirgate_sign_request req;
+	stirgate_signature sig;
+	char stale[64];
+	time_t old;
+
+	/* Outputs are NULL after any failure. */
+	CHECK_RC(stirgate_sign(h, NULL, "2155550131", "A", NULL, &identity, &date), STIRGATE_EINVAL);
+	CHECK(identity == NULL && date == NULL, "outputs not cleared on failure");
+	CHECK_RC(stirgate_sign(h, "2155550121", NULL, "A", NULL, &identity, &date), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_sign(9999, "2155550121", "2155550131", "A", NULL, &identity, &date), STIRGATE_EHANDLE);
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131", "D", NULL, &identity, &date), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_sign(h, "not-a-number", "2155550131", "A", NULL, &identity, &date), STIRGATE_ESIGN);
+	CHECK_RC(stirgate_sign(h, "2155550121", "", "A", NULL, &identity, &date), STIRGATE_ESIGN);
+	CHECK_RC(stirgate_sign(h, "\xff\xfe\x01", "\x80", "A", NULL, &identity, &date), STIRGATE_ESIGN);
+	big = malloc(STIRGATE_MAX_INPUT + 2);
+	memset(big, '1', STIRGATE_MAX_INPUT + 1);
+	big[STIRGATE_MAX_INPUT + 1] = '\0';
+	CHECK_RC(stirgate_sign(h, big, "2155550131", "A", NULL, &identity, &date), STIRGATE_ETOOLARGE);
+	CHECK(identity == NULL && date == NULL, "outputs not cleared on failure");
+	free(big);
+
+	/* Success; outputs are optional. */
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131,2155550132", NULL, "my-origid", &identity, &date), 0);
+	CHECK(identity != NULL && strstr(identity, ";info=<" X5U ">") != NULL, "identity %s", identity);
+	CHECK(date != NULL && strstr(date, "GMT") != NULL, "date %s", date);
+	stirgate_free(identity);
+	stirgate_free(date);
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131", "C", NULL, NULL, NULL), 0);
+	stirgate_free(NULL);
+
+	/* sign_call: policy attestation from the source. */
+	CHECK_RC(stirgate_sign_call(h, NULL, &sig), STIRGATE_EINVAL);
+	memset(&req, 0, sizeof(req));
+	CHECK_RC(stirgate_sign_call(h, &req, NULL), STIRGATE_EINVAL);
+	req.from = FROM;
+	req.to = TO;
+	req.source = "127.0.0.1";
+	req.call_id = "call-1@pbx";
+	CHECK_RC(stirgate_sign_call(h, &req, &sig), 0);
+	CHECK(sig.attest != NULL && strcmp(sig.attest, "A") == 0, "attest %s", sig.attest);
+	CHECK(sig.orig != NULL && strcmp(sig.orig, "12155550121") == 0, "orig %s", sig.orig);
+	CHECK(sig.dest != NULL && strcmp(sig.dest, "12155550131") == 0, "dest %s", sig.dest);
+	CHECK(sig.identity != NULL && sig.date != NULL && sig.x5u != NULL && sig.origid != NULL, "fields");
+	CHECK(sig.iat > 1700000000, "iat %lld", sig.iat);
+	CHECK(sig.json != NULL && strstr(sig.json, "\"identity\":") != NULL, "json %s", sig.json);
+	CHECK(sig.error == NULL && sig.sip_code == 0, "error fields set on success");
+	stirgate_signature_free(&sig);
+	CHECK(sig.identity == NULL && sig.json == NULL, "signature_free does not zero");
+	stirgate_signature_free(&sig);
+	stirgate_signature_free(NULL);
+
+	req.source = "192.0.2.77";
+	CHECK_RC(stirgate_sign_call(h, &req, &sig), 0);
+	CHECK(sig.attest != NULL && strcmp(sig.attest, "B") == 0, "unknown source attest %s", sig.attest);
+	stirgate_signature_free(&sig);
+
+	/* A refused signature carries its error. */
+	old = time(NULL) - 600;
+	strftime(stale, sizeof(stale), "%a, %d %b %Y %H:%M:%S GMT", gmtime(&old));
+	req.date = stale;
+	CHECK_RC(stirgate_sign_call(h, &req, &sig), STIRGATE_ESIGN);
+	CHECK(sig.error != NULL && strcmp(sig.error, "sign_date_out_of_window") == 0, "error %s", sig.error);
+	CHECK(sig.sip_code == 403 && sig.reason != NULL && sig.detail != NULL, "code %d", sig.sip_code);
+	CHECK(sig.identity == NULL, "identity on failure");
+	stirgate_signature_free(&sig);
+}
+
+static void test_verify(int h, int strict)
+{
+	char *good = sign_good(h), *bad = sign_good(h), *json = (char *)1, *big;
+	const char *ids[3];
+	const char *nullids[2] = {NULL, NULL};
+	const char *many[STIRGATE_MAX_IDENTITY + 1];
+	char garbage[300];
+	stirgate_result res;
+	int i, rc;
+
+	tamper(bad);
+	ids[0] = good;
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, PAI, TO, NULL, &json), STIRGATE_PASS);
+	CHECK(json != NULL && strstr(json, "\"verstat\":\"TN-Validation-Passed\"") != NULL, "json %s", json);
+	stirgate_free(json);
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, NULL, TO, NULL, NULL), STIRGATE_PASS);
+	ids[0] = bad;
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, PAI, TO, NULL, &json), STIRGATE_FAIL);
+	CHECK(json != NULL && strstr(json, "\"sip_code\":438") != NULL, "json %s", json);
+	stirgate_free(json);
+	CHECK_RC(stirgate_verify(h, NULL, 0, FROM, PAI, TO, NULL, NULL), STIRGATE_NONE);
+	/* Two headers, one good: passes (conformance row 13). */
+	ids[0] = bad;
+	ids[1] = good;
+	CHECK_RC(stirgate_verify(h, ids, 2, FROM, PAI, TO, NULL, NULL), STIRGATE_PASS);
+	/* Request numbers that are not the token's. */
+	ids[0] = good;
+	CHECK_RC(stirgate_verify(h, ids, 1, "<sip:+12155559999@x>", NULL, TO, NULL, NULL), STIRGATE_FAIL);
+	/* NULL from/to are absent, not errors. */
+	CHECK_RC(stirgate_verify(h, ids, 1, NULL, NULL, NULL, NULL, NULL), STIRGATE_FAIL);
+
+	/* Bad arguments. */
+	json = (char *)1;
+	CHECK_RC(stirgate_verify(h, NULL, 1, FROM, PAI, TO, NULL, &json), STIRGATE_EINVAL);
+	CHECK(json == NULL, "json not cleared");
+	CHECK_RC(stirgate_verify(h, ids, -1, FROM, PAI, TO, NULL, NULL), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_verify(h, nullids, 2, FROM, PAI, TO, NULL, NULL), STIRGATE_EINVAL);
+	for(i = 0; i <= STIRGATE_MAX_IDENTITY; i++)
+		many[i] = good;
+	CHECK_RC(stirgate_verify(h, many, STIRGATE_MAX_IDENTITY + 1, FROM, PAI, TO, NULL, NULL), STIRGATE_ETOOLARGE);
+	/* Within the API limit but above [verifier] max_headers: a result. */
+	CHECK_RC(stirgate_verify(h, many, 20, FROM, PAI, TO, NULL, &json), STIRGATE_FAIL);
+	CHECK(json != NULL && strstr(json, "too_many_identity") != NULL, "json %s", json);
+	stirgate_free(json);
+	CHECK_RC(stirgate_verify(-3, ids, 1, FROM, PAI, TO, NULL, NULL), STIRGATE_EHANDLE);
+
+	/* Garbage and huge values are results, not crashes. */
+	for(i = 0; i < (int)sizeof(garbage) - 1; i++)
+		garbage[i] = (char)(1 + (i * 37) % 255);
+	garbage[sizeof(garbage) - 1] = '\0';
+	ids[0] = garbage;
+	rc = stirgate_verify(h, ids, 1, garbage, garbage, garbage, garbage, &json);
+	CHECK(rc == STIRGATE_FAIL || rc == STIRGATE_NONE, "garbage rc %d", rc);
+	stirgate_free(json);
+	big = malloc(STIRGATE_MAX_INPUT + 1);
+	memset(big, 'A', STIRGATE_MAX_INPUT);
+	big[STIRGATE_MAX_INPUT] = '\0';
+	ids[0] = big;
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, PAI, TO, NULL, &json), STIRGATE_FAIL);
+	CHECK(json != NULL && strstr(json, "identity_too_large") != NULL, "json %s", json);
+	stirgate_free(json);
+	big = realloc(big, STIRGATE_MAX_INPUT + 2);
+	big[STIRGATE_MAX_INPUT] = 'A';
+	big[STIRGATE_MAX_INPUT + 1] = '\0';
+	ids[0] = big;
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, PAI, TO, NULL, NULL), STIRGATE_ETOOLARGE);
+	free(big);
+
+	/* check: verify plus disposition. */
+	CHECK_RC(stirgate_check(h, ids, 1, FROM, PAI, TO, NULL, NULL), STIRGATE_EINVAL);
+	ids[0] = good;
+	CHECK_RC(stirgate_check(h, ids, 1, FROM, PAI, TO, NULL, &res), STIRGATE_PASS);
+	CHECK(res.result == STIRGATE_PASS && res.reject == 0 && res.sip_code == 0, "pass fields");
+	CHECK(res.verstat && strcmp(res.verstat, "TN-Validation-Passed") == 0, "verstat %s", res.verstat);
+	CHECK(res.mark && strcmp(res.mark, "TN-Validation-Passed") == 0, "mark %s", res.mark);
+	CHECK(res.attest && strcmp(res.attest, "A") == 0, "attest %s", res.attest);
+	CHECK(res.spc && strcmp(res.spc, "1234") == 0, "spc %s", res.spc);
+	CHECK(res.orig && strcmp(res.orig, "12155550121") == 0, "orig %s", res.orig);
+	CHECK(res.dest && strcmp(res.dest, "12155550131") == 0, "dest %s", res.dest);
+	CHECK(res.x5u && strcmp(res.x5u, X5U) == 0, "x5u %s", res.x5u);
+	CHECK(res.iat > 0 && res.origid != NULL && res.json != NULL, "iat/origid/json");
+	CHECK(res.from && strstr(res.from, "sip:+12155550121;verstat=TN-Validation-Passed@pbx.example.net") != NULL,
+			"from %s", res.from);
+	CHECK(res.pai && strstr(res.pai, ";verstat=TN-Validation-Passed@") != NULL, "pai %s", res.pai);
+	CHECK(res.reason_header == NULL && res.error == NULL, "reason header on pass");
+	stirgate_result_free(&res);
+	CHECK(res.json == NULL && res.from == NULL, "result_free does not zero");
+	stirgate_result_free(&res);
+	stirgate_result_free(NULL);
+
+	ids[0] = bad;
+	CHECK_RC(stirgate_check(h, ids, 1, FROM, NULL, TO, NULL, &res), STIRGATE_FAIL);
+	CHECK(res.sip_code == 438 && res.error != NULL, "tampered code %d", res.sip_code);
+	CHECK(res.pai == NULL, "pai %s for no PAI", res.pai);
+	CHECK(res.from && strstr(res.from, ";verstat=TN-Validation-Failed@") != NULL
+			&& strstr(res.from, "Passed") == NULL, "from %s keeps the outside verstat", res.from);
+	if(strict) {
+		CHECK(res.reject == 1 && res.reject_code == 438, "strict reject %d %d", res.reject, res.reject_code);
+		CHECK(res.reject_reason && strcmp(res.reject_reason, "Invalid Identity Header") == 0, "reason %s", res.reject_reason);
+		CHECK(res.reason_header == NULL, "Reason header in strict mode");
+	} else {
+		CHECK(res.reject == 0 && res.reject_code == 0 && res.reject_reason == NULL, "relaxed rejects");
+		CHECK(res.reason_header && strcmp(res.reason_header, "SIP;cause=438;text=\"Invalid Identity Header\"") == 0,
+				"reason header %s", res.reason_header);
+	}
+	stirgate_result_free(&res);
+
+	CHECK_RC(stirgate_check(h, NULL, 0, FROM, PAI, TO, NULL, &res), STIRGATE_NONE);
+	CHECK(res.verstat && strcmp(res.verstat, "No-TN-Validation") == 0, "verstat %s", res.verstat);
+	if(strict) /* strict is configured with require_identity */
+		CHECK(res.reject == 1 && res.reject_code == 428, "strict none: %d %d", res.reject, res.reject_code);
+	else
+		CHECK(res.reject == 0 && res.reason_header == NULL, "relaxed none");
+	stirgate_result_free(&res);
+
+	stirgate_free(good);
+	stirgate_free(bad);
+}
+
+/* Threads: each signs and checks on the shared handle; one thread also
+ * reloads it. Errors are per thread: a thread's errmsg never shows
+ * another's failure. */
+struct worker {
+	int h;
+	int id;
+	int iterations;
+	int passes;
+	int errmsg_leaks;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char buf[256];
+	stirgate_result res;
+	const char *ids[1];
+	char *id;
+	int i;
+
+	for(i = 0; i < w->iterations; i++) {
+		if(w->id != 1 && stirgate_errmsg(w->h, buf, sizeof(buf)) != 0)
+			w->errmsg_leaks++;
+		id = NULL;
+		if(stirgate_sign(w->h, "2155550121", "2155550131", "A", NULL, &id, NULL) != 0)
+			continue;
+		ids[0] = id;
+		if(stirgate_check(w->h, ids, 1, FROM, PAI, TO, NULL, &res) == STIRGATE_PASS)
+			w->passes++;
+		stirgate_result_free(&res);
+		stirgate_free(id);
+		if(w->id == 0 && i % 10 == 0) {
+			if(stirgate_reload(w->h, NULL) != 0)
+				w->errmsg_leaks += 1000;
+		}
+		if(w->id == 1) {
+			/* This thread fails on purpose; the others must not see it. */
+			stirgate_sign(w->h, NULL, NULL, NULL, NULL, NULL, NULL);
+			if(stirgate_errmsg(w->h, buf, sizeof(buf)) == 0)
+				w->errmsg_leaks++;
+		}
+	}
+	return NULL;
+}
+
+static void test_threads(int h)
+{
+	enum { N = 8 };
+	pthread_t t[N];
+	struct worker w[N];
+	int i, iterations = getenv("STIRGATE_TEST_ITERATIONS") ? atoi(getenv("STIRGATE_TEST_ITERATIONS")) : 50;
+
+	for(i = 0; i < N; i++) {
+		w[i].h = h;
+		w[i].id = i;
+		w[i].iterations = iterations;
+		w[i].passes = 0;
+		w[i].errmsg_leaks = 0;
+		CHECK(pthread_create(&t[i], NULL, worker_main, &w[i]) == 0, "pthread_create");
+	}
+	for(i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(w[i].passes == iterations, "thread %d: %d of %d passed", i, w[i].passes, iterations);
+		if(i != 1)
+			CHECK(w[i].errmsg_leaks == 0, "thread %d saw errors %d", i, w[i].errmsg_leaks);
+		else
+			CHECK(w[i].errmsg_leaks == 0, "failing thread lost its own errmsg %d times", w[i].errmsg_leaks);
+	}
+}
+
+/* Concurrent close: threads verifying on a handle that another thread
+ * closes get either a result or STIRGATE_EHANDLE, nothing else. */
+struct closer {
+	int h;
+	int bad;
+};
+
+static void *close_victim(void *arg)
+{
+	struct closer *c = arg;
+	int i, rc;
+	for(i = 0; i < 200; i++) {
+		rc = stirgate_verify(c->h, NULL, 0, FROM, PAI, TO, NULL, NULL);
+		if(rc != STIRGATE_NONE && rc != STIRGATE_EHANDLE)
+			c->bad++;
+	}
+	return NULL;
+}
+
+static void test_close_race(void)
+{
+	pthread_t t[4];
+	struct closer c[4];
+	int i, h = open_config("");
+
+	CHECK(h >= 1, "open %d", h);
+	for(i = 0; i < 4; i++) {
+		c[i].h = h;
+		c[i].bad = 0;
+		pthread_create(&t[i], NULL, close_victim, &c[i]);
+	}
+	nanosleep(&(struct timespec){0, 2000000}, NULL);
+	CHECK_RC(stirgate_close(h), 0);
+	for(i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(c[i].bad == 0, "thread %d: %d unexpected codes", i, c[i].bad);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	int relaxed, strict;
+	char *leak;
+
+	if(argc < 2) {
+		fprintf(stderr, "usage: %s LABDIR [leak]\n", argv[0]);
+		return 2;
+	}
+	/* Absolute, because a configuration file resolves relative names
+	 * against its own directory. */
+	labdir = realpath(argv[1], NULL);
+	if(labdir == NULL) {
+		fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
+		return 2;
+	}
+
+	test_version_errmsg();
+	test_init();
+
+	relaxed = open_config("");
+	strict = open_config("mode = \"strict\"\nrequire_identity = true");
+	CHECK(relaxed >= 1 && strict > relaxed, "handles %d %d", relaxed, strict);
+
+	test_sign(relaxed);
+	test_verify(relaxed, 0);
+	test_verify(strict, 1);
+	test_threads(relaxed);
+	test_close_race();
+
+	CHECK_RC(stirgate_close(relaxed), 0);
+	CHECK_RC(stirgate_close(strict), 0);
+	CHECK_RC(stirgate_sign(strict, "2155550121", "2155550131", "A", NULL, NULL, NULL), STIRGATE_EHANDLE);
+
+	if(argc > 2 && strcmp(argv[2], "leak") == 0) {
+		/* One output left unfreed on purpose: valgrind must report it. */
+		int h = open_config("");
+		leak = sign_good(h);
+		leak = NULL;
+		stirgate_close(h);
+		(void)leak;
+	}
+
+	printf("stirgate_test: %d checks, %d failures\n", checks, failures);
+	free((char *)labdir);
+	return failures == 0 ? 0 : 1;
+}
