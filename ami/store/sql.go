@@ -197,19 +197,27 @@ func fill(col, zero string) string {
 	return fmt.Sprintf("%[1]s = CASE WHEN excluded.%[1]s <> %[2]s THEN excluded.%[1]s ELSE outcomes.%[1]s END", col, zero)
 }
 
+// keep is "the first non-empty value stays": for the call's identity
+// (numbers, linkedid, direction, source). The surface that verified or
+// signed wrote canonical numbers; the AMI listener's caller ID from
+// Newchannel is raw (a "+", a national format) and only fills a gap.
+func keep(col string) string {
+	return fmt.Sprintf("%[1]s = CASE WHEN outcomes.%[1]s <> '' THEN outcomes.%[1]s ELSE excluded.%[1]s END", col)
+}
+
 var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
 	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
 	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
 	strings.Join([]string{
-		fill("until_ts", "0"), fill("linkedid", "''"), fill("direction", "''"), fill("orig", "''"),
-		fill("dest", "''"), fill("result", "''"), fill("verstat", "''"), fill("attest", "''"),
+		fill("until_ts", "0"), keep("linkedid"), keep("direction"), keep("orig"),
+		keep("dest"), fill("result", "''"), fill("verstat", "''"), fill("attest", "''"),
 		fill("origid", "''"), fill("sip_code", "0"), fill("error_name", "''"), fill("reason", "''"),
 		fill("x5u", "''"), fill("spc", "''"), fill("hangup_cause", "''"),
 		// The first surface to write a row names it: an AGI row stays "agi"
 		// when the AMI listener later adds the hangup cause.
-		"source = CASE WHEN outcomes.source <> '' THEN outcomes.source ELSE excluded.source END",
+		keep("source"),
 	}, ", ")
 
 func ms(t time.Time) int64 {

@@ -85,7 +85,11 @@ func testMerge(t *testing.T, st Store, _ Options) {
 	})
 	// Hangup arrives later and knows only the cause; its time is later.
 	hangup := Outcome{Time: t0.Add(30 * time.Second), System: "pbx1", UniqueID: "1700000000.1", Kind: KindVerify, HangupCause: "16"}
-	for _, o := range []Outcome{first, hangup, first} {
+	// The AMI listener's copy: raw caller ID, its own source, a later time,
+	// the same verdict. Identity fields stay as first written.
+	fromAMI := first
+	fromAMI.Time, fromAMI.Orig, fromAMI.Source, fromAMI.LinkedID = t0.Add(20*time.Second), "+1 215 555 0121", SourceNative, ""
+	for _, o := range []Outcome{first, hangup, fromAMI, first} {
 		if err := st.Record(ctx, o); err != nil {
 			t.Fatal(err)
 		}
