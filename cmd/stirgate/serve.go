@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/ami/web"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/core/stir"
@@ -47,9 +49,6 @@ func (g *generation) close() {
 		_ = g.verifier.Close()
 	}
 }
-
-// mounts are extra HTTP handlers other surfaces register (outcome pages).
-var mounts = map[string]func(*config.Config, *slog.Logger) (http.Handler, error){}
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -85,12 +84,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return nil
 		}
 	}
-	gen, err := build(cfg, log, metrics, ready)
+	var current atomic.Pointer[generation]
+	// The outcome pages read the store the AMI listener and FastAGI write.
+	// They are a convenience: a store that cannot be opened is logged and
+	// the pages are left out rather than failing the service.
+	extra := map[string]http.Handler{}
+	sc := cfg.Store.WithDefaults()
+	if st, err := store.Open(ctx, store.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
+		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour, Logger: log}); err != nil {
+		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
+	} else {
+		defer st.Close()
+		pages := web.Handler(web.Options{Store: st, Logger: log, Certs: func() []web.CertInfo {
+			g := current.Load()
+			if g == nil || g.signer == nil {
+				return nil
+			}
+			var out []web.CertInfo
+			for _, c := range g.signer.Credential().Chain {
+				out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+			}
+			return out
+		}})
+		extra["/outcomes"], extra["/dashboard"] = pages, pages
+	}
+	gen, err := build(cfg, log, metrics, ready, extra)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
 	}
-	var current atomic.Pointer[generation]
 	current.Store(gen)
 	defer func() { current.Load().close() }()
 
@@ -190,7 +212,7 @@ loop:
 				continue
 			}
 			old := current.Load()
-			next, err := reload(*cfgPath, old.cfg, log, metrics, ready)
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra)
 			if err != nil {
 				metrics.Reloaded(false)
 				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
@@ -239,12 +261,12 @@ loop:
 
 // reload loads, validates and builds a new generation. Listener addresses
 // are fixed at start; a change is reported and needs a restart.
-func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error) (*generation, error) {
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := build(cfg, log, m, ready)
+	g, err := build(cfg, log, m, ready, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +277,9 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 }
 
 // build makes one generation from cfg: lab, signer, verifier (with x5u
-// fetch metrics), HTTP API and SIP handler.
-func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error) (*generation, error) {
+// fetch metrics), HTTP API (with the extra handlers mounted) and SIP
+// handler.
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
 	if err := cfg.PrepareLab(time.Now(), log); err != nil {
 		return nil, err
 	}
@@ -284,17 +307,6 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		log.Warn("no [signer]: signing is off")
 	}
 	hc := cfg.HTTP.WithDefaults()
-	mounted := map[string]http.Handler{}
-	for p, mk := range mounts {
-		h, err := mk(cfg, log)
-		if err != nil {
-			g.close()
-			return nil, fmt.Errorf("http %s: %w", p, err)
-		}
-		if h != nil {
-			mounted[p] = h
-		}
-	}
 	api, err := httpapi.New(httpapi.Options{
 		Signer:     g.signer,
 		Verifier:   g.verifier,
@@ -304,7 +316,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		CertName:   hc.CertName,
 		Timeout:    hc.Timeout.Duration,
 		Ready:      ready(g),
-		Mount:      mounted,
+		Mount:      extra,
 		Logger:     log,
 	})
 	if err != nil {
