@@ -20,6 +20,7 @@ import (
 	"github.com/stirgate/stirgate/agi/agitest"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
@@ -79,8 +80,14 @@ func (l *lab) host() string { return strings.TrimPrefix(l.srv.URL, "https://") }
 
 func (l *lab) signer(t testing.TB, path string) *core.Signer {
 	t.Helper()
+	// Policy: unknown sources are signed B, as a PBX that authenticates
+	// its users but not their numbers would configure it.
+	pol, err := policy.New(policy.Options{Default: stir.AttestPartial})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := core.NewSigner(core.SignerOptions{
-		Credential: l.cred, X5U: l.srv.URL + path, Numbers: tn.NANP(), Now: func() time.Time { return l.now },
+		Credential: l.cred, X5U: l.srv.URL + path, Numbers: tn.NANP(), Policy: pol, Now: func() time.Time { return l.now },
 	})
 	if err != nil {
 		t.Fatal(err)
