@@ -190,6 +190,7 @@ type channel struct {
 	exten    string
 	uniqueid string
 	headers  map[string][]string // the INVITE's SIP headers
+	funcs    map[string]string   // values of other dialplan functions, e.g. STIR_SHAKEN(count)
 	added    map[string]string
 	handlers []string // hangup handler contexts
 	rejected string   // PJSIPHangup code
@@ -208,6 +209,13 @@ func (c *channel) get(name string) string {
 	case "CALLERID(name)":
 		return c.name
 	}
+	if strings.HasSuffix(name, ")") {
+		v, ok := c.funcs[name]
+		if !ok {
+			c.t.Fatalf("walker: function %s has no value in this test", name)
+		}
+		return v
+	}
 	if v, ok := c.vars[name]; ok {
 		return v
 	}
@@ -215,7 +223,7 @@ func (c *channel) get(name string) string {
 }
 
 var (
-	varRef  = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*(?:\([a-z]+\))?)(?::(\d+):(\d+))?\}`)
+	varRef  = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*(?:\([a-z0-9_,]+\))?)(?::(\d+):(\d+))?\}`)
 	exprRef = regexp.MustCompile(`\$\[([^\]]*)\]`)
 )
 
@@ -248,16 +256,16 @@ func (c *channel) substitute(s string) string {
 	})
 }
 
-// evalExpr evaluates the expressions the samples use: quoted operands
-// compared with = or !=, joined by &.
+// evalExpr evaluates the expressions the samples use: operands, quoted
+// or bare words, compared with = or !=, joined by &.
 func evalExpr(t *testing.T, e string) bool {
-	cmp := regexp.MustCompile(`^\s*"([^"]*)"\s*(!=|=)\s*"([^"]*)"\s*$`)
+	cmp := regexp.MustCompile(`^\s*(?:"([^"]*)"|(\S+))\s*(!=|=)\s*(?:"([^"]*)"|(\S+))\s*$`)
 	for _, part := range strings.Split(e, "&") {
 		m := cmp.FindStringSubmatch(part)
 		if m == nil {
 			t.Fatalf("walker: unsupported expression %q", e)
 		}
-		if (m[1] == m[3]) != (m[2] == "=") {
+		if (m[1]+m[2] == m[4]+m[5]) != (m[3] == "=") {
 			return false
 		}
 	}
@@ -615,6 +623,62 @@ func TestDialplanStructure(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestDialplanNativeVariant walks extensions-res_stir_shaken.conf: the
+// verdict of Asterisk's own res_stir_shaken reaches the store through the
+// hangup handler's UserEvent and the AMI listener, with source "native".
+func TestDialplanNativeVariant(t *testing.T) {
+	d := loadDialplan(t, "../asterisk/extensions-res_stir_shaken.conf")
+	tests := []struct {
+		uid   string
+		funcs map[string]string
+		want  string
+	}{
+		{"1768478600.1", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "Verification passed", "STIR_SHAKEN(0,attestation)": "A"}, "verify/pass/A/native"},
+		{"1768478600.2", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "cert_retrieval_failure", "STIR_SHAKEN(0,attestation)": ""}, "verify/fail//native"},
+		{"1768478600.3", map[string]string{"STIR_SHAKEN(count)": "0"}, "verify/none//native"},
+	}
+	var events []ami.Message
+	for _, tt := range tests {
+		c := newChannel(t, d, "", "12155550121", "12155550131", tt.uid)
+		c.funcs = tt.funcs
+		c.call("from-carrier-native")
+		if len(c.dials) != 1 || len(c.events) != 1 {
+			t.Fatalf("%s: dials %+v, events %d", tt.uid, c.dials, len(c.events))
+		}
+		events = append(events, c.events...)
+	}
+	peer, err := amitest.Listen("127.0.0.1:0", amitest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	rec := &memRecorder{}
+	lis := ami.New(ami.Options{Address: peer.Addr(), System: "pbx1", Recorder: rec})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lis.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-peer.LoggedIn():
+	case <-time.After(5 * time.Second):
+		t.Fatal("AMI listener did not log in")
+	}
+	for _, m := range events {
+		if peer.Emit(m) != 1 {
+			t.Fatalf("event not taken: %v", m)
+		}
+	}
+	waitFor(t, func() bool { return len(rec.all()) == len(tests) })
+	for _, o := range rec.all() {
+		got := fmt.Sprintf("%s/%s/%s/%s", o.Kind, o.Result, o.Attest, o.Source)
+		for _, tt := range tests {
+			if tt.uid == o.UniqueID && got != tt.want {
+				t.Errorf("%s: outcome %s, want %s", o.UniqueID, got, tt.want)
 			}
 		}
 	}
