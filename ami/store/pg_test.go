@@ -9,12 +9,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stirgate/stirgate/ami/internal/testdeps"
 )
 
 // pgServer is a throwaway PostgreSQL cluster on a loopback port, started
@@ -44,12 +45,11 @@ func (p *pgServer) cmd(name string, args ...string) *exec.Cmd {
 }
 
 func (p *pgServer) start() error {
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 {
-		return fmt.Errorf("PostgreSQL is not installed: apt-get install -y postgresql (initdb not found under /usr/lib/postgresql/*/bin)")
+	initdb, err := testdeps.Find("postgresql", "/usr/lib/postgresql/*/bin/initdb")
+	if err != nil {
+		return err
 	}
-	sort.Strings(bins)
-	p.bin = filepath.Dir(bins[len(bins)-1])
+	p.bin = filepath.Dir(initdb)
 	dir, err := os.MkdirTemp("", "stirgate-pg-")
 	if err != nil {
 		return err

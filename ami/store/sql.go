@@ -121,33 +121,43 @@ var migrations = []string{
 // SchemaVersion is the version a freshly migrated store reports.
 var SchemaVersion = len(migrations) - 1
 
+// migrationLock is the PostgreSQL advisory lock key that serialises
+// nodes migrating one database at the same moment.
+const migrationLock = 7270917
+
 func (s *sqlStore) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// One connection for the whole run: PostgreSQL's session lock belongs
+	// to a connection, and even CREATE TABLE IF NOT EXISTS races there.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer conn.Close()
+	if s.postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+strconv.Itoa(migrationLock)+`)`); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+strconv.Itoa(migrationLock)+`)`)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at BIGINT  NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrations table: %w", err)
 	}
 	for v := 1; v < len(migrations); v++ {
-		if err := s.migrateOne(ctx, v); err != nil {
+		if err := s.migrateOne(ctx, conn, v); err != nil {
 			return fmt.Errorf("store: migration %d: %w", v, err)
 		}
 	}
 	return nil
 }
 
-func (s *sqlStore) migrateOne(ctx context.Context, v int) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *sqlStore) migrateOne(ctx context.Context, conn *sql.Conn, v int) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if s.postgres {
-		// Several nodes may start together against one database; the
-		// transaction-scoped lock makes them apply each version once.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7270917)`); err != nil {
-			return err
-		}
-	}
 	var n int
 	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
 		return err

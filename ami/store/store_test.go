@@ -269,3 +269,37 @@ func testBatchAtomic(t *testing.T, st Store, _ Options) {
 		t.Errorf("%d rows written by a refused batch", n)
 	}
 }
+
+// TestPostgresNodesStartTogether: several stirgate nodes opening one fresh
+// database at once apply each migration exactly once.
+func TestPostgresNodesStartTogether(t *testing.T) {
+	dsn := newPostgresDB(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			st, err := Open(context.Background(), Options{DSN: dsn})
+			if err == nil {
+				err = st.Record(context.Background(), verify("same", t0, func(o *Outcome) { o.Result = "pass" }))
+				st.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := Open(context.Background(), Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	if err := st.(*sqlStore).db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != SchemaVersion {
+		t.Errorf("%d migrations recorded, want %d (%v)", n, SchemaVersion, err)
+	}
+	if got := all(t, st); len(got) != 1 {
+		t.Errorf("%d rows, want 1", len(got))
+	}
+}

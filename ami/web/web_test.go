@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stirgate/stirgate/ami/internal/testdeps"
 	"github.com/stirgate/stirgate/ami/store"
 )
 
@@ -208,17 +209,15 @@ func TestDashboardHTML(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's headless browser. Missing is a failure: the
-// dashboard test is part of the proof (make test installs the package).
+// chromium finds Debian's headless browser, installing it when missing.
+// Still missing is a failure: the dashboard test is part of the proof.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	p, err := testdeps.Find("chromium", "chromium", "chromium-browser")
+	if err != nil {
+		t.Fatalf("the dashboard test needs Chromium: %v", err)
 	}
-	t.Fatal("chromium not found: install it (apt-get install -y chromium); the dashboard test cannot run without it")
-	return ""
+	return p
 }
 
 // TestDashboardInChromium loads the page in headless Chromium and checks
