@@ -677,3 +677,21 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestReviewRegressions holds the defects this review found, one case per
+// defect, each of which failed before its fix.
+func TestReviewRegressions(t *testing.T) {
+	f := newFixture(t)
+	good := f.sign(SignRequest{})
+	f.runReview(t, []reviewCase{
+		// time.Duration saturates 7973 years to its minimum, whose
+		// absolute value overflowed back to a negative "age".
+		{name: "verify Date year 9999", identity: []string{good}, date: "Fri, 31 Dec 9999 23:59:59 GMT", result: stir.Fail, want: stir.ErrStaleDate},
+	})
+	t.Run("sign Date year 9999", func(t *testing.T) {
+		_, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: "Fri, 31 Dec 9999 23:59:59 GMT"})
+		if e := stir.As(err); e == nil || e.Name != stir.ErrSignDate.Name {
+			t.Fatalf("err %v, want %s", err, stir.ErrSignDate.Name)
+		}
+	})
+}

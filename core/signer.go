@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -206,8 +207,14 @@ func (s *Signer) numbers(req SignRequest) (string, []string, error) {
 // RFC 1123 form in GMT).
 func FormatDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
 
+// absDur is |d|. time.Time.Sub saturates a span beyond ±292 years to the
+// minimum Duration, whose negation overflows back to itself: that case
+// must read as "very far", not as a negative distance inside any window.
 func absDur(d time.Duration) time.Duration {
-	if d < 0 {
+	switch {
+	case d == math.MinInt64:
+		return math.MaxInt64
+	case d < 0:
 		return -d
 	}
 	return d
