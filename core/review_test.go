@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
@@ -94,6 +95,11 @@ func (f *fixture) tokenParts(claims string) (h, p, s string) {
 	v := raw(f.t, f.lab.LeafKey, hdrJSON(f.x5u), claims, f.x5u)
 	parts := strings.Split(strings.SplitN(v, ";", 2)[0], ".")
 	return parts[0], parts[1], parts[2]
+}
+
+// signedClaims is a token over claims, signed with the fixture's key.
+func (f *fixture) signedClaims(claims string) string {
+	return raw(f.t, f.lab.LeafKey, hdrJSON(f.x5u), claims, f.x5u)
 }
 
 // withSig replaces the signature of a fresh token with sig.
@@ -687,6 +693,10 @@ func TestReviewRegressions(t *testing.T) {
 		// time.Duration saturates 7973 years to its minimum, whose
 		// absolute value overflowed back to a negative "age".
 		{name: "verify Date year 9999", identity: []string{good}, date: "Fri, 31 Dec 9999 23:59:59 GMT", result: stir.Fail, want: stir.ErrStaleDate},
+		// The same saturation made a far-future iat pass freshness, and an
+		// iat near MaxInt64 overflowed time.Unix into the distant past.
+		{name: "iat 400 years ahead", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() + 400*365*24*3600))}, result: stir.Fail, want: stir.ErrFutureIAT},
+		{name: "iat max int64", identity: []string{f.signedClaims(claimsJSON(math.MaxInt64))}, result: stir.Fail, want: stir.ErrFutureIAT},
 	})
 	t.Run("sign Date year 9999", func(t *testing.T) {
 		_, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: "Fri, 31 Dec 9999 23:59:59 GMT"})

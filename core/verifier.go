@@ -220,10 +220,17 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 		return nil, stir.ErrOrigIDInvalid.Withf("origid %q is not a UUID", tok.Claims.OrigID)
 	}
 
-	iat := time.Unix(tok.Claims.IAT, 0)
+	// iat may be any positive int64. Clamped to ~136 years ahead, it can
+	// neither overflow time.Unix nor saturate now.Sub, whose minimum
+	// Duration would negate to itself and pass the future bound.
+	iatSec := tok.Claims.IAT
+	if lim := now.Unix() + 1<<32; iatSec > lim {
+		iatSec = lim
+	}
+	iat := time.Unix(iatSec, 0)
 	if age := now.Sub(iat); age > v.opts.MaxAge {
 		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
-	} else if -age > v.opts.MaxFuture {
+	} else if age < -v.opts.MaxFuture {
 		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
 	}
 
