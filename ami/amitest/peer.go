@@ -104,7 +104,8 @@ func (p *Peer) accept() {
 }
 
 // write sends b in one write under the write timeout; a timeout drops the
-// session, as manager.c does.
+// session, as manager.c's send_string does (ast_iostream_write with the
+// session's writetimeout; on failure the session is marked for hangup).
 func (p *Peer) write(s *session, b []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -160,12 +161,16 @@ func (p *Peer) action(s *session, m ami.Message) bool {
 	switch strings.ToLower(m.Get("Action")) {
 	case "login":
 		if (p.opts.Username != "" && m.Get("Username") != p.opts.Username) || m.Get("Secret") != p.opts.Secret {
-			// manager.c: "Authentication failed", then the session ends.
+			// manager.c action_login: astman_send_error "Authentication
+			// failed", and process_message ends the session.
 			p.write(s, ami.Message{{Key: "Response", Value: "Error"}, {Key: "ActionID", Value: id}, {Key: "Message", Value: "Authentication failed"}}.Bytes())
 			return false
 		}
-		// One write: the response and FullyBooted arrive together, which
-		// is what a client reading the response with a private buffer loses.
+		// manager.c action_login: astman_send_ack "Authentication
+		// accepted", then, when Asterisk is fully booted, the FullyBooted
+		// event appended to the same output. One write here: the response
+		// and the event arrive together, which is what a client reading the
+		// response through a private buffer loses.
 		b := resp(id, ami.Header{Key: "Message", Value: "Authentication accepted"})
 		b = append(b, ami.Message{{Key: "Event", Value: "FullyBooted"}, {Key: "Privilege", Value: "system,all"}, {Key: "Status", Value: "Fully Booted"}}.Bytes()...)
 		p.mu.Lock()
@@ -181,6 +186,7 @@ func (p *Peer) action(s *session, m ami.Message) bool {
 		p.mu.Unlock()
 		return true
 	case "ping":
+		// manager.c action_ping: "Ping: Pong" and "Timestamp: %ld.%06lu".
 		if p.mutePings.Load() {
 			return true // a half-open link: the request vanishes
 		}
@@ -188,9 +194,11 @@ func (p *Peer) action(s *session, m ami.Message) bool {
 		ts := fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
 		return p.write(s, resp(id, ami.Header{Key: "Ping", Value: "Pong"}, ami.Header{Key: "Timestamp", Value: ts})) == nil
 	case "logoff":
+		// manager.c action_logoff.
 		p.write(s, ami.Message{{Key: "Response", Value: "Goodbye"}, {Key: "ActionID", Value: id}, {Key: "Message", Value: "Thanks for all the fish."}}.Bytes())
 		return false
 	default:
+		// manager.c process_message: an action it has no handler for.
 		return p.write(s, ami.Message{{Key: "Response", Value: "Error"}, {Key: "ActionID", Value: id}, {Key: "Message", Value: "Invalid/unknown command"}}.Bytes()) == nil
 	}
 }
