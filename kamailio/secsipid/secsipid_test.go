@@ -1,0 +1,433 @@
+// Package secsipid proves stirgate's libsecsipid.so.1 drop-in inside an
+// unmodified Debian Kamailio: the secsipid module (kamailio-secsipid-
+// modules) dlopens secsipid_proc.so per worker, which links
+// libsecsipid.so.1, found through LD_LIBRARY_PATH. SIPp plays the PBX
+// and the carrier on loopback; the config is kamailio-secsipid.cfg.
+package secsipid
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
+	"github.com/stirgate/stirgate/kamailio/kamtest"
+)
+
+const (
+	pbxIP   = "127.0.0.2" // egress traffic comes from here
+	caller  = "+12155550121"
+	callee  = "+12155550131"
+	cfgFile = "../kamailio-secsipid.cfg"
+)
+
+type env struct {
+	lib     string
+	lab     *secsipidtest.Lab
+	carrier int // UAS port behind egress
+	pbx     int // UAS port behind ingress
+	signer  *core.Signer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	lib, err := secsipidtest.LibDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, err := secsipidtest.NewLab(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lab.Close)
+	cred, err := lab.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: lab.X5U})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{lib: lib, lab: lab, signer: s}
+	if e.carrier, err = kamtest.FreeUDPPort("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.pbx, err = kamtest.FreeUDPPort("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// kamailio starts the config with the drop-in; strict selects STIR_STRICT.
+func (e *env) kamailio(t *testing.T, strict bool, children int) *kamtest.Kamailio {
+	t.Helper()
+	defs := []string{
+		`PBX_IP="` + pbxIP + `"`,
+		`GATEWAY_IP="127.0.0.3"`,
+		`CARRIER="sip:127.0.0.1:` + strconv.Itoa(e.carrier) + `"`,
+		`PBX="sip:127.0.0.1:` + strconv.Itoa(e.pbx) + `"`,
+		`STIR_KEY="` + e.lab.Path("sp.key") + `"`,
+		`STIR_X5U="` + e.lab.X5U + `"`,
+		`STIR_CA_OPT="CertCAFile=` + e.lab.Path("root.pem") + `"`,
+		`STIR_CONFIG_OPT="ConfigFile=` + e.lab.Config + `"`,
+		`STIR_CACHE_DIR="` + filepath.Join(t.TempDir(), "x5u") + `"`,
+		`STIR_TIMEOUT=5`,
+	}
+	if strict {
+		defs = append(defs, "STIR_STRICT")
+	}
+	return kamtest.Start(t, kamtest.Options{
+		Config:   cfgFile,
+		Children: children,
+		Defines:  defs,
+		Env:      []string{"LD_LIBRARY_PATH=" + e.lib, "STIRGATE_SECSIPID_CONFIG="},
+	})
+}
+
+// uas answers calls on port, keeping the INVITEs it received.
+func uas(t *testing.T, port, calls int, name string) *kamtest.Run {
+	t.Helper()
+	return kamtest.SIPp{Scenario: "../sipp/uas.xml", LocalPort: port, Calls: calls, TraceMsg: true,
+		Name: name, Timeout: 60 * time.Second}.Start(t)
+}
+
+func uac(scenario, remote, localIP string, calls int, fromParams, hdr1, hdr2 string) kamtest.SIPp {
+	return kamtest.SIPp{
+		Scenario: "../sipp/" + scenario, Remote: remote, LocalIP: localIP, Calls: calls, Rate: 10,
+		TraceMsg: true, Name: strings.TrimSuffix(scenario, ".xml"), Timeout: 30 * time.Second,
+		Keys: map[string]string{"caller": caller, "callee": callee, "from_params": fromParams, "hdr1": hdr1, "hdr2": hdr2},
+	}
+}
+
+func invites(r kamtest.Result) []string {
+	var out []string
+	for _, m := range r.Received() {
+		if strings.HasPrefix(kamtest.StartLine(m), "INVITE ") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestEgressSigning: PBX → Kamailio (signing) → carrier. The relayed
+// INVITE's Identity passes `stirgate verify` and Debian's `secsipidx
+// -check`, and the worker that signed had OUR libsecsipid.so.1 mapped.
+func TestEgressSigning(t *testing.T) {
+	e := newEnv(t)
+	const calls = 3
+	carrier := uas(t, e.carrier, calls, "carrier")
+	k := e.kamailio(t, true, 4)
+	res := uac("uac.xml", k.Addr, pbxIP, calls, ";user=phone", "X-Case: egress",
+		"P-Asserted-Identity: <sip:"+caller+"@"+pbxIP+";user=phone>").Run(t)
+	if err := res.Err(); err != nil {
+		t.Fatalf("uac: %v\n%s", err, res.Output)
+	}
+	got := carrier.Wait()
+	if err := got.Err(); err != nil {
+		t.Fatalf("carrier: %v", err)
+	}
+	inv := invites(got)
+	if len(inv) != calls {
+		t.Fatalf("carrier received %d INVITEs, want %d", len(inv), calls)
+	}
+	for i, m := range inv {
+		ids := kamtest.Header(m, "Identity")
+		if len(ids) != 1 {
+			t.Fatalf("INVITE %d carries %d Identity headers, want 1:\n%s", i, len(ids), m)
+		}
+		id := ids[0]
+		if !strings.HasSuffix(id, ";info=<"+e.lab.X5U+">;alg=ES256;ppt=shaken") {
+			t.Errorf("Identity parameters: %s", id)
+		}
+		if len(kamtest.Header(m, "Date")) != 1 {
+			t.Errorf("INVITE %d has no Date header", i)
+		}
+		r := stirgateVerify(t, e, id, kamtest.Header(m, "From")[0], kamtest.Header(m, "To")[0])
+		if r.Result != stir.Pass || r.Attest != stir.AttestFull || r.Orig != "12155550121" {
+			t.Errorf("stirgate verify: %+v", r)
+		}
+		out, err := exec.Command("secsipidx", "-check", "-identity", id, "-fpubkey", e.lab.Path("sp.pem"), "-expire", "60").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			t.Errorf("secsipidx -check: %v: %s", err, out)
+		}
+	}
+	assertOurLibrary(t, e, k)
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
+
+// stirgateVerify runs the CLI on one Identity header.
+func stirgateVerify(t *testing.T, e *env, identity, from, to string) *stir.Result {
+	t.Helper()
+	cmd := exec.Command(stirgateBin(t), "verify", "--trust", e.lab.Path("root.pem"),
+		"--x5u-ca", e.lab.TLSCert, "--lab-host", e.lab.Host,
+		"--identity", identity, "--from", from, "--to", to)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.Output()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("stirgate verify: %v", err)
+	}
+	var r stir.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("stirgate verify output %q: %v", out, err)
+	}
+	return &r
+}
+
+// assertOurLibrary reads /proc/PID/maps of every Kamailio process: the
+// workers map the drop-in from the test's directory and never Debian's
+// library, and the main process maps neither (the Go runtime is started
+// only after the fork). ldd agrees on how secsipid_proc.so resolves.
+func assertOurLibrary(t *testing.T, e *env, k *kamtest.Kamailio) {
+	t.Helper()
+	ours := filepath.Join(e.lib, secsipidtest.SOName)
+	kids, err := k.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range kids {
+		if p.HasMapping(ours) {
+			n++
+		}
+		if p.HasMapping("/usr/lib/x86_64-linux-gnu/libsecsipid.so") || p.HasMapping("/lib/x86_64-linux-gnu/libsecsipid.so") {
+			t.Errorf("process %d maps Debian's libsecsipid", p.PID)
+		}
+	}
+	if n < 4 {
+		t.Errorf("%d of %d child processes map %s, want at least the 4 workers", n, len(kids), ours)
+	}
+	main, err := k.Main()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main.HasMapping("libsecsipid") {
+		t.Error("the main process loaded libsecsipid: the Go runtime would be forked")
+	}
+	cmd := exec.Command("ldd", "/usr/lib/x86_64-linux-gnu/kamailio/modules/secsipid_proc.so")
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+e.lib)
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "libsecsipid.so.1 => "+ours) {
+		t.Errorf("ldd secsipid_proc.so does not resolve to the drop-in: %v\n%s", err, out)
+	}
+	t.Logf("%d Kamailio processes map %s", n, ours)
+}
+
+// identity signs an Identity header value for the test call.
+func (e *env) identity(t *testing.T, at time.Time) string {
+	t.Helper()
+	r, err := e.signer.Sign(context.Background(), core.SignRequest{
+		Orig: caller, Dest: []string{callee}, Attest: stir.AttestFull, At: at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Identity
+}
+
+// tamper swaps the claims segment for another call's under the same
+// signature.
+func (e *env) tamper(t *testing.T, id string) string {
+	t.Helper()
+	r, err := e.signer.Sign(context.Background(), core.SignRequest{
+		Orig: "12155550199", Dest: []string{callee}, Attest: stir.AttestFull,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := strings.Split(id, "."), strings.Split(r.Identity, ".")
+	return a[0] + "." + b[1] + "." + strings.Join(a[2:], ".")
+}
+
+// TestIngressStrict: the carrier's INVITEs with a valid, tampered, stale,
+// missing or misbound Identity get 200 with verstat, 438, 403, 428, 438.
+func TestIngressStrict(t *testing.T) {
+	e := newEnv(t)
+	k := e.kamailio(t, true, 2)
+	now := time.Now()
+	valid := e.identity(t, now)
+	cases := []struct {
+		name       string
+		fromParams string
+		hdr        string
+		caller     string
+		want       int // 0: relayed to the PBX
+		verstat    string
+	}{
+		{"valid", ";user=phone", "Identity: " + valid, caller, 0, "TN-Validation-Passed"},
+		{"valid-spoofed-verstat", ";user=phone;verstat=TN-Validation-Failed", "Identity: " + valid, caller, 0, "TN-Validation-Passed"},
+		{"tampered", ";user=phone", "Identity: " + e.tamper(t, valid), caller, 438, ""},
+		{"stale", ";user=phone", "Identity: " + e.identity(t, now.Add(-5*time.Minute)), caller, 403, ""},
+		{"missing", ";user=phone", "X-Case: missing", caller, 428, ""},
+		{"other-caller", ";user=phone", "Identity: " + valid, "+12155550100", 438, ""},
+		{"garbage", ";user=phone", "Identity: a.b.c;info=<" + e.lab.X5U + ">", caller, 438, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			run := uac("uac_reject.xml", k.Addr, "127.0.0.1", 1, c.fromParams, c.hdr, "X-Case: "+c.name)
+			run.Keys["caller"] = c.caller
+			if c.want == 0 {
+				pbx := uas(t, e.pbx, 1, "pbx")
+				run.Scenario = "../sipp/uac.xml"
+				res := run.Run(t)
+				if err := res.Err(); err != nil {
+					t.Fatalf("uac: %v", err)
+				}
+				got := pbx.Wait()
+				inv := invites(got)
+				if len(inv) != 1 {
+					t.Fatalf("PBX received %d INVITEs", len(inv))
+				}
+				from := kamtest.Header(inv[0], "From")[0]
+				if strings.Count(from, "verstat=") != 1 || !strings.Contains(from, ";verstat="+c.verstat+"@") {
+					t.Errorf("From %q, want exactly verstat=%s", from, c.verstat)
+				}
+				return
+			}
+			res := run.Run(t)
+			if err := res.Err(); err != nil {
+				t.Fatalf("uac: %v\n%s", err, res.Output)
+			}
+			if code := finalCode(res); code != c.want {
+				t.Errorf("response %d, want %d", code, c.want)
+			}
+		})
+	}
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestIngressRelaxed: failures continue to the PBX with verstat and a
+// Reason header; a missing Identity gets No-TN-Validation.
+func TestIngressRelaxed(t *testing.T) {
+	e := newEnv(t)
+	k := e.kamailio(t, false, 2)
+	valid := e.identity(t, time.Now())
+	cases := []struct {
+		name, hdr, verstat, reason string
+	}{
+		{"valid", "Identity: " + valid, "TN-Validation-Passed", ""},
+		{"tampered", "Identity: " + e.tamper(t, valid), "TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`},
+		{"stale", "Identity: " + e.identity(t, time.Now().Add(-5*time.Minute)), "TN-Validation-Failed", `SIP;cause=403;text="Stale Date"`},
+		{"missing", "X-Case: missing", "No-TN-Validation", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pbx := uas(t, e.pbx, 1, "pbx")
+			res := uac("uac.xml", k.Addr, "127.0.0.1", 1, ";user=phone;verstat=TN-Validation-Passed", c.hdr,
+				"P-Asserted-Identity: <sip:"+caller+"@127.0.0.1;user=phone;verstat=TN-Validation-Passed>").Run(t)
+			if err := res.Err(); err != nil {
+				t.Fatalf("uac: %v", err)
+			}
+			inv := invites(pbx.Wait())
+			if len(inv) != 1 {
+				t.Fatalf("PBX received %d INVITEs", len(inv))
+			}
+			for _, h := range []string{"From", "P-Asserted-Identity"} {
+				v := kamtest.Header(inv[0], h)[0]
+				if strings.Count(v, "verstat=") != 1 || !strings.Contains(v, ";verstat="+c.verstat) {
+					t.Errorf("%s %q, want exactly verstat=%s", h, v, c.verstat)
+				}
+			}
+			reason := kamtest.Header(inv[0], "Reason")
+			if c.reason == "" && len(reason) != 0 || c.reason != "" && (len(reason) != 1 || reason[0] != c.reason) {
+				t.Errorf("Reason %q, want %q", reason, c.reason)
+			}
+		})
+	}
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestEgressUnderLoad: children=4, SIPp signing calls at 200 cps for 15 s:
+// no failed call, no dead worker, and worker memory is reported.
+func TestEgressUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	const rate, secs = 200, 15
+	calls := rate * secs
+	carrier := kamtest.SIPp{Scenario: "../sipp/uas.xml", LocalPort: e.carrier, Calls: calls,
+		Name: "carrier", Timeout: 120 * time.Second}.Start(t)
+	k := e.kamailio(t, true, 4)
+	before := rss(t, k)
+	res := kamtest.SIPp{
+		Scenario: "../sipp/uac.xml", Remote: k.Addr, LocalIP: pbxIP, Calls: calls, Rate: rate, Limit: 400,
+		Name: "load", Timeout: 120 * time.Second,
+		Keys: map[string]string{"caller": caller, "callee": callee, "from_params": ";user=phone",
+			"hdr1": "X-Case: load", "hdr2": "X-Load: 1"},
+	}.Run(t)
+	if err := res.Err(); err != nil {
+		t.Fatalf("load: %v (%s)", err, res.Stats)
+	}
+	if res.Stats.Successful != calls || res.Stats.Failed != 0 {
+		t.Errorf("load: %s, want %d successful", res.Stats, calls)
+	}
+	if err := carrier.Wait().Err(); err != nil {
+		t.Errorf("carrier: %v", err)
+	}
+	after := rss(t, k)
+	t.Logf("%d calls at %d cps: %s; worker RSS KiB before %v after %v", calls, rate, res.Stats, before, after)
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+	assertOurLibrary(t, e, k)
+}
+
+func rss(t *testing.T, k *kamtest.Kamailio) map[int]int64 {
+	t.Helper()
+	kids, err := k.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int]int64{}
+	for _, p := range kids {
+		if p.HasMapping("libsecsipid") {
+			m[p.PID] = p.RSSKB
+		}
+	}
+	return m
+}
+
+// finalCode is the status of the last final response the UAC received.
+func finalCode(r kamtest.Result) int {
+	code := 0
+	for _, m := range r.Received() {
+		f := strings.Fields(kamtest.StartLine(m))
+		if len(f) >= 2 && f[0] == "SIP/2.0" {
+			if c, err := strconv.Atoi(f[1]); err == nil && c >= 200 {
+				code = c
+			}
+		}
+	}
+	return code
+}
+
+// stirgateBin is $STIRGATE_BIN (set by make) or a fresh build.
+func stirgateBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("STIRGATE_BIN"); p != "" {
+		return p
+	}
+	p := filepath.Join(t.TempDir(), "stirgate")
+	root, err := secsipidtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", p, "./cmd/stirgate")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/stirgate: %v\n%s", err, out)
+	}
+	return p
+}
+
