@@ -697,6 +697,16 @@ func TestReviewRegressions(t *testing.T) {
 		// iat near MaxInt64 overflowed time.Unix into the distant past.
 		{name: "iat 400 years ahead", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() + 400*365*24*3600))}, result: stir.Fail, want: stir.ErrFutureIAT},
 		{name: "iat max int64", identity: []string{f.signedClaims(claimsJSON(math.MaxInt64))}, result: stir.Fail, want: stir.ErrFutureIAT},
+		// §2 is ordered: a header that fails rows 5 or 6 is reported as such
+		// even when the request's Date (row 7) is bad too.
+		{name: "row 5 before Date", identity: []string{raw(t, f.lab.LeafKey, strings.Replace(hdrJSON(f.x5u), `"ES256"`, `"none"`, 1), claimsJSON(testNow.Unix()), f.x5u)},
+			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrAlgUnsupported},
+		{name: "row 6 before Date", identity: []string{f.signedClaims(strings.Replace(claimsJSON(testNow.Unix()), `"attest":"A"`, `"attest":"D"`, 1))},
+			date: "yesterday", result: stir.Fail, want: stir.ErrAttestInvalid},
+		{name: "iat before Date", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() - 120))},
+			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleIAT},
+		{name: "Date before row 8", identity: []string{good}, from: "<sip:+12155550199@example.com>",
+			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleDate},
 	})
 	t.Run("sign Date year 9999", func(t *testing.T) {
 		_, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: "Fri, 31 Dec 9999 23:59:59 GMT"})

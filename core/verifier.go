@@ -153,14 +153,14 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 		return res
 	}
 
-	if err := v.checkDate(req.Date, now); err != nil {
-		return res.Failed(err)
-	}
+	// The Date and the request's numbers are judged once, but reported in
+	// the table's order (rows 7 and 8), after each header's own rows 3-6.
+	dateErr := v.checkDate(req.Date, now)
 	orig, dest, reqErr := v.requestNumbers(req)
 
 	failures := perHeader
 	for _, h := range candidates {
-		r, err := v.verifyOne(ctx, h, now, orig, dest, reqErr)
+		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr)
 		if err == nil {
 			return r
 		}
@@ -202,7 +202,7 @@ func (v *Verifier) requestNumbers(req VerifyRequest) (string, string, error) {
 	return orig, dest, nil
 }
 
-func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, orig, dest string, reqErr error) (*stir.Result, error) {
+func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error) (*stir.Result, error) {
 	tok, err := passport.Parse(h.Token)
 	if err != nil {
 		return nil, err
@@ -232,6 +232,9 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
 	} else if age < -v.opts.MaxFuture {
 		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
+	}
+	if dateErr != nil {
+		return nil, dateErr
 	}
 
 	if reqErr != nil {
