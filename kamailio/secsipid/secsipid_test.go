@@ -430,4 +430,3 @@ func stirgateBin(t *testing.T) string {
 	}
 	return p
 }
-
