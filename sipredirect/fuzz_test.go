@@ -14,7 +14,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(invite("f1", "Identity:")))
 	f.Add([]byte("OPTIONS sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;rport\r\n\r\n"))
 	f.Add([]byte("SIP/2.0 200 OK\r\n\r\n"))
-	h, err := NewHandler(Options{Allow: allowTest(), Timeout: time.Second})
+	l := newTestLab(f, func() time.Time { return fixedNow })
+	h, err := NewHandler(Options{Signer: l.signer, Verifier: l.verifier, Allow: allowTest(), Timeout: time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
