@@ -705,6 +705,14 @@ func TestReviewRegressions(t *testing.T) {
 			date: "yesterday", result: stir.Fail, want: stir.ErrAttestInvalid},
 		{name: "iat before Date", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() - 120))},
 			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleIAT},
+		// An HS256 token as an attacker sends it carries a 32-byte MAC; the
+		// signature's length (row 12) was checked before alg (row 5).
+		{name: "HS256 with its own 32-byte MAC", identity: []string{hs256Raw(t, strings.Replace(hdrJSON(f.x5u), `"ES256"`, `"HS256"`, 1), claimsJSON(testNow.Unix()), f.lab.Leaf.Raw, f.x5u)},
+			result: stir.Fail, want: stir.ErrAlgUnsupported},
+		{name: "short signature, bad claims", identity: []string{func() string {
+			v := f.signedClaims(strings.Replace(claimsJSON(testNow.Unix()), `"attest":"A"`, `"attest":"D"`, 1))
+			return strings.Replace(v, ";", "AAAA;", 1)
+		}()}, result: stir.Fail, want: stir.ErrAttestInvalid},
 		{name: "Date before row 8", identity: []string{good}, from: "<sip:+12155550199@example.com>",
 			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleDate},
 	})

@@ -213,14 +213,16 @@ func Parse(token string) (*Token, error) {
 	if t.Signature, err = b64.DecodeString(s); err != nil {
 		return nil, stir.ErrSignatureMalformed.With("signature segment", err)
 	}
-	if len(t.Signature) != 64 {
-		return nil, stir.ErrSignatureMalformed.Withf("signature is %d bytes, want 64 (raw R||S)", len(t.Signature))
-	}
 	if err := t.parseHeader(); err != nil {
 		return nil, err
 	}
 	if err := t.parseClaims(); err != nil {
 		return nil, err
+	}
+	// The length is a row-12 check: an HS256 or RS256 token must fail on
+	// its alg (row 5), not on the size of the signature it carries.
+	if len(t.Signature) != 64 {
+		return nil, stir.ErrSignatureMalformed.Withf("signature is %d bytes, want 64 (raw R||S)", len(t.Signature))
 	}
 	return t, nil
 }
