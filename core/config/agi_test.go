@@ -1,0 +1,41 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAGISection(t *testing.T) {
+	c, err := Parse([]byte("[agi]\nlisten = \"0.0.0.0:4573\"\nsession_timeout = \"3s\"\nmax_sessions = 10\nsystem = \"pbx1\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.AGI.WithDefaults()
+	if a.Listen != "0.0.0.0:4573" || a.SessionTimeout.Duration != 3*time.Second || a.MaxSessions != 10 ||
+		a.System != "pbx1" || a.ShutdownGrace.Duration != DefaultAGIShutdownGrace {
+		t.Fatalf("AGI = %+v", a)
+	}
+	d := AGI{}.WithDefaults()
+	if d.Listen != DefaultAGIListen || d.SessionTimeout.Duration != DefaultAGISessionTimeout || d.MaxSessions != DefaultAGIMaxSessions {
+		t.Fatalf("defaults = %+v", d)
+	}
+
+	tests := []struct {
+		name, toml, want string
+	}{
+		{"bad listen", "[agi]\nlisten = \"4573\"\n", "agi.listen"},
+		{"tiny timeout", "[agi]\nsession_timeout = \"1ms\"\n", "agi.session_timeout"},
+		{"negative sessions", "[agi]\nmax_sessions = -1\n", "agi.max_sessions"},
+		{"integer duration", "[agi]\nsession_timeout = 10\n", "duration must be a string"},
+		{"unknown key", "[agi]\nlisten_port = 4573\n", "listen_port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.toml), "t.toml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
