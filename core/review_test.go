@@ -684,6 +684,11 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
+// lateClock puts the verifier's clock 999 ms past testNow.
+func lateClock(o *VerifierOptions) {
+	o.Now = func() time.Time { return testNow.Add(999 * time.Millisecond) }
+}
+
 // TestReviewRegressions holds the defects this review found, one case per
 // defect, each of which failed before its fix.
 func TestReviewRegressions(t *testing.T) {
@@ -713,6 +718,20 @@ func TestReviewRegressions(t *testing.T) {
 			v := f.signedClaims(strings.Replace(claimsJSON(testNow.Unix()), `"attest":"A"`, `"attest":"D"`, 1))
 			return strings.Replace(v, ";", "AAAA;", 1)
 		}()}, result: stir.Fail, want: stir.ErrAttestInvalid},
+		// iat and Date have whole seconds: the windows compare whole seconds,
+		// or a token exactly at the limit fails for most of each second.
+		{name: "iat 60s old, clock mid-second", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() - 60))},
+			mod: lateClock, result: stir.Pass},
+		{name: "iat 61s old, clock mid-second", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() - 61))},
+			mod: lateClock, result: stir.Fail, want: stir.ErrStaleIAT},
+		{name: "iat 60s ahead, clock mid-second", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() + 60))},
+			mod: lateClock, result: stir.Pass},
+		{name: "iat 61s ahead, clock mid-second", identity: []string{f.signedClaims(claimsJSON(testNow.Unix() + 61))},
+			mod: lateClock, result: stir.Fail, want: stir.ErrFutureIAT},
+		{name: "Date 60s old, clock mid-second", identity: []string{good}, date: FormatDate(testNow.Add(-60 * time.Second)),
+			mod: lateClock, result: stir.Pass},
+		{name: "Date 61s old, clock mid-second", identity: []string{good}, date: FormatDate(testNow.Add(-61 * time.Second)),
+			mod: lateClock, result: stir.Fail, want: stir.ErrStaleDate},
 		{name: "Date before row 8", identity: []string{good}, from: "<sip:+12155550199@example.com>",
 			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleDate},
 	})

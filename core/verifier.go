@@ -155,7 +155,7 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 
 	// The Date and the request's numbers are judged once, but reported in
 	// the table's order (rows 7 and 8), after each header's own rows 3-6.
-	dateErr := v.checkDate(req.Date, now)
+	dateErr := v.checkDate(req.Date, now.Truncate(time.Second))
 	orig, dest, reqErr := v.requestNumbers(req)
 
 	failures := perHeader
@@ -169,6 +169,8 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 	return res.Failed(mostRelevant(failures))
 }
 
+// checkDate judges a Date header against now, which the caller has
+// truncated to whole seconds, the resolution of a Date.
 func (v *Verifier) checkDate(date string, now time.Time) error {
 	if date == "" {
 		if v.opts.RequireDate {
@@ -223,12 +225,14 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 	// iat may be any positive int64. Clamped to ~136 years ahead, it can
 	// neither overflow time.Unix nor saturate now.Sub, whose minimum
 	// Duration would negate to itself and pass the future bound.
+	// iat has whole seconds, so the clock is read in whole seconds too:
+	// otherwise a token exactly at the limit fails for most of each second.
 	iatSec := tok.Claims.IAT
 	if lim := now.Unix() + 1<<32; iatSec > lim {
 		iatSec = lim
 	}
 	iat := time.Unix(iatSec, 0)
-	if age := now.Sub(iat); age > v.opts.MaxAge {
+	if age := now.Truncate(time.Second).Sub(iat); age > v.opts.MaxAge {
 		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
 	} else if age < -v.opts.MaxFuture {
 		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
