@@ -136,9 +136,6 @@ func (l *Listener) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if lostAt.IsZero() && lostWhy == "" {
-				lostWhy = err.Error()
-			}
 			// Jitter keeps a fleet of listeners from reconnecting in step
 			// after an Asterisk restart.
 			d := backoff/2 + rand.N(backoff/2+1)
