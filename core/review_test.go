@@ -735,6 +735,18 @@ func TestReviewRegressions(t *testing.T) {
 		{name: "Date before row 8", identity: []string{good}, from: "<sip:+12155550199@example.com>",
 			date: FormatDate(testNow.Add(-2 * time.Minute)), result: stir.Fail, want: stir.ErrStaleDate},
 	})
+	t.Run("sign Date 60s old, clock mid-second", func(t *testing.T) {
+		at := testNow.Add(999 * time.Millisecond)
+		d := FormatDate(testNow.Add(-60 * time.Second))
+		r, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: d, At: at})
+		if err != nil || r.IAT != testNow.Unix()-60 || r.Date != d {
+			t.Fatalf("%+v %v", r, err)
+		}
+		_, err = f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: FormatDate(testNow.Add(-61 * time.Second)), At: at})
+		if e := stir.As(err); e == nil || e.Name != stir.ErrSignDate.Name {
+			t.Fatalf("err %v, want %s", err, stir.ErrSignDate.Name)
+		}
+	})
 	t.Run("sign Date year 9999", func(t *testing.T) {
 		_, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: "Fri, 31 Dec 9999 23:59:59 GMT"})
 		if e := stir.As(err); e == nil || e.Name != stir.ErrSignDate.Name {

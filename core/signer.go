@@ -107,7 +107,8 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		if err != nil {
 			return nil, stir.ErrSignDate.With("Date header", err)
 		}
-		if absDur(now.Sub(d)) > s.opts.DateWindow {
+		// A Date has whole seconds; so has the clock it is judged by.
+		if absDur(now.Truncate(time.Second).Sub(d)) > s.opts.DateWindow {
 			return nil, stir.ErrSignDate.Withf("Date %s is %s from now, window %s", req.Date, now.Sub(d).Round(time.Second), s.opts.DateWindow)
 		}
 		iat, date = d, req.Date
