@@ -747,6 +747,24 @@ func TestReviewRegressions(t *testing.T) {
 			t.Fatalf("err %v, want %s", err, stir.ErrSignDate.Name)
 		}
 	})
+	// §1.10: a credential built by hand, not by certs.LoadSigner, must not
+	// get past NewSigner with a key that is not its certificate's.
+	t.Run("NewSigner refuses a key that does not match its leaf", func(t *testing.T) {
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred := *f.signer.Credential()
+		cred.Key = other
+		_, err = NewSigner(SignerOptions{Credential: &cred, X5U: f.x5u})
+		if e := stir.As(err); e == nil || e.Name != stir.ErrSignKey.Name {
+			t.Fatalf("err %v, want %s", err, stir.ErrSignKey.Name)
+		}
+		// A bare key (no certificate, as the CLI's --key alone) still works.
+		if _, err := NewSigner(SignerOptions{Credential: &certs.SigningCredential{Key: other}, X5U: f.x5u}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("sign Date year 9999", func(t *testing.T) {
 		_, err := f.signer.Sign(context.Background(), SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, Date: "Fri, 31 Dec 9999 23:59:59 GMT"})
 		if e := stir.As(err); e == nil || e.Name != stir.ErrSignDate.Name {

@@ -54,6 +54,11 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.X5U == "" {
 		return nil, stir.ErrSignCertInvalid.Withf("no x5u URL")
 	}
+	// certs.LoadSigner checks this too; a credential built by hand must not
+	// be able to sign tokens that no verifier can check.
+	if l := opts.Credential.Leaf; l != nil && !opts.Credential.Key.PublicKey.Equal(l.PublicKey) {
+		return nil, stir.ErrSignKey.Withf("private key does not match the certificate %q", l.Subject.CommonName)
+	}
 	if opts.DateWindow <= 0 {
 		opts.DateWindow = 60 * time.Second
 	}
