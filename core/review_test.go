@@ -328,6 +328,12 @@ func TestReviewVerifyRows(t *testing.T) {
 		{name: "PAI tel then sip, tel matches", identity: []string{good}, pai: "tel:+1-215-555-0121, <sip:+12155550199@example.com>", result: stir.Pass},
 		{name: "PAI sip then tel, tel matches", identity: []string{good}, pai: "<sip:+12155550199@example.com>, <tel:+12155550121>", result: stir.Fail, want: stir.ErrOrigMismatch},
 		{name: "PAI with inbound verstat", identity: []string{good}, pai: "<tel:+12155550121;verstat=TN-Validation-Passed>", result: stir.Pass},
+		// To names one URI; a list (which RFC 3261 does not allow in To) is
+		// read as its first element.
+		{name: "To list, first in dest", identity: []string{good}, to: "<sip:+12155550131@example.net>, <sip:+12155550199@example.net>", result: stir.Pass},
+		{name: "To list, second in dest", identity: []string{good}, to: "<sip:+12155550199@example.net>, <sip:+12155550131@example.net>", result: stir.Fail, want: stir.ErrDestMismatch},
+		// A local tel number's phone-context is not applied (see REVIEW.md).
+		{name: "To local tel with phone-context", identity: []string{good}, to: "<tel:5550131;phone-context=+1215>", result: stir.Fail, want: stir.ErrDestMismatch},
 		{name: "row 8 before row 9", identity: []string{f.signedAt("http://cert.example.org/sp.pem", key)}, from: "<sip:+12155550199@x>", result: stir.Fail, want: stir.ErrOrigMismatch},
 
 		// Row 9.
@@ -380,6 +386,15 @@ func TestReviewVerifyRows(t *testing.T) {
 		if r.SIPCode != 428 || r.Verstat != stir.VerstatNone {
 			t.Fatalf("%+v", r)
 		}
+	})
+
+	// A cold cache and a caller that has already given up: a fetch
+	// failure (436), never a pass and never a hang.
+	t.Run("cancelled context, cold cache", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := f.verifier(nil).Verify(ctx, VerifyRequest{Identity: []string{f.signedAt(f.url("/cold.pem", f.lab.ChainPEM()), key)}, From: fromHdr, To: toHdr})
+		checkResult(t, r, stir.Fail, stir.ErrX5UFetchFailed)
 	})
 
 	// Row 14: a pass reports every field the surfaces print.
