@@ -213,3 +213,33 @@ func TestWritersShareSpill(t *testing.T) {
 		t.Errorf("%d rows, want 400", n)
 	}
 }
+
+// TestDeferredOpen: the store cannot be opened at first (its directory is
+// a file); outcomes spill; once it can, they are replayed into it.
+func TestDeferredOpen(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "db")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDeferred(Options{Path: filepath.Join(blocker, "o.db")})
+	defer d.Close()
+	w := NewWriter(d, WriterOptions{SpillPath: filepath.Join(dir, "spill.jsonl"), RetryInterval: 5 * time.Millisecond})
+	runWriter(t, w)
+	for i := range 20 {
+		w.Record(context.Background(), verify(fmt.Sprint("d", i), t0, nil))
+	}
+	waitFor(t, "spill", func() bool { return w.Stats().Spilled == 20 })
+	if _, err := d.Store(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("open through a file: %v", err)
+	}
+	os.Remove(blocker)
+	waitFor(t, "replay", func() bool { return !w.Backlog() })
+	st, err := d.Store(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, st); n != 20 {
+		t.Errorf("%d rows, want 20", n)
+	}
+}

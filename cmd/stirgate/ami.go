@@ -44,13 +44,20 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	retention := time.Duration(sc.RetentionDays) * 24 * time.Hour
 
-	st, err := store.Open(ctx, store.Options{
+	// A PostgreSQL that is not up yet (a node rebooting with its database)
+	// must not lose Asterisk's events: the listener starts anyway, the
+	// writer spills, and the store is opened on a later retry. SQLite
+	// failing to open is a local misconfiguration: fail at once.
+	st := store.NewDeferred(store.Options{
 		Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(), Retention: retention, Logger: log,
 	})
-	if err != nil {
-		return fail(fmt.Errorf("store: %w", err))
-	}
 	defer st.Close()
+	if _, err := st.Store(ctx); err != nil {
+		if sc.Driver != "postgres" {
+			return fail(fmt.Errorf("store: %w", err))
+		}
+		log.Warn("outcome store unavailable; spilling until it answers", "err", err)
+	}
 	w := store.NewWriter(st, store.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
 	l := ami.New(ami.Options{
 		Address: ac.Address, Username: ac.Username, Secret: ac.Secret.Reveal(), System: system,
@@ -82,7 +89,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // retain prunes the store hourly, so retention holds for a listener that
 // runs for months.
-func retain(ctx context.Context, st store.Store, keep time.Duration, log interface {
+func retain(ctx context.Context, d *store.Deferred, keep time.Duration, log interface {
 	Info(string, ...any)
 	Warn(string, ...any)
 }) {
@@ -93,7 +100,11 @@ func retain(ctx context.Context, st store.Store, keep time.Duration, log interfa
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := store.Retain(ctx, st, keep, nil)
+			st, err := d.Store(ctx)
+			var n int64
+			if err == nil {
+				n, err = store.Retain(ctx, st, keep, nil)
+			}
 			if err != nil {
 				log.Warn("retention", "err", err)
 			} else if n > 0 {

@@ -159,3 +159,70 @@ func TestRunAMI(t *testing.T) {
 		t.Errorf("rows %+v", got)
 	}
 }
+
+// TestRunAMIStoreDown: PostgreSQL is not reachable when `stirgate ami`
+// starts. It runs anyway and the event it receives is in the spill file,
+// ready for replay.
+func TestRunAMIStoreDown(t *testing.T) {
+	p, err := amitest.Listen("127.0.0.1:0", amitest.Options{Username: "stirgate", Secret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dead, err := amitest.Listen("127.0.0.1:0", amitest.Options{}) // a port that then closes
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr()
+	dead.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "stirgate.toml")
+	cfg := fmt.Sprintf(`
+[ami]
+address = %q
+username = "stirgate"
+secret = "s3cret"
+system = "pbx-test"
+
+[store]
+dsn = "postgres://stirgate:pw@%s/stirgate?sslmode=disable&connect_timeout=1"
+spill_path = "spill.jsonl"
+`, p.Addr(), deadAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var errb bytes.Buffer
+	go func() { done <- runAMI(ctx, []string{"--config", cfgPath}, &bytes.Buffer{}, &errb) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Sessions() == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no login; stderr: %s", errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.Emit(ami.Message{{Key: "Event", Value: "UserEvent"}, {Key: "UserEvent", Value: "StirShaken"}, {Key: "Uniqueid", Value: "1700000000.9"},
+		{Key: "STIR_RESULT", Value: "fail"}})
+	spill := filepath.Join(dir, "spill.jsonl")
+	for {
+		b, _ := os.ReadFile(spill)
+		b2, _ := os.ReadFile(spill + ".replay")
+		if strings.Contains(string(b)+string(b2), "1700000000.9") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("event not spilled; stderr: %s", errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "pw@") {
+		t.Error("DSN password in the log")
+	}
+}
