@@ -241,6 +241,8 @@ func TestReviewVerifyRows(t *testing.T) {
 
 		// Row 4.
 		{name: "quoted ppt div is not ours", identity: []string{tok + info + `;ppt="div"`}, result: stir.None},
+		// ppt values compare exactly: an upper-case SHAKEN is not ours.
+		{name: "ppt upper case is not ours", identity: []string{tok + info + ";ppt=SHAKEN"}, result: stir.None},
 		{name: "div header then good", identity: []string{tok + info + ";ppt=div", good}, result: stir.Pass},
 		{name: "JOSE ppt div under ppt=shaken", identity: signed(hdr(`"ppt":"shaken"`, `"ppt":"div"`), claimsJSON(now)), result: stir.Fail, want: stir.ErrPptInvalid},
 		{name: "JOSE ppt missing", identity: signed(hdr(`"ppt":"shaken",`, ``), claimsJSON(now)), result: stir.Fail, want: stir.ErrPptInvalid},
@@ -376,6 +378,9 @@ func TestReviewVerifyRows(t *testing.T) {
 		// Row 13.
 		{name: "437 ranks over 438", identity: []string{f.signedAt(p384URL, key), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrCertProfile},
 		{name: "parse failure and fetch failure", identity: []string{tok + ".AAAA" + params, f.signedAt(f.srv.URL+"/missing.pem", key)}, result: stir.Fail, want: stir.ErrHeaderMalformed},
+		// Rank goes by SIP code (437 > 403 > 438 > 436 > 428), not by the
+		// table's row: a stale iat (row 7) outranks a forged signature (row 12).
+		{name: "403 ranks over a row-12 438", identity: []string{f.signedClaims(claimsJSON(now - 120)), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrStaleIAT},
 		{name: "good after two bad", identity: []string{tok + ".AAAA" + params, f.signedAt(f.srv.URL+"/missing.pem", key), good}, result: stir.Pass},
 	}
 	f.runReview(t, cases)
@@ -589,6 +594,8 @@ func TestReviewSign(t *testing.T) {
 		if a1[14] != '5' || r1[14] != '4' {
 			t.Fatalf("version: per-call %q, random %q", a1, r1)
 		}
+		// A caller's origid is kept verbatim and not UUID-checked, though
+		// §1.8 and RFC 8588 want a UUID (REVIEW.md, gaps).
 		if got := sign("a@host", "given-id"); got != "given-id" {
 			t.Fatalf("explicit origid replaced by %q", got)
 		}
