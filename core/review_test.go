@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -390,6 +393,38 @@ func TestReviewVerifyRows(t *testing.T) {
 		checkResult(t, r, stir.None, stir.ErrNoIdentity)
 		if r.SIPCode != 428 || r.Verstat != stir.VerstatNone {
 			t.Fatalf("%+v", r)
+		}
+	})
+
+	// Row 11 profile rules through the Verifier, with zlint's SHAKEN
+	// fixtures (certs/testdata/zlint). The profile is judged before the
+	// path, so these untrusted, long-expired leaves fail on their profile.
+	t.Run("row 11 profile fixtures", func(t *testing.T) {
+		for _, tc := range []struct {
+			file string
+			want *stir.Error
+		}{
+			{"shakenCert.pem", stir.ErrCertExpired}, // conformant profile: the path check reports its age
+			{"shakenCertPolicyNo.pem", stir.ErrCertProfile},
+			{"shakenCertPolicyIncorrect.pem", stir.ErrCertProfile},
+			{"shakenKeyUsageOdd.pem", stir.ErrCertProfile},
+			{"shakenKeyUsageNotCritical.pem", stir.ErrCertProfile},
+			{"shakenBasicConstNo.pem", stir.ErrCertProfile},
+			{"shakenKeyAlgRSA.pem", stir.ErrCertProfile},
+			{"shakenSubject.pem", stir.ErrCertProfile},
+		} {
+			t.Run(tc.file, func(t *testing.T) {
+				pem, err := os.ReadFile(filepath.Join("certs", "testdata", "zlint", tc.file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The fixtures carry openssl's text dump before the PEM block,
+				// which an x5u body may not (x5u_bad_content).
+				pem = pem[bytes.Index(pem, []byte("-----BEGIN")):]
+				u := f.url("/zlint/"+tc.file, pem)
+				r := f.verifier(nil).Verify(context.Background(), VerifyRequest{Identity: []string{f.signedAt(u, key)}, From: fromHdr, To: toHdr})
+				checkResult(t, r, stir.Fail, tc.want)
+			})
 		}
 	})
 
