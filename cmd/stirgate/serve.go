@@ -58,6 +58,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	if *cfgPath != "" {
+		// An absolute path keeps the config-relative files (lab dir, keys)
+		// resolving to the same place after a reload, whatever the cwd.
+		if abs, err := filepath.Abs(*cfgPath); err == nil {
+			*cfgPath = abs
+		}
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
