@@ -24,6 +24,7 @@ import (
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/identity"
 	"github.com/stirgate/stirgate/core/passport"
+	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
@@ -657,6 +658,54 @@ func TestReviewSign(t *testing.T) {
 				_, err := f.signer.Sign(tc.ctx, tc.req)
 				if e := stir.As(err); e == nil || e.Name != tc.want.Name {
 					t.Fatalf("err %v, want %s", err, tc.want.Name)
+				}
+			})
+		}
+	})
+
+	// §1.9 through the Signer: the policy sees the canonical orig (from PAI
+	// when present), a per-call attest overrides it, a customer's origid is
+	// used when the call gives none.
+	t.Run("attestation policy", func(t *testing.T) {
+		const acmeID = "11111111-2222-4333-8444-555555555555"
+		pol, err := policy.New(policy.Options{
+			Customers: []policy.Customer{{Name: "acme", OrigID: acmeID, Numbers: []string{origTN}, Sources: []string{"192.0.2.10"}}},
+			Gateways:  []string{"carrier-in"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSigner(SignerOptions{Credential: cred, X5U: f.x5u, Numbers: tn.NANP(), Policy: pol, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name   string
+			req    SignRequest
+			attest stir.Attestation
+			origid string
+			want   *stir.Error
+		}{
+			{"owner via national PAI", SignRequest{From: "<sip:+19995550000@x>", PAI: "<sip:2155550121@x>", To: toHdr, Customer: "acme"}, "A", acmeID, nil},
+			{"owner via source", SignRequest{Orig: origTN, Dest: []string{destTN}, Source: "192.0.2.10:5060"}, "A", acmeID, nil},
+			{"not the customer's number", SignRequest{Orig: "12155550199", Dest: []string{destTN}, Customer: "acme"}, "B", acmeID, nil},
+			{"gateway", SignRequest{Orig: origTN, Dest: []string{destTN}, Source: "carrier-in"}, "C", "", nil},
+			{"per-call override keeps the customer's origid", SignRequest{Orig: origTN, Dest: []string{destTN}, Customer: "acme", Attest: "C"}, "C", acmeID, nil},
+			{"unknown and no default", SignRequest{Orig: origTN, Dest: []string{destTN}, Source: "198.51.100.1"}, "", "", stir.ErrSignNotAllowed},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r, err := s.Sign(ctx, tc.req)
+				if tc.want != nil {
+					if e := stir.As(err); e == nil || e.Name != tc.want.Name {
+						t.Fatalf("err %v, want %s", err, tc.want.Name)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Attest != tc.attest || (tc.origid != "" && r.OrigID != tc.origid) || !validUUID(r.OrigID) {
+					t.Fatalf("attest %s origid %s, want %s %s", r.Attest, r.OrigID, tc.attest, tc.origid)
 				}
 			})
 		}
