@@ -293,6 +293,10 @@ func TestKillPeerMidStream(t *testing.T) {
 		}
 		return m
 	}
+	// A last event marks the end: once the listener has it, it has read
+	// everything the restarted peer sent before it.
+	p2.Emit(stirEvent("after.end", h("STIR_RESULT", "pass")))
+	waitFor(t, "the end marker", 10*time.Second, func() bool { return seen()["after.end"] })
 	waitFor(t, "everything received is stored", 10*time.Second, func() bool {
 		return len(query(t, r.st, store.Filter{})) == len(seen()) && !r.writer.Backlog()
 	})
