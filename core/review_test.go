@@ -380,11 +380,12 @@ func TestReviewVerifyRows(t *testing.T) {
 		{name: "claims re-encoded keep signature", identity: []string{parts[0] + "." + b64.EncodeToString([]byte(claims(`{`, `{ `))) + "." + parts[2] + params}, result: stir.Fail, want: stir.ErrSignatureInvalid},
 
 		// Row 13.
-		{name: "437 ranks over 438", identity: []string{f.signedAt(p384URL, key), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrCertProfile},
+		// Rank goes by the table's row: the header that got further along the
+		// pipeline is reported, and 436 only when nothing better is known.
+		{name: "row-12 signature over row-11 credential", identity: []string{f.signedAt(p384URL, key), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrSignatureInvalid},
 		{name: "parse failure and fetch failure", identity: []string{tok + ".AAAA" + params, f.signedAt(f.srv.URL+"/missing.pem", key)}, result: stir.Fail, want: stir.ErrHeaderMalformed},
-		// Rank goes by SIP code (437 > 403 > 438 > 436 > 428), not by the
-		// table's row: a stale iat (row 7) outranks a forged signature (row 12).
-		{name: "403 ranks over a row-12 438", identity: []string{f.signedClaims(claimsJSON(now - 120)), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrStaleIAT},
+		{name: "row-12 signature over row-7 stale iat", identity: []string{f.signedClaims(claimsJSON(now - 120)), parts[0] + "." + parts[1] + "." + flip(parts[2]) + params}, result: stir.Fail, want: stir.ErrSignatureInvalid},
+		{name: "row-11 credential over row-7 stale iat", identity: []string{f.signedClaims(claimsJSON(now - 120)), f.signedAt(p384URL, key)}, result: stir.Fail, want: stir.ErrCertProfile},
 		{name: "good after two bad", identity: []string{tok + ".AAAA" + params, f.signedAt(f.srv.URL+"/missing.pem", key), good}, result: stir.Pass},
 	}
 	f.runReview(t, cases)

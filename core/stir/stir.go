@@ -51,6 +51,9 @@ type Error struct {
 	Verstat Verstat // what a relaxed verifier reports
 	Detail  string  // human detail for logs; not API
 	Err     error   // underlying cause, if any
+
+	// stage is the conformance row that produces the error; Rank uses it.
+	stage int
 }
 
 func (e *Error) Error() string {
@@ -107,8 +110,12 @@ const (
 	ReasonForbidden     = "Forbidden"
 )
 
+// row is the conformance-table row whose check the sentinels that follow
+// belong to; it is set while the var block below is initialised.
+var row int
+
 func verr(name string, code int, reason string, vs Verstat) *Error {
-	e := &Error{Name: name, SIPCode: code, Reason: reason, Verstat: vs}
+	e := &Error{Name: name, SIPCode: code, Reason: reason, Verstat: vs, stage: row}
 	all = append(all, e)
 	return e
 }
@@ -118,24 +125,28 @@ func badInfo(name string) *Error { return verr(name, 436, ReasonBadInfo, Verstat
 func cred(name string) *Error    { return verr(name, 437, ReasonUnsupported, VerstatFailed) }
 func stale(name string) *Error   { return verr(name, 403, ReasonStaleDate, VerstatFailed) }
 
+// at sets the row for the sentinels declared after it and returns nothing
+// useful; it exists so that each group of the var block names its row.
+func at(r int) struct{} { row = r; return struct{}{} }
+
 var all []*Error
 
 // Sentinels. Their Name values are API: surfaces print them and operators
 // alert on them. Add, never rename.
 var (
-	// Presence and limits (conformance row 2).
+	_                  = at(2) // Presence and limits.
 	ErrNoIdentity      = verr("no_identity", 428, ReasonUseIdentity, VerstatNone)
 	ErrNotShaken       = verr("not_shaken", 428, ReasonUseIdentity, VerstatNone)
 	ErrTooManyIdentity = invalid("too_many_identity")
 	ErrIdentityTooLong = invalid("identity_too_large")
 
-	// Header syntax (row 3).
+	_                  = at(3) // Header syntax.
 	ErrHeaderMalformed = invalid("header_malformed")
 	ErrCompactForm     = invalid("compact_form")
 	ErrInfoMissing     = invalid("info_missing")
 	ErrInfoMalformed   = invalid("info_malformed")
 
-	// JOSE header (row 5).
+	_                  = at(5) // JOSE header.
 	ErrJSONMalformed   = invalid("json_malformed")
 	ErrAlgUnsupported  = invalid("alg_unsupported")
 	ErrTypInvalid      = invalid("typ_invalid")
@@ -143,31 +154,31 @@ var (
 	ErrX5UMismatch     = invalid("x5u_info_mismatch")
 	ErrCritUnsupported = invalid("crit_unsupported")
 
-	// Claims (row 6).
+	_                = at(6) // Claims.
 	ErrIATInvalid    = invalid("iat_invalid")
 	ErrOrigInvalid   = invalid("orig_invalid")
 	ErrDestInvalid   = invalid("dest_invalid")
 	ErrAttestInvalid = invalid("attest_invalid")
 	ErrOrigIDInvalid = invalid("origid_invalid")
 
-	// Freshness (row 7).
+	_             = at(7) // Freshness.
 	ErrStaleIAT   = stale("stale_iat")
 	ErrFutureIAT  = stale("future_iat")
 	ErrStaleDate  = stale("stale_date")
 	ErrDateFormat = stale("date_invalid")
 
-	// Request binding (row 8).
+	_               = at(8) // Request binding.
 	ErrOrigMismatch = invalid("orig_mismatch")
 	ErrDestMismatch = invalid("dest_mismatch")
 	ErrTNInvalid    = invalid("tn_invalid")
 
-	// Credential retrieval (rows 9-10).
+	_                 = at(9) // Credential retrieval (rows 9 and 10).
 	ErrX5UForbidden   = badInfo("x5u_forbidden")
 	ErrX5UFetchFailed = badInfo("x5u_fetch_failed")
 	ErrX5UBadContent  = badInfo("x5u_bad_content")
 	ErrX5UOffline     = badInfo("x5u_not_preloaded")
 
-	// Certificate profile and path (row 11).
+	_                = at(11) // Certificate profile and path.
 	ErrCertProfile   = cred("cert_profile")
 	ErrCertUntrusted = cred("cert_untrusted")
 	ErrCertExpired   = cred("cert_expired")
@@ -175,15 +186,15 @@ var (
 	ErrCertNoTNAuth  = cred("cert_no_tnauthlist")
 	ErrCRLUnusable   = cred("crl_unusable")
 
-	// Signature (row 12).
+	_                     = at(12) // Signature.
 	ErrSignatureMalformed = invalid("signature_malformed")
 	ErrSignatureInvalid   = invalid("signature_invalid")
 	ErrNonCanonical       = invalid("non_canonical_json")
 
-	// Request shape (row 1).
+	_                   = at(1) // Request shape.
 	ErrNotInitialInvite = verr("not_initial_invite", 0, "", VerstatNone)
 
-	// Signing side (STI-AS). These never reach a verifier's peer; a SIP
+	_ = at(0) // Signing side (STI-AS). These never reach a verifier's peer; a SIP
 	// surface answers them with its configured "not signed" disposition.
 	ErrSignInput       = verr("sign_input_invalid", 400, ReasonBadRequest, "")
 	ErrSignDate        = verr("sign_date_out_of_window", 403, ReasonStaleDate, "")
@@ -200,22 +211,17 @@ var (
 // for documentation generators.
 func All() []*Error { return append([]*Error(nil), all...) }
 
-// Rank orders failures for "report the most relevant" (conformance row 13):
-// a failure further along the pipeline says more about the header. A fetch
-// failure (436) is the least relevant, so it is reported only when no
-// credential could be fetched for any header.
+// Rank orders failures for "report the most relevant" (conformance row
+// 13): a header that failed further along the pipeline says more, so the
+// rank is the row of the failing check. A fetch failure (436) ranks below
+// every other failure: it is reported only when no credential could be
+// fetched for any header. "No identity" (428) ranks lowest of all.
 func Rank(e *Error) int {
-	switch e.SIPCode {
-	case 436:
+	switch {
+	case e.SIPCode == 436:
 		return 1
-	case 428:
+	case e.SIPCode == 428:
 		return 0
-	case 438:
-		return 2
-	case 403:
-		return 3
-	case 437:
-		return 4
 	}
-	return 2
+	return 2 + e.stage
 }
