@@ -58,17 +58,6 @@ func (c *txCache) finish(key string, resp []byte) {
 	c.mu.Unlock()
 }
 
-// lookup returns the stored answer of key, if any.
-func (c *txCache) lookup(key string) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok {
-		return nil, false
-	}
-	return e.resp, true
-}
-
 func (c *txCache) expire(now time.Time) {
 	for c.head < len(c.order) && !now.Before(c.order[c.head].exp) {
 		delete(c.m, c.order[c.head].key)
