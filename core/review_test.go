@@ -879,3 +879,16 @@ func TestReviewRegressions(t *testing.T) {
 		}
 	})
 }
+
+func TestSignerRefusesUnusableX5U(t *testing.T) {
+	f := newFixture(t)
+	cred, err := f.lab.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"", "/relative.pem", "https://a.example/x>y", "https://a.example/x;y", "https://a.example/a b", "cert.pem"} {
+		if _, err := NewSigner(SignerOptions{Credential: cred, X5U: u}); stir.As(err) == nil || stir.As(err).Name != stir.ErrSignCertInvalid.Name {
+			t.Errorf("x5u %q: err %v", u, err)
+		}
+	}
+}

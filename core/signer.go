@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -51,8 +53,10 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.Credential == nil || opts.Credential.Key == nil {
 		return nil, stir.ErrSignKey.Withf("no signing credential")
 	}
-	if opts.X5U == "" {
-		return nil, stir.ErrSignCertInvalid.Withf("no x5u URL")
+	if u, err := url.Parse(opts.X5U); err != nil || !u.IsAbs() || u.Host == "" || strings.ContainsAny(opts.X5U, "<>;\" \t\r\n") {
+		// info=<x5u> must survive the Identity grammar, so the characters
+		// that would end or split it are refused here rather than emitted.
+		return nil, stir.ErrSignCertInvalid.Withf("x5u %q is not an absolute URL usable in info=<...>", opts.X5U)
 	}
 	// certs.LoadSigner checks this too; a credential built by hand must not
 	// be able to sign tokens that no verifier can check.
