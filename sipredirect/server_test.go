@@ -6,10 +6,17 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
 )
 
 // startServer runs a Server with UDP and TCP listeners on loopback.
@@ -181,5 +188,97 @@ func TestTxCache(t *testing.T) {
 	}
 	if _, first := c.begin("a", now.Add(time.Second)); !first {
 		t.Fatal("expired entry still matched")
+	}
+}
+
+// TestServerRetransmissionWhileWorking: a retransmission that arrives while
+// the first copy is still being verified (a slow x5u host) gets 100 Trying,
+// the verification runs once, and later copies get the final answer.
+func TestServerRetransmissionWhileWorking(t *testing.T) {
+	l := newTestLab(t, time.Now)
+	var fetches atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		time.Sleep(600 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/pem-certificate-chain")
+		_, _ = w.Write(l.lab.ChainPEM())
+	}))
+	defer slow.Close()
+	x5uURL := slow.URL + "/sp.pem"
+	cred, err := l.lab.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: x5uURL, Numbers: tn.NANP()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(slow.URL, "http://")
+	v, err := core.NewVerifier(core.VerifierOptions{
+		Roots:   l.lab.Roots(),
+		Fetch:   x5u.Options[*certs.Credential]{Policy: x5u.Policy{AllowHTTP: true, LabHosts: []string{host}}},
+		Numbers: tn.NANP(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	var verifies atomic.Int64
+	h, err := NewHandler(Options{Verifier: v, Observe: func(op string, _ time.Duration, outcome, _ string) {
+		if op == "verify" {
+			verifies.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{Handler: h, Listeners: []Listener{{"udp", "127.0.0.1:0", Auto}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx) }()
+	res, err := signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := invite("slow-1", "Identity: "+res.Identity)
+	c, err := net.Dial("udp", strings.TrimPrefix(s.Addrs()[0], "udp:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	// The retransmission: answered 100 at once, while the fetch runs.
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	buf := make([]byte, 65536)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for len(codes) < 2 {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %v: %v", codes, err)
+		}
+		r := parseResponse(t, buf[:n])
+		codes = append(codes, r.code)
+		if r.code == 302 && !strings.Contains(r.get("From"), "verstat=TN-Validation-Passed") {
+			t.Fatalf("final answer:\n%s", r.raw)
+		}
+	}
+	if codes[0] != 100 || codes[1] != 302 {
+		t.Fatalf("answers %v, want [100 302]", codes)
+	}
+	final := udpExchange(t, c, msg, 2*time.Second)
+	if r := parseResponse(t, final); r.code != 302 {
+		t.Fatalf("late retransmission: %d", r.code)
+	}
+	if n, f := verifies.Load(), fetches.Load(); n != 1 || f != 1 {
+		t.Fatalf("%d verifications and %d fetches for one transaction", n, f)
 	}
 }
