@@ -194,7 +194,10 @@ func TestTxCache(t *testing.T) {
 // TestServerRetransmissionWhileWorking: a retransmission that arrives while
 // the first copy is still being verified (a slow x5u host) gets 100 Trying,
 // the verification runs once, and later copies get the final answer.
-func TestServerRetransmissionWhileWorking(t *testing.T) {
+// slowVerify returns a verifier whose x5u host takes 600 ms, and an
+// Identity to verify through it.
+func slowVerify(t *testing.T) (*core.Verifier, string, *atomic.Int64) {
+	t.Helper()
 	l := newTestLab(t, time.Now)
 	var fetches atomic.Int64
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -203,26 +206,36 @@ func TestServerRetransmissionWhileWorking(t *testing.T) {
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")
 		_, _ = w.Write(l.lab.ChainPEM())
 	}))
-	defer slow.Close()
-	x5uURL := slow.URL + "/sp.pem"
+	t.Cleanup(slow.Close)
 	cred, err := l.lab.Signer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: x5uURL, Numbers: tn.NANP()})
+	signer, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: slow.URL + "/sp.pem", Numbers: tn.NANP()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := strings.TrimPrefix(slow.URL, "http://")
 	v, err := core.NewVerifier(core.VerifierOptions{
 		Roots:   l.lab.Roots(),
-		Fetch:   x5u.Options[*certs.Credential]{Policy: x5u.Policy{AllowHTTP: true, LabHosts: []string{host}}},
+		Fetch:   x5u.Options[*certs.Credential]{Policy: x5u.Policy{AllowHTTP: true, LabHosts: []string{strings.TrimPrefix(slow.URL, "http://")}}},
 		Numbers: tn.NANP(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer v.Close()
+	t.Cleanup(func() { v.Close() })
+	res, err := signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, res.Identity, &fetches
+}
+
+// TestServerRetransmissionWhileWorking: a retransmission that arrives while
+// the first copy is still being verified (a slow x5u host) gets 100 Trying,
+// the verification runs once, and later copies get the final answer.
+func TestServerRetransmissionWhileWorking(t *testing.T) {
+	v, ident, fetches := slowVerify(t)
 	var verifies atomic.Int64
 	h, err := NewHandler(Options{Verifier: v, Observe: func(op string, _ time.Duration, outcome, _ string) {
 		if op == "verify" {
@@ -239,11 +252,7 @@ func TestServerRetransmissionWhileWorking(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = s.Serve(ctx) }()
-	res, err := signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := invite("slow-1", "Identity: "+res.Identity)
+	msg := invite("slow-1", "Identity: "+ident)
 	c, err := net.Dial("udp", strings.TrimPrefix(s.Addrs()[0], "udp:"))
 	if err != nil {
 		t.Fatal(err)
@@ -280,5 +289,58 @@ func TestServerRetransmissionWhileWorking(t *testing.T) {
 	}
 	if n, f := verifies.Load(), fetches.Load(); n != 1 || f != 1 {
 		t.Fatalf("%d verifications and %d fetches for one transaction", n, f)
+	}
+}
+
+// TestServerOverload: beyond MaxInflight an INVITE is answered 503 at once.
+func TestServerOverload(t *testing.T) {
+	v, ident, _ := slowVerify(t)
+	h, err := NewHandler(Options{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{Handler: h, MaxInflight: 1, Listeners: []Listener{{"udp", "127.0.0.1:0", Auto}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx) }()
+	c, err := net.Dial("udp", strings.TrimPrefix(s.Addrs()[0], "udp:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(invite("busy-1", "Identity: "+ident))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	b := udpExchange(t, c, invite("busy-2", "Identity: "+ident), time.Second)
+	if b == nil {
+		t.Fatal("no answer while busy")
+	}
+	if r := parseResponse(t, b); r.code != 503 || r.get("Retry-After") != "1" || r.get("Call-ID") != "busy-2" {
+		t.Fatalf("busy answer:\n%s", r.raw)
+	}
+}
+
+// TestServerSetHandler: a reload swaps the handler for new requests.
+func TestServerSetHandler(t *testing.T) {
+	s, udp, _, _ := startServer(t, Options{}, Sign)
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := parseResponse(t, udpExchange(t, c, invite("swap-1"), 2*time.Second)); r.code != 302 {
+		t.Fatalf("before: %d", r.code)
+	}
+	h, err := NewHandler(Options{Unsigned: 603})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetHandler(h)
+	if r := parseResponse(t, udpExchange(t, c, invite("swap-2"), 2*time.Second)); r.code != 603 {
+		t.Fatalf("after: %d", r.code)
 	}
 }
