@@ -68,7 +68,7 @@ func newTestLab(t testing.TB, now func() time.Time) *testLab {
 func invite(callID string, extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "INVITE sip:+12155550131@redirect.example;user=phone SIP/2.0\r\n")
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-%s\r\n", callID)
+	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK-%s\r\n", callID)
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
 	fmt.Fprintf(&b, "From: \"Alice\" <sip:+12155550121@pbx.example;user=phone>;tag=a1\r\n")
 	fmt.Fprintf(&b, "To: <sip:+12155550131@redirect.example;user=phone>\r\n")

@@ -50,7 +50,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "bad version", raw: strings.Replace(good, "SIP/2.0\r\n", "SIP/3.0\r\n", 1), reason: "Unsupported SIP Version", answerable: true},
 		{name: "bad request line", raw: strings.Replace(good, "INVITE sip:+1", "INVITE", 1), reason: "Malformed Request Line", answerable: true},
 		{name: "uri without scheme", raw: strings.Replace(good, "sip:+12155550131@redirect.example;user=phone SIP", "nowhere SIP", 1), reason: "Malformed Request-URI", answerable: true},
-		{name: "missing Via", raw: strings.Replace(good, "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-p1\r\n", "", 1), reason: "Missing Via"},
+		{name: "missing Via", raw: strings.Replace(good, "Via: SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK-p1\r\n", "", 1), reason: "Missing Via"},
 		{name: "missing Call-ID", raw: strings.Replace(good, "Call-ID: p1\r\n", "", 1), reason: "Missing Call-ID", answerable: true},
 		{name: "missing From", raw: strings.Replace(good, "From:", "X-From:", 1), reason: "Missing From", answerable: true},
 		{name: "missing To", raw: strings.Replace(good, "To:", "X-To:", 1), reason: "Missing To", answerable: true},
@@ -126,5 +126,26 @@ func TestTxKey(t *testing.T) {
 	d, _ := ParseRequest([]byte(old), Limits{}, true)
 	if !strings.Contains(d.txKey(), "k2") {
 		t.Errorf("RFC 2543 key lacks Call-ID: %q", d.txKey())
+	}
+}
+
+func TestUDPDestination(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.99:40000")
+	tests := []struct{ via, want string }{
+		{"SIP/2.0/UDP 192.0.2.99:5070;branch=z9hG4bK1", "192.0.2.99:5070"},
+		{"SIP/2.0/UDP pbx.example;branch=z9hG4bK1", "192.0.2.99:5060"},
+		{"SIP/2.0/UDP pbx.example:5080;branch=z9hG4bK1", "192.0.2.99:5080"},
+		{"SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK1", "192.0.2.99:40000"},
+		{"SIP/2.0/UDP [2001:db8::1]:5090;branch=z9hG4bK1", "192.0.2.99:5090"},
+		{"SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK1", "192.0.2.99:5060"},
+	}
+	for _, tc := range tests {
+		r := &Request{viaTop: tc.via}
+		if got := udpDestination(r, src).String(); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.via, got, tc.want)
+		}
+	}
+	if got := udpDestination(nil, src); got != src {
+		t.Errorf("no request: %s", got)
 	}
 }

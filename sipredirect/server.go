@@ -252,9 +252,10 @@ func (s *Server) readUDP(u boundUDP) {
 		}
 		data := append([]byte(nil), buf[:n]...)
 		conn := u.conn
-		write := func(b []byte) {
-			if _, err := conn.WriteToUDPAddrPort(b, src); err != nil {
-				s.o.Logger.Debug("sip udp write", "to", src, "error", err)
+		write := func(b []byte, r *Request) {
+			dst := udpDestination(r, src)
+			if _, err := conn.WriteToUDPAddrPort(b, dst); err != nil {
+				s.o.Logger.Debug("sip udp write", "to", dst, "error", err)
 			}
 		}
 		select {
@@ -270,6 +271,25 @@ func (s *Server) readUDP(u boundUDP) {
 	}
 }
 
+// udpDestination is where a UDP response goes (RFC 3261 §18.2.2 with
+// RFC 3581): the source address, and the source port when the top Via asks
+// for rport, else the Via's sent-by port (5060 when it has none).
+func udpDestination(r *Request, src netip.AddrPort) netip.AddrPort {
+	if r == nil || r.viaTop == "" || hasParam(viaParams(r.viaTop), "rport") {
+		return src
+	}
+	sentBy := viaSentBy(r.viaTop)
+	port := uint16(5060)
+	if ap, err := netip.ParseAddrPort(sentBy); err == nil {
+		port = ap.Port()
+	} else if i := strings.LastIndexByte(sentBy, ':'); i >= 0 && !strings.HasSuffix(sentBy, "]") && strings.Count(sentBy, ":") == 1 {
+		if p, err := strconv.ParseUint(sentBy[i+1:], 10, 16); err == nil && p > 0 {
+			port = uint16(p)
+		}
+	}
+	return netip.AddrPortFrom(src.Addr(), port)
+}
+
 func isKeepAlive(b []byte) bool {
 	return len(bytes.Trim(b, "\r\n\x00 ")) == 0
 }
@@ -281,7 +301,7 @@ func (s *Server) drop(reason string) {
 }
 
 // overload answers an INVITE 503 without working on it.
-func (s *Server) overload(data []byte, src netip.AddrPort, write func([]byte)) {
+func (s *Server) overload(data []byte, src netip.AddrPort, write func([]byte, *Request)) {
 	s.drop("overload")
 	r, err := ParseRequest(data, s.o.Limits, true)
 	if err != nil || r.Method != "INVITE" || !s.handler.Load().Allowed(src.Addr()) {
@@ -289,11 +309,11 @@ func (s *Server) overload(data []byte, src netip.AddrPort, write func([]byte)) {
 	}
 	a := &Answer{Code: 503, Reason: "Service Unavailable"}
 	a.add("Retry-After", "1")
-	write(encode(r, a, src))
+	write(encode(r, a, src), r)
 }
 
 // process answers one message.
-func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bool, write func([]byte)) {
+func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bool, write func([]byte, *Request)) {
 	h := s.handler.Load()
 	r, err := ParseRequest(data, s.o.Limits, datagram)
 	if err != nil {
@@ -304,14 +324,14 @@ func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bo
 		}
 		s.drop("malformed")
 		if pe != nil && pe.Answerable && pe.Partial.Method != "ACK" && h.Allowed(src.Addr()) {
-			write(encode(pe.Partial, &Answer{Code: 400, Reason: pe.Reason}, src))
+			write(encode(pe.Partial, &Answer{Code: 400, Reason: pe.Reason}, src), pe.Partial)
 		}
 		s.o.Logger.Debug("sip malformed", "from", src, "reason", err)
 		return
 	}
 	if r.Method != "INVITE" {
 		if a := h.Handle(s.base, mode, r, src); a != nil {
-			write(encode(r, a, src))
+			write(encode(r, a, src), r)
 		}
 		return
 	}
@@ -319,16 +339,16 @@ func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bo
 	cached, first := s.tx.begin(key, s.o.Now())
 	if !first {
 		if cached != nil {
-			write(cached)
+			write(cached, r)
 		} else {
-			write(trying(r, src))
+			write(trying(r, src), r)
 		}
 		return
 	}
 	a := h.Handle(s.base, mode, r, src)
 	b := encode(r, a, src)
 	s.tx.finish(key, b)
-	write(b)
+	write(b, r)
 }
 
 func (s *Server) acceptTCP(t boundTCP) {
@@ -366,7 +386,7 @@ func (s *Server) serveTCP(c *net.TCPConn, mode Mode) {
 	}()
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	var wmu sync.Mutex
-	write := func(b []byte) {
+	write := func(b []byte, _ *Request) {
 		wmu.Lock()
 		defer wmu.Unlock()
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -400,7 +420,7 @@ func (s *Server) serveTCP(c *net.TCPConn, mode Mode) {
 
 // readStream frames one message from a stream by its Content-Length
 // (RFC 3261 §18.3), answering CRLFCRLF keep-alives with CRLF (RFC 5626).
-func readStream(br *bufio.Reader, lim Limits, write func([]byte)) ([]byte, error) {
+func readStream(br *bufio.Reader, lim Limits, write func([]byte, *Request)) ([]byte, error) {
 	var head bytes.Buffer
 	blank := 0
 	length := 0
@@ -417,7 +437,7 @@ func readStream(br *bufio.Reader, lim Limits, write func([]byte)) ([]byte, error
 			if head.Len() == 0 {
 				blank++
 				if blank == 2 {
-					write([]byte("\r\n"))
+					write([]byte("\r\n"), nil)
 					blank = 0
 				}
 				continue

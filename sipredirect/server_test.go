@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -111,6 +112,27 @@ func TestServerUDP(t *testing.T) {
 			t.Fatalf("answer %d %q", r.code, r.reason)
 		}
 	})
+	t.Run("without rport the answer goes to the Via port", func(t *testing.T) {
+		listen, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer listen.Close()
+		port := listen.LocalAddr().(*net.UDPAddr).Port
+		msg := strings.Replace(invite("udp-via"), "192.0.2.10:5060;rport;", fmt.Sprintf("127.0.0.1:%d;", port), 1)
+		if b := udpExchange(t, c, msg, 300*time.Millisecond); b != nil {
+			t.Fatalf("answer went to the source port: %s", b)
+		}
+		_ = listen.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 65536)
+		n, _, err := listen.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no answer at the Via port: %v", err)
+		}
+		if r := parseResponse(t, buf[:n]); r.code != 302 || r.get("Call-ID") != "udp-via" {
+			t.Fatalf("answer:\n%s", r.raw)
+		}
+	})
 	t.Run("garbage and keep-alives are dropped", func(t *testing.T) {
 		for _, g := range []string{"\r\n\r\n", "hello\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n", "\x00\x01\x02"} {
 			if b := udpExchange(t, c, g, 150*time.Millisecond); b != nil {
@@ -136,7 +158,7 @@ func TestServerTCP(t *testing.T) {
 	read := func() response {
 		t.Helper()
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		msg, err := readStream(br, Limits{}.withDefaults(), func([]byte) {})
+		msg, err := readStream(br, Limits{}.withDefaults(), func([]byte, *Request) {})
 		if err != nil {
 			t.Fatal(err)
 		}
