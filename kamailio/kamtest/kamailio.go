@@ -384,6 +384,10 @@ type Process struct {
 	PID   int
 	PPID  int
 	RSSKB int64 // resident set size (VmRSS), KiB
+	// AnonKB is the private part of RSS (RssAnon): heaps, Go's included.
+	// ShmKB is shared memory touched (RssShmem): Kamailio's shm, which
+	// grows as a worker touches more of it and is not the worker's own.
+	AnonKB, ShmKB int64
 }
 
 // Maps returns the process's /proc/PID/maps.
@@ -443,6 +447,10 @@ func readProcess(pid int) (Process, error) {
 			p.PPID, _ = strconv.Atoi(v)
 		case "VmRSS":
 			p.RSSKB, _ = strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+		case "RssAnon":
+			p.AnonKB, _ = strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+		case "RssShmem":
+			p.ShmKB, _ = strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 		}
 	}
 	return p, sc.Err()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -397,8 +398,20 @@ type Stats struct {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("created=%d successful=%d failed=%d retrans=%d rate=%.1f/s rtt=%s",
+	str := fmt.Sprintf("created=%d successful=%d failed=%d retrans=%d rate=%.1f/s rtt=%s",
 		s.Created, s.Successful, s.Failed, s.Retransmissions, s.CallRate, s.ResponseTime)
+	// Which kind of failure, as SIPp counts them (FailedTimeoutOnRecv, ...).
+	var kinds []string
+	for k, v := range s.Raw {
+		if strings.HasPrefix(k, "Failed") && strings.HasSuffix(k, "(C)") && k != "FailedCall(C)" && v != "" && v != "0" {
+			kinds = append(kinds, strings.TrimSuffix(k, "(C)")+"="+v)
+		}
+	}
+	sort.Strings(kinds)
+	if len(kinds) > 0 {
+		str += " [" + strings.Join(kinds, " ") + "]"
+	}
+	return str
 }
 
 // ReadStats parses a SIPp -trace_stat CSV file.

@@ -1,0 +1,571 @@
+package kamailio_test
+
+// The app_lua integration, proven in Debian's Kamailio with SIPp on
+// loopback: SIPp UAC → Kamailio (kamailio-lua.cfg + stirgate.lua + the
+// stirgate Lua C module + libstirgate) → SIPp UAS.
+//
+// Addresses: Kamailio listens on 127.0.0.1. The internal side (PBX) sends
+// from 127.0.0.1, which stirgate.internal lists, so its INVITEs are signed;
+// the carrier side sends from 127.0.0.2, so its INVITEs are verified. The
+// UACs address their INVITEs to the UAS (Request-URI) and send them to
+// Kamailio (-rsa), so each test picks its own UAS.
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/config"
+	"github.com/stirgate/stirgate/kamailio/kamtest"
+)
+
+const (
+	luaCaller  = "+12155550121" // owned by the policy customer "pbx"
+	luaOther   = "+12155550199" // not owned: attest B
+	luaCallee  = "+12155550131"
+	luaCarrier = "127.0.0.2" // the outside
+)
+
+// luaBuilt is what the Lua integration runs on.
+type luaBuilt struct {
+	dir     string // libstirgate.so.1, stirgate.so (Lua), stirgate (CLI)
+	lib     string
+	cli     string
+	labDir  string
+	x5uURL  string
+	x5uHost string
+	x5uCA   string
+	fetches *atomic.Int64
+	signer  *core.Signer
+}
+
+// luaBuild builds libstirgate, the Lua module and the CLI, makes a lab PKI
+// and serves its chain over TLS on loopback.
+func luaBuild(t *testing.T) *luaBuilt {
+	t.Helper()
+	b := &luaBuilt{dir: t.TempDir()}
+	b.lib = filepath.Join(b.dir, "libstirgate.so.1")
+	b.cli = filepath.Join(b.dir, "stirgate")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	run("go", "build", "-buildmode=c-shared",
+		"-ldflags", "-extldflags '-Wl,-soname,libstirgate.so.1 -Wl,--version-script="+filepath.Join(root, "cshared/libstirgate.map")+"'",
+		"-o", b.lib, "./cshared")
+	run("gcc", "-std=c99", "-D_XOPEN_SOURCE=700", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
+		"-I/usr/include/lua5.1", "-Icshared", "-o", filepath.Join(b.dir, "stirgate.so"), "kamailio/lua/stirgate.c", "-ldl")
+	run("go", "build", "-o", b.cli, "./cmd/stirgate")
+
+	lab, err := certs.NewLab(certs.LabOptions{SPC: "1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.labDir = filepath.Join(b.dir, "lab")
+	if err := lab.WriteDir(b.labDir); err != nil {
+		t.Fatal(err)
+	}
+	chain := lab.ChainPEM()
+	b.fetches = new(atomic.Int64)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.fetches.Add(1)
+		w.Header().Set("Content-Type", "application/pem-certificate-chain")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(chain)
+	}))
+	t.Cleanup(srv.Close)
+	b.x5uURL = srv.URL + "/sp.pem"
+	b.x5uHost = strings.TrimPrefix(srv.URL, "https://")
+	b.x5uCA = filepath.Join(b.dir, "x5u-ca.pem")
+	if err := os.WriteFile(b.x5uCA, certs.EncodePEM(srv.Certificate()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(lab.Leaf.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.labDir, "sp-pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(b.toml("", "")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.signer, err = cfg.NewSigner(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// toml is the stirgate configuration Kamailio loads: it signs as the lab
+// and verifies against its root, fetching x5u from the TLS server with an
+// on-disk cache shared by the workers.
+func (b *luaBuilt) toml(verifier, cacheDir string) string {
+	if cacheDir == "" {
+		cacheDir = filepath.Join(b.dir, "x5u-cache")
+	}
+	return fmt.Sprintf(`
+[log]
+level = "warn"
+
+[signer]
+key = %q
+cert = %q
+x5u = %q
+
+[policy]
+default = "B"
+
+[[policy.customer]]
+name = "pbx"
+numbers = ["12155550121"]
+sources = ["127.0.0.1"]
+
+[verifier]
+trust = [%q]
+%s
+
+[x5u]
+timeout = "1s"
+lab_hosts = [%q]
+ca_file = %q
+cache_dir = %q
+`, filepath.Join(b.labDir, "sp.key"), filepath.Join(b.labDir, "sp-chain.pem"), b.x5uURL,
+		filepath.Join(b.labDir, "root.pem"), verifier, b.x5uHost, b.x5uCA, cacheDir)
+}
+
+// start runs kamailio-lua.cfg with the given stirgate configuration.
+func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio {
+	t.Helper()
+	cfgPath := filepath.Join(b.dir, name+".toml")
+	if err := os.WriteFile(cfgPath, []byte(stirgateTOML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("stirgate.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kamtest.Start(t, kamtest.Options{
+		Config:   "kamailio-lua.cfg",
+		Children: children,
+		Defines: []string{
+			fmt.Sprintf("STIRGATE_CONFIG=%q", cfgPath),
+			fmt.Sprintf("STIRGATE_SCRIPT=%q", script),
+			`INTERNAL_SOURCES="127.0.0.1"`,
+		},
+		Env: []string{
+			"LUA_CPATH=" + filepath.Join(b.dir, "?.so") + ";;",
+			"STIRGATE_LIBRARY=" + b.lib,
+		},
+	})
+}
+
+// sign makes an Identity for the ingress tests as a carrier would.
+func (b *luaBuilt) sign(t *testing.T, orig string, at time.Time) string {
+	t.Helper()
+	r, err := b.signer.Sign(context.Background(), core.SignRequest{Orig: orig, Dest: []string{luaCallee}, Attest: "A", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Identity
+}
+
+// cliVerify runs `stirgate verify` on a relayed INVITE's headers.
+func (b *luaBuilt) cliVerify(t *testing.T, invite string) (map[string]any, error) {
+	t.Helper()
+	args := []string{"verify", "--trust", filepath.Join(b.labDir, "root.pem"),
+		"--preload", b.x5uURL + "=" + filepath.Join(b.labDir, "sp-chain.pem"),
+		"--lab-host", b.x5uHost, "--offline"}
+	for _, id := range kamtest.Header(invite, "Identity") {
+		args = append(args, "--identity", id)
+	}
+	for _, h := range []string{"From", "P-Asserted-Identity", "To", "Date"} {
+		if v := kamtest.Header(invite, h); len(v) > 0 {
+			flag := map[string]string{"From": "--from", "P-Asserted-Identity": "--pai", "To": "--to", "Date": "--date"}[h]
+			args = append(args, flag, v[0])
+		}
+	}
+	out, err := exec.Command(b.cli, args...).Output()
+	var m map[string]any
+	if jerr := json.Unmarshal(out, &m); jerr != nil {
+		return nil, fmt.Errorf("stirgate verify printed %q: %v (%v)", out, jerr, err)
+	}
+	return m, err
+}
+
+// secsipidxCheck runs Debian's secsipidx on an Identity value.
+func (b *luaBuilt) secsipidxCheck(t *testing.T, identity string) error {
+	t.Helper()
+	out, err := exec.Command("secsipidx", "-check", "-identity", identity,
+		"-fpubkey", filepath.Join(b.labDir, "sp-pub.pem"), "-expire", "120").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") || strings.Contains(string(out), "not-ok") {
+		return fmt.Errorf("secsipidx -check: %v: %s", err, out)
+	}
+	return nil
+}
+
+// uas runs a UAS for n calls (0: until stopped).
+func luaUAS(t *testing.T, ip string, n int, trace bool, timeout time.Duration) *kamtest.Run {
+	return kamtest.SIPp{Scenario: "sipp/uas.xml", LocalIP: ip, Calls: n, TraceMsg: trace, Name: "uas-" + ip, Timeout: timeout}.Start(t)
+}
+
+// call runs one UAC call from ip through k to the UAS at target.
+func luaCall(t *testing.T, k *kamtest.Kamailio, ip, target, scenario, caller, fromParams, hdr1, hdr2 string) kamtest.Result {
+	t.Helper()
+	return kamtest.SIPp{
+		Scenario: scenario, Remote: target, LocalIP: ip, Calls: 1, TraceMsg: true, Timeout: 15 * time.Second,
+		Name: "uac", Args: []string{"-rsa", k.Addr},
+		Keys: map[string]string{"caller": caller, "callee": luaCallee, "from_params": fromParams, "hdr1": hdr1, "hdr2": hdr2},
+	}.Run(t)
+}
+
+func invites(r kamtest.Result) []string {
+	var out []string
+	for _, m := range r.Received() {
+		if strings.HasPrefix(kamtest.StartLine(m), "INVITE ") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func one(t *testing.T, msg, name string) string {
+	t.Helper()
+	v := kamtest.Header(msg, name)
+	if len(v) != 1 {
+		t.Fatalf("%d %s headers in\n%s", len(v), name, msg)
+	}
+	return v[0]
+}
+
+func TestLuaKamailio(t *testing.T) {
+	b := luaBuild(t)
+	k := b.start(t, "relaxed", b.toml(`mode = "relaxed"`, ""), 4)
+
+	t.Run("egress signs by policy", func(t *testing.T) {
+		carrier := luaUAS(t, luaCarrier, 2, true, 30*time.Second)
+		pai := "P-Asserted-Identity: <sip:" + luaCaller + "@127.0.0.1;user=phone>"
+		for _, c := range []struct{ caller, hdr1 string }{{luaCaller, pai}, {luaOther, "X-Case: other"}} {
+			if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", c.caller, ";user=phone", c.hdr1, "X-Test: egress").Err(); err != nil {
+				t.Fatalf("call from %s: %v", c.caller, err)
+			}
+		}
+		res := carrier.Wait()
+		if err := res.Err(); err != nil {
+			t.Fatal(err)
+		}
+		inv := invites(res)
+		if len(inv) != 2 {
+			t.Fatalf("carrier got %d INVITEs, want 2", len(inv))
+		}
+		for i, want := range []string{"A", "B"} {
+			id := one(t, inv[i], "Identity")
+			if len(kamtest.Header(inv[i], "Date")) != 1 {
+				t.Errorf("signed INVITE without exactly one Date header")
+			}
+			m, err := b.cliVerify(t, inv[i])
+			if err != nil || m["result"] != "pass" || m["verstat"] != "TN-Validation-Passed" {
+				t.Errorf("stirgate verify of relayed INVITE %d: %v %v", i, m, err)
+			}
+			if m["attest"] != want {
+				t.Errorf("INVITE %d attest %v, want %s (policy)", i, m["attest"], want)
+			}
+			if err := b.secsipidxCheck(t, id); err != nil {
+				t.Errorf("INVITE %d: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("ingress relaxed marks verstat", func(t *testing.T) {
+		inside := luaUAS(t, "127.0.0.1", 4, true, 30*time.Second)
+		good := b.sign(t, luaCaller, time.Now())
+		tampered := strings.Replace(good, ".", ".e", 1)
+		stale := b.sign(t, luaCaller, time.Now().Add(-5*time.Minute))
+		cases := []struct {
+			name, identity, verstat, reason string
+		}{
+			{"valid", good, "TN-Validation-Passed", ""},
+			{"tampered", tampered, "TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`},
+			{"stale", stale, "TN-Validation-Failed", `SIP;cause=403;text="Stale Date"`},
+			{"missing", "", "No-TN-Validation", ""},
+		}
+		for _, c := range cases {
+			hdr2 := "X-Case: " + c.name
+			if c.identity != "" {
+				hdr2 = "Identity: " + c.identity
+			}
+			// From and PAI arrive with a forged verstat, the opposite of the
+			// right one, which must not survive.
+			forged := "TN-Validation-Passed"
+			if c.verstat == forged {
+				forged = "TN-Validation-Failed"
+			}
+			pai := "P-Asserted-Identity: <sip:" + luaCaller + ";verstat=" + forged + "@carrier.example.net;user=phone>"
+			if err := luaCall(t, k, luaCarrier, inside.Addr(), "sipp/uac.xml", luaCaller,
+				";verstat="+forged+";user=phone", pai, hdr2).Err(); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		res := inside.Wait()
+		if err := res.Err(); err != nil {
+			t.Fatal(err)
+		}
+		inv := invites(res)
+		if len(inv) != len(cases) {
+			t.Fatalf("inside got %d INVITEs, want %d", len(inv), len(cases))
+		}
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				for _, h := range []string{"From", "P-Asserted-Identity"} {
+					v := one(t, inv[i], h)
+					if strings.Count(strings.ToLower(v), "verstat") != 1 || !strings.Contains(v, ";verstat="+c.verstat+"@") {
+						t.Errorf("%s %q: want exactly ;verstat=%s in the user part", h, v, c.verstat)
+					}
+				}
+				reasons := kamtest.Header(inv[i], "Reason")
+				switch {
+				case c.reason == "" && len(reasons) != 0:
+					t.Errorf("Reason %q on a call that needs none", reasons)
+				case c.reason != "" && (len(reasons) != 1 || reasons[0] != c.reason):
+					t.Errorf("Reason %q, want %q", reasons, c.reason)
+				}
+			})
+		}
+	})
+
+	t.Run("ingress strict rejects", func(t *testing.T) {
+		ks := b.start(t, "strict", b.toml("mode = \"strict\"\nrequire_identity = true", ""), 2)
+		inside := luaUAS(t, "127.0.0.1", 1, true, 30*time.Second)
+		good := b.sign(t, luaCaller, time.Now())
+		cases := []struct {
+			name, identity, status string
+		}{
+			{"valid", good, ""},
+			{"tampered", strings.Replace(good, ".", ".e", 1), "SIP/2.0 438 Invalid Identity Header"},
+			{"stale", b.sign(t, luaCaller, time.Now().Add(-5*time.Minute)), "SIP/2.0 403 Stale Date"},
+			{"missing", "", "SIP/2.0 428 Use Identity Header"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				hdr2 := "X-Case: " + c.name
+				if c.identity != "" {
+					hdr2 = "Identity: " + c.identity
+				}
+				scenario := "sipp/uac_reject.xml"
+				if c.status == "" {
+					scenario = "sipp/uac.xml"
+				}
+				res := luaCall(t, ks, luaCarrier, inside.Addr(), scenario, luaCaller, ";user=phone", "X-Case: strict", hdr2)
+				if err := res.Err(); err != nil {
+					t.Fatal(err)
+				}
+				var finals []string
+				for _, m := range res.Received() {
+					if sl := kamtest.StartLine(m); strings.HasPrefix(sl, "SIP/2.0 ") && !strings.HasPrefix(sl, "SIP/2.0 1") {
+						finals = append(finals, sl)
+					}
+				}
+				want := c.status
+				if want == "" {
+					want = "SIP/2.0 200 OK"
+				}
+				if len(finals) == 0 || finals[0] != want {
+					t.Errorf("final responses %q, want %q", finals, want)
+				}
+			})
+		}
+		if res := inside.Wait(); res.Err() != nil || len(invites(res)) != 1 {
+			t.Errorf("inside UAS: %v, %d INVITEs; want only the valid call", res.Err(), len(invites(res)))
+		}
+		if err := ks.Healthy(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("load with 4 workers", func(t *testing.T) {
+		luaLoad(t, b, k)
+	})
+}
+
+// luaLoad: egress signing and ingress verification at once, children=4, a
+// few hundred calls per second for 30 s: no failed call, no dead worker,
+// libstirgate only in the workers, one x5u fetch for all of them (disk
+// cache), worker RSS before and after.
+func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
+	const (
+		egressRate  = 200
+		ingressRate = 100
+		warm        = 5 * time.Second
+		steady      = 30 * time.Second
+	)
+	main, err := k.Main()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := luaUAS(t, luaCarrier, 0, false, 2*time.Minute)
+	inside := luaUAS(t, "127.0.0.1", 0, false, 2*time.Minute)
+	identity := b.sign(t, luaCaller, time.Now())
+	uac := func(name, ip, target string, rate int, d time.Duration, hdr2 string) *kamtest.Run {
+		return kamtest.SIPp{
+			Scenario: "sipp/uac.xml", Remote: target, LocalIP: ip, Rate: float64(rate),
+			Calls: rate * int(d/time.Second), Timeout: d + 30*time.Second, Name: name,
+			Args: []string{"-rsa", k.Addr},
+			Keys: map[string]string{"caller": luaCaller, "callee": luaCallee, "from_params": ";user=phone",
+				"hdr1": "X-Case: load", "hdr2": hdr2},
+		}.Start(t)
+	}
+	phase := func(d time.Duration) (kamtest.Result, kamtest.Result) {
+		e := uac("egress", "127.0.0.1", carrier.Addr(), egressRate, d, "X-Dir: egress")
+		i := uac("ingress", luaCarrier, inside.Addr(), ingressRate, d, "Identity: "+identity)
+		return e.Wait(), i.Wait()
+	}
+
+	// Prefetch: one verification fetches the x5u and writes it to the disk
+	// cache, so that no worker fetches it again (the README's advice).
+	if err := luaCall(t, k, luaCarrier, inside.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: prefetch", "Identity: "+identity).Err(); err != nil {
+		t.Fatalf("prefetch call: %v", err)
+	}
+	// Warm up: every worker loads libstirgate.
+	we, wi := phase(warm)
+	if we.Err() != nil || wi.Err() != nil {
+		t.Fatalf("warm-up: egress %v; ingress %v", we.Err(), wi.Err())
+	}
+	before, err := k.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchesBefore := b.fetches.Load()
+
+	start := time.Now()
+	// The ingress token must stay fresh (60 s) through the whole run.
+	identity = b.sign(t, luaCaller, time.Now())
+	// RSS of the workers every 5 s, to tell a plateau from a leak.
+	samples := make(chan string, 16)
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(samples)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+				ps, _ := k.Children()
+				var rss []string
+				for _, p := range ps {
+					if p.HasMapping("libstirgate") {
+						rss = append(rss, fmt.Sprintf("%d(anon %d)", p.RSSKB, p.AnonKB))
+					}
+				}
+				samples <- fmt.Sprintf("t+%s: worker RSS KiB %s", time.Since(start).Round(time.Second), strings.Join(rss, " "))
+			}
+		}
+	}()
+	e, i := phase(steady)
+	took := time.Since(start)
+	close(stopSampling)
+	for s := range samples {
+		t.Log(s)
+	}
+	after, err := k.Children()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, r := range []struct {
+		name string
+		res  kamtest.Result
+		rate int
+	}{{"egress (sign)", e, egressRate}, {"ingress (verify)", i, ingressRate}} {
+		s := r.res.Stats
+		t.Logf("%s: %d calls at %d cps target, %s; %s", r.name, s.Successful, r.rate, took.Round(time.Millisecond), s)
+		if err := r.res.Err(); err != nil {
+			t.Errorf("%s: %v", r.name, err)
+		}
+		if want := r.rate * int(steady/time.Second); s.Successful != want || s.Failed != 0 {
+			t.Errorf("%s: %d successful, %d failed; want %d and 0", r.name, s.Successful, s.Failed, want)
+		}
+	}
+	if err := k.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?i)stirgate: INVITE .* not (signed|verified)`).FindString(k.Log()); m != "" {
+		t.Errorf("log: %s", m)
+	}
+
+	// Same processes before and after: Kamailio never restarts a worker.
+	pids := func(ps []kamtest.Process) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, fmt.Sprint(p.PID))
+		}
+		return strings.Join(s, ",")
+	}
+	if pids(before) != pids(after) {
+		t.Errorf("child processes changed: %s → %s", pids(before), pids(after))
+	}
+
+	// Fork model: the Go runtime lives in the workers only.
+	mainNow, err := k.Main()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mainNow.HasMapping("libstirgate") || main.HasMapping("libstirgate") {
+		t.Errorf("main process %d has libstirgate mapped", k.PID)
+	}
+	var loaded int
+	var rssBefore, rssAfter int64
+	for idx, p := range after {
+		q := before[idx]
+		if !p.HasMapping("libstirgate") {
+			t.Logf("child %d: RSS %d KiB (no libstirgate: not a SIP worker)", p.PID, p.RSSKB)
+			continue
+		}
+		loaded++
+		rssBefore += q.RSSKB
+		rssAfter += p.RSSKB
+		t.Logf("worker %d: RSS %d KiB before, %d KiB after (%+d KiB); private (anon) %d → %d KiB (%+d), shm touched %d → %d KiB",
+			p.PID, q.RSSKB, p.RSSKB, p.RSSKB-q.RSSKB, q.AnonKB, p.AnonKB, p.AnonKB-q.AnonKB, q.ShmKB, p.ShmKB)
+		// The Go heap settles after warm-up; a leak of a few hundred bytes
+		// per call would show as tens of MiB over 9000 calls.
+		if p.AnonKB > q.AnonKB+16*1024 {
+			t.Errorf("worker %d private memory grew %d KiB during the run", p.PID, p.AnonKB-q.AnonKB)
+		}
+	}
+	t.Logf("main process %d: RSS %d KiB, libstirgate not mapped", mainNow.PID, mainNow.RSSKB)
+	t.Logf("workers with libstirgate: %d; total RSS %d KiB before, %d KiB after", loaded, rssBefore, rssAfter)
+	if loaded != 4 {
+		t.Errorf("%d processes loaded libstirgate, want the 4 UDP workers", loaded)
+	}
+	// The disk cache: one fetch for all workers, none during the run.
+	t.Logf("x5u fetches: %d for %d verifications in 4 workers", b.fetches.Load(), wi.Stats.Successful+i.Stats.Successful+1)
+	if fetchesBefore != 1 || b.fetches.Load() != 1 {
+		t.Errorf("x5u fetched %d times by the end of warm-up and %d in total, want 1 (cache_dir shared by the workers)", fetchesBefore, b.fetches.Load())
+	}
+	carrier.Stop()
+	inside.Stop()
+}
