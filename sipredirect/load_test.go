@@ -115,7 +115,7 @@ func runLoad(t *testing.T, target string, rate, seconds int) loadResult {
 	}
 	calls := rate * seconds
 	args := []string{"-sf", "sign.xml", "-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t, "udp")), "-t", "u1",
-		"-nostdin", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls), "-recv_timeout", "2000",
+		"-nostdin", "-buff_size", "4194304", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls), "-recv_timeout", "2000",
 		"-timeout", strconv.Itoa(seconds+30) + "s", "-max_recv_loops", "10000", "-max_sched_loops", "10000",
 		"-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", "stat.csv", "-fd", "1",
 		"-trace_err", "-error_file", "errors.log", target}
