@@ -30,7 +30,8 @@ func TestSampleHasEveryCoreKey(t *testing.T) {
 	for _, sec := range []struct {
 		name string
 		v    any
-	}{{"log", Log{}}, {"lab", Lab{}}, {"signer", Signer{}}, {"numbers", Numbers{}}, {"policy", Policy{}}, {"verifier", Verifier{}}, {"x5u", X5U{}}} {
+	}{{"log", Log{}}, {"lab", Lab{}}, {"signer", Signer{}}, {"numbers", Numbers{}}, {"policy", Policy{}}, {"verifier", Verifier{}}, {"x5u", X5U{}},
+		{"agi", AGI{}}, {"ami", AMI{}}, {"store", Store{}}} {
 		m, _ := raw[sec.name].(map[string]any)
 		typ := reflect.TypeOf(sec.v)
 		for i := 0; i < typ.NumField(); i++ {
