@@ -75,6 +75,7 @@ func TestParseErrors(t *testing.T) {
 		{"long timeout", "[x5u]\ntimeout = \"1m\"\n", "would stall"},
 		{"replay window", "[verifier]\nmax_age = \"2h\"\n", "replay"},
 		{"numbers plan", "[numbers]\nplan = \"uk\"\n", "numbers.plan"},
+		{"customer origid", "[[policy.customer]]\nname = \"acme\"\norigid = \"ref\"\n", "not a UUID"},
 		{"number rule", "[[numbers.national]]\nlength = 0\nadd = \"x\"\n", "numbers.national[0]"},
 	}
 	for _, tc := range tests {

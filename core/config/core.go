@@ -137,12 +137,38 @@ type Customer struct {
 // Validate checks the [policy] section (the policy package re-checks
 // numbers when it is built).
 func (p Policy) Validate() error {
+	var errs []error
 	if p.Default != "" {
 		if _, err := stir.ParseAttestation(p.Default); err != nil {
-			return fmt.Errorf("policy.default: %w", err)
+			errs = append(errs, fmt.Errorf("policy.default: %w", err))
 		}
 	}
-	return nil
+	for _, c := range p.Customers {
+		// RFC 8588 §4: origid is a UUID; a verifier in strict mode refuses
+		// anything else, so a typo here would fail every call downstream.
+		if c.OrigID != "" && !isUUID(c.OrigID) {
+			errs = append(errs, fmt.Errorf("policy.customer %q: origid %q is not a UUID", c.Name, c.OrigID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Verifier is the [verifier] section (STI-VS).
