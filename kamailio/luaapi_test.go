@@ -1,0 +1,71 @@
+package kamailio_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// luajitPrelude gives the LuaJIT run the fork helpers host.c gives PUC Lua.
+const luajitPrelude = `
+local ffi = require "ffi"
+ffi.cdef "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int code);"
+function host_fork() return ffi.C.fork() end
+function host_wait(pid)
+	local st = ffi.new("int[1]")
+	if ffi.C.waitpid(pid, st, 0) ~= pid or bit.band(st[0], 0x7f) ~= 0 then return -1 end
+	return bit.rshift(bit.band(st[0], 0xff00), 8)
+end
+function host_exit(code) ffi.C._exit(code) end
+`
+
+// TestLuaAPI runs lua/test/api_test.lua against the Lua C module (PUC Lua
+// 5.1, as Debian's app_lua) and against the LuaJIT FFI binding: same
+// script, same expectations.
+func TestLuaAPI(t *testing.T) {
+	b := luaBuild(t)
+	relaxed := filepath.Join(b.dir, "api-relaxed.toml")
+	strict := filepath.Join(b.dir, "api-strict.toml")
+	if err := os.WriteFile(relaxed, []byte(b.toml(`mode = "relaxed"`, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(strict, []byte(b.toml("mode = \"strict\"\nrequire_identity = true", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(b.dir, "luahost")
+	if out, err := exec.Command("gcc", "-std=c99", "-D_XOPEN_SOURCE=700", "-O2", "-Wall", "-Wextra", "-Werror",
+		"-I/usr/include/lua5.1", "-o", host, "lua/test/host.c", "-llua5.1").CombinedOutput(); err != nil {
+		t.Fatalf("build host: %v\n%s", err, out)
+	}
+	ffiDir, err := filepath.Abs("ffi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "lua/test/api_test.lua"
+	tests := []struct {
+		name string
+		cmd  *exec.Cmd
+		env  []string
+	}{
+		{"lua5.1 C module", exec.Command(host, script, relaxed, strict),
+			// No Lua path: ./stirgate.lua here is the KEMI script, not a module.
+			[]string{"LUA_CPATH=" + filepath.Join(b.dir, "?.so"), "LUA_PATH=" + filepath.Join(b.dir, "no-lua-modules", "?.lua")}},
+		{"luajit FFI", exec.Command("luajit", "-e", luajitPrelude, script, relaxed, strict),
+			[]string{"LUA_PATH=" + filepath.Join(ffiDir, "?.lua") + ";;", "LUA_CPATH=" + filepath.Join(b.dir, "no-c-modules", "?.so")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cmd.Env = append(os.Environ(), append(tc.env, "STIRGATE_LIBRARY="+b.lib)...)
+			out, err := tc.cmd.CombinedOutput()
+			t.Logf("%s", strings.TrimSpace(string(out)))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if !strings.Contains(string(out), ", 0 failures") {
+				t.Fatalf("no summary line")
+			}
+		})
+	}
+}
