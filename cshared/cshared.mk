@@ -3,6 +3,10 @@
 #                       libstirgate.so.1 link and bin/include/stirgate.h
 #   make cshared-test   the C test program (cshared/test/) under valgrind
 #   make install-lib    PREFIX=/usr/local DESTDIR= : library and header
+#   make lua            bin/lua/stirgate.so, the Lua 5.1 C module for
+#                       Kamailio's app_lua (kamailio/lua/)
+#   make install-lua    into $(LUA_CMOD_DIR), and the LuaJIT FFI binding
+#                       into $(LUA_LMOD_DIR)
 
 LIBSTIRGATE     := $(BIN)/libstirgate.so
 LIBSTIRGATE_HDR := $(BIN)/include/stirgate.h
@@ -14,7 +18,11 @@ VALGRIND        ?= valgrind
 VALGRIND_FLAGS  := --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --error-exitcode=1 \
                    --suppressions=cshared/test/go.supp --quiet
 
-.PHONY: lib cshared-test install-lib
+LUA_MODULE      := $(BIN)/lua/stirgate.so
+LUA_CMOD_DIR    ?= $(PREFIX)/lib/lua/5.1
+LUA_LMOD_DIR    ?= $(PREFIX)/share/lua/5.1
+
+.PHONY: lib cshared-test install-lib lua install-lua
 
 lib: $(LIBSTIRGATE) $(LIBSTIRGATE_HDR)
 
@@ -62,5 +70,18 @@ install-lib: lib
 	install -D -m 0755 $(LIBSTIRGATE) $(DESTDIR)$(PREFIX)/lib/libstirgate.so.1
 	ln -sf libstirgate.so.1 $(DESTDIR)$(PREFIX)/lib/libstirgate.so
 	install -D -m 0644 cshared/stirgate.h $(DESTDIR)$(PREFIX)/include/stirgate.h
+
+# The Lua module does not link libstirgate: it dlopens it on first use, in
+# a Kamailio worker (see kamailio/README.md, "Fork model").
+lua: $(LUA_MODULE)
+
+$(LUA_MODULE): kamailio/lua/stirgate.c cshared/stirgate.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_XOPEN_SOURCE=700 -O2 -g -Wall -Wextra -Werror -fPIC -shared \
+		-I/usr/include/lua5.1 -Icshared -o $@ $< -ldl
+
+install-lua: lua
+	install -D -m 0755 $(LUA_MODULE) $(DESTDIR)$(LUA_CMOD_DIR)/stirgate.so
+	install -D -m 0644 kamailio/ffi/stirgate.lua $(DESTDIR)$(LUA_LMOD_DIR)/stirgate.lua
 
 EXTRA_TESTS += cshared-test
