@@ -5,8 +5,10 @@
 #   make install-lib    PREFIX=/usr/local DESTDIR= : library and header
 #   make lua            bin/lua/stirgate.so, the Lua 5.1 C module for
 #                       Kamailio's app_lua (kamailio/lua/)
-#   make install-lua    into $(LUA_CMOD_DIR), and the LuaJIT FFI binding
-#                       into $(LUA_LMOD_DIR)
+#   make install-lua    the C module into $(LUA_CMOD_DIR)
+#   make install-luajit the LuaJIT FFI binding into $(LUAJIT_LMOD_DIR), a
+#                       directory PUC Lua does not search (both are
+#                       require "stirgate"; PUC Lua must find the C module)
 
 LIBSTIRGATE     := $(BIN)/libstirgate.so
 LIBSTIRGATE_HDR := $(BIN)/include/stirgate.h
@@ -20,9 +22,9 @@ VALGRIND_FLAGS  := --leak-check=full --errors-for-leak-kinds=definite --show-pos
 
 LUA_MODULE      := $(BIN)/lua/stirgate.so
 LUA_CMOD_DIR    ?= $(PREFIX)/lib/lua/5.1
-LUA_LMOD_DIR    ?= $(PREFIX)/share/lua/5.1
+LUAJIT_LMOD_DIR ?= $(PREFIX)/share/luajit-2.1
 
-.PHONY: lib cshared-test install-lib lua install-lua
+.PHONY: lib cshared-test install-lib lua install-lua install-luajit
 
 lib: $(LIBSTIRGATE) $(LIBSTIRGATE_HDR)
 
@@ -82,6 +84,8 @@ $(LUA_MODULE): kamailio/lua/stirgate.c cshared/stirgate.h
 
 install-lua: lua
 	install -D -m 0755 $(LUA_MODULE) $(DESTDIR)$(LUA_CMOD_DIR)/stirgate.so
-	install -D -m 0644 kamailio/ffi/stirgate.lua $(DESTDIR)$(LUA_LMOD_DIR)/stirgate.lua
+
+install-luajit:
+	install -D -m 0644 kamailio/ffi/stirgate.lua $(DESTDIR)$(LUAJIT_LMOD_DIR)/stirgate.lua
 
 EXTRA_TESTS += cshared-test
