@@ -125,5 +125,8 @@ var codeByName = map[string]int{
 	stir.ErrSignCertInvalid.Name: retSignInput,
 	stir.ErrSignKey.Name:         retPrvKeyFormat,
 
+	stir.ErrAlreadySigned.Name:    retSignInput,
+	stir.ErrNotInitialInvite.Name: retErr,
+
 	stir.ErrInternal.Name: retInternal,
 }

@@ -73,7 +73,7 @@ func (e *engine) close() {
 // ConfigFile (if any) is the base, CertCAFile adds a trust anchor,
 // CertCRLFile a CRL, CacheDirPath is the x5u disk cache and CacheExpires
 // bounds how long a fetched chain is kept unless the file says otherwise.
-func newEngine(o options, gen uint64, log *slog.Logger) *engine {
+func newEngine(o options, gen uint64, log *slog.Logger, now func() time.Time) *engine {
 	e := &engine{gen: gen, opts: o, log: log, verifiers: map[int]*core.Verifier{}}
 	cfg := &config.Config{Numbers: config.Numbers{Plan: "none"}}
 	if o.configFile != "" {
@@ -143,7 +143,7 @@ func newEngine(o options, gen uint64, log *slog.Logger) *engine {
 		}
 		return e
 	}
-	vo, err := cfg.VerifierOptions(nil, log)
+	vo, err := cfg.VerifierOptions(now, log)
 	if err != nil {
 		log.Error("libsecsipid: verifier options unusable", "err", err)
 		if e.trustErr == 0 {

@@ -68,7 +68,7 @@ func (l *library) acquire() *engine {
 		if l.cur != nil {
 			l.cur.retire()
 		}
-		l.cur = newEngine(o, gen, l.log)
+		l.cur = newEngine(o, gen, l.log, func() time.Time { return l.now() })
 	}
 	l.cur.users.Add(1)
 	return l.cur

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/testpki"
+)
+
+// Every stirgate error name has a libsecsipid code, and every code a
+// check can return is negative: a new sentinel without a mapping fails
+// here rather than reaching Kamailio as -1.
+func TestEveryErrorHasACode(t *testing.T) {
+	for _, e := range stir.All() {
+		c, ok := codeByName[e.Name]
+		if !ok {
+			t.Errorf("%s has no libsecsipid code", e.Name)
+		}
+		if c >= 0 {
+			t.Errorf("%s maps to %d, want negative", e.Name, c)
+		}
+	}
+	if codeOf(nil) >= 0 || codeOf(os.ErrNotExist) != retInternal {
+		t.Error("a non-stir error must be an internal error")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	var s settings
+	s.opts = defaultOptions()
+	tests := []struct {
+		name string
+		set  func() int
+		want int
+	}{
+		{"libopt without =", func() int { return s.setV("CertVerify") }, retErr},
+		{"empty libopt", func() int { return s.setV("") }, retErr},
+		{"unknown", func() int { return s.setV("Nope=1") }, retErr},
+		{"bad number", func() int { return s.setV("CacheExpires=x") }, retErr},
+		{"CertVerify out of range", func() int { return s.setN("CertVerify", 64) }, retErr},
+		{"negative expires", func() int { return s.setN("CacheExpires", -1) }, retErr},
+		{"CertVerify", func() int { return s.setV(" CertVerify = 5 ") }, retOK},
+		{"x5u keeps '='", func() int { return s.setV("x5u=https://a.example/x.pem?a=b") }, retOK},
+		{"CertCAFile", func() int { return s.setS("CertCAFile", "/etc/ca.pem") }, retOK},
+		{"AttrsVerify", func() int { return s.setN("AttrsVerify", 0) }, retOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.set(); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if s.getN("CertVerify") != 5 || s.getN("AttrsVerify") != 0 || s.getN("CacheExpires") != 3600 || s.getN("x5u") != retErr {
+		t.Errorf("read back: %+v", s.opts)
+	}
+	if s.opts.x5u != "https://a.example/x.pem?a=b" {
+		t.Errorf("x5u %q", s.opts.x5u)
+	}
+	// Setting the same value again keeps the generation (and the warm
+	// verifier built for it).
+	_, gen := s.get()
+	s.setFileCache("", 3600)
+	s.setN("CertVerify", 5)
+	if _, g := s.get(); g != gen {
+		t.Errorf("generation moved from %d to %d without a change", gen, g)
+	}
+	s.setFileCache("/tmp/x", 3600)
+	if _, g := s.get(); g == gen {
+		t.Error("generation did not move on a change")
+	}
+}
+
+type fixture struct {
+	lib *library
+	lab *certs.Lab
+	key string
+	now time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	lab := testpki.New(t, certs.LabOptions{})
+	dir := t.TempDir()
+	if err := lab.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	l := newLibrary()
+	l.now = func() time.Time { return lab.Now }
+	return &fixture{lib: l, lab: lab, key: filepath.Join(dir, "sp.key"), now: lab.Now}
+}
+
+func TestSignAndCheckWithKey(t *testing.T) {
+	f := newFixture(t)
+	id, rc := f.lib.getIdentity("+1 215 555 0121", "12155550131", "A", "", "https://certs.example.net/sp.pem", keySource{path: f.key})
+	if rc != retOK {
+		t.Fatalf("getIdentity: %d", rc)
+	}
+	if !strings.HasSuffix(id, ";info=<https://certs.example.net/sp.pem>;alg=ES256;ppt=shaken") {
+		t.Errorf("identity %s", id)
+	}
+	chain := string(f.lab.ChainPEM())
+	tok := id[:strings.IndexByte(id, ';')]
+	other, _ := f.lib.getIdentity("12155550199", "12155550131", "A", "", "https://certs.example.net/sp.pem", keySource{path: f.key})
+	p := strings.Split(tok, ".")
+	q := strings.Split(other, ".")
+	tampered := p[0] + "." + q[1] + "." + p[2]
+
+	tests := []struct {
+		name   string
+		value  string
+		mode   checkMode
+		expire int
+		key    keySource
+		clock  time.Duration
+		want   int
+	}{
+		{"full, chain as key", id, checkFull, 60, keySource{data: []byte(chain)}, 0, retOK},
+		{"token, chain as key", tok, checkToken, 60, keySource{data: []byte(chain)}, 0, retOK},
+		{"stale", id, checkFull, 60, keySource{data: []byte(chain)}, 2 * time.Minute, retJSONPayloadExpired},
+		{"stale within expire", id, checkFull, 300, keySource{data: []byte(chain)}, 2 * time.Minute, retOK},
+		{"future", id, checkFull, 60, keySource{data: []byte(chain)}, -2 * time.Minute, retJSONPayloadFuture},
+		{"tampered", tampered + ";info=<https://certs.example.net/sp.pem>", checkFull, 60, keySource{data: []byte(chain)}, 0, retJSONSignatureBad},
+		{"not a key", id, checkFull, 60, keySource{data: []byte("hello")}, 0, retCertInvalidFormat},
+		{"missing file", id, checkFull, 60, keySource{path: "/nonexistent.pem"}, 0, retFileRead},
+		{"empty", "  ", checkFull, 60, keySource{data: []byte(chain)}, 0, retSIPHdrEmpty},
+		{"ppt other", tok + ";info=<https://certs.example.net/sp.pem>;ppt=div", checkFull, 60, keySource{data: []byte(chain)}, 0, retSIPHdrPpt},
+		{"info differs from x5u", tok + ";info=<https://other.example.net/sp.pem>", checkFull, 60, keySource{data: []byte(chain)}, 0, retJSONHdrX5U},
+		{"no trust anchor for x5u mode", id, checkFull, 60, keySource{}, 0, retCertNoCAFile},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.lib.now = func() time.Time { return f.now.Add(tc.clock) }
+			if got := f.lib.check(tc.value, tc.mode, tc.expire, tc.key, 5); got != tc.want {
+				t.Errorf("check = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSignRefusals(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name                   string
+		orig, dest, attest, x5 string
+		key                    keySource
+		want                   int
+	}{
+		{"attest D", "12155550121", "12155550131", "D", "https://a.example/x.pem", keySource{path: f.key}, retSignInput},
+		{"letters", "abc", "12155550131", "A", "https://a.example/x.pem", keySource{path: f.key}, retSignInput},
+		{"no x5u", "12155550121", "12155550131", "A", "", keySource{path: f.key}, retNoX5U},
+		{"no key file", "12155550121", "12155550131", "A", "https://a.example/x.pem", keySource{path: "/nonexistent"}, retFileRead},
+		{"certificate as key", "12155550121", "12155550131", "A", "https://a.example/x.pem", keySource{data: f.lab.ChainPEM()}, retPrvKeyFormat},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, got := f.lib.getIdentity(tc.orig, tc.dest, tc.attest, "", tc.x5, tc.key); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// The x5u mode is the core Verifier's: a token from the core Signer
+// verifies through a preloaded chain with the lab root as anchor.
+func TestCheckX5UThroughVerifier(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	chain := filepath.Join(dir, "chain.pem")
+	root := filepath.Join(dir, "root.pem")
+	os.WriteFile(chain, f.lab.ChainPEM(), 0o644)
+	os.WriteFile(root, certs.EncodePEM(f.lab.Root), 0o644)
+	conf := filepath.Join(dir, "stirgate.toml")
+	os.WriteFile(conf, []byte("[x5u]\noffline = true\n[x5u.preload]\n\"https://certs.example.net/sp.pem\" = \"chain.pem\"\n"), 0o644)
+	f.lib.setS("CertCAFile", root)
+	f.lib.setS("ConfigFile", conf)
+
+	cred, err := f.lab.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: "https://certs.example.net/sp.pem", Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.lib.check(r.Identity, checkFull, 60, keySource{}, 5); got != retOK {
+		t.Errorf("x5u mode: %d", got)
+	}
+	tok := r.Identity[:strings.IndexByte(r.Identity, ';')]
+	if got := f.lib.check(tok, checkToken, 60, keySource{}, 5); got != retOK {
+		t.Errorf("bare token, x5u mode: %d", got)
+	}
+	f.lib.now = func() time.Time { return f.now.Add(90 * time.Second) }
+	if got := f.lib.check(r.Identity, checkFull, 60, keySource{}, 5); got != retJSONPayloadExpired {
+		t.Errorf("stale in x5u mode: %d", got)
+	}
+	f.lib.setS("ConfigFile", filepath.Join(dir, "missing.toml"))
+	if got := f.lib.check(r.Identity, checkFull, 60, keySource{}, 5); got != retConfig {
+		t.Errorf("bad config: %d", got)
+	}
+}
