@@ -38,6 +38,9 @@ type ServerOptions struct {
 	MaxInflight int
 	// IdleTimeout closes a TCP connection without traffic (default 5m).
 	IdleTimeout time.Duration
+	// MaxConns bounds open TCP connections (default 1024); one beyond it is
+	// closed at once, so idle or slow peers cannot exhaust the server.
+	MaxConns int
 	// TxTTL is how long an INVITE's answer is kept for retransmissions
 	// (default 32 s, 64*T1) and MaxTx how many are kept (default 200000).
 	TxTTL time.Duration
@@ -93,6 +96,9 @@ func Listen(o ServerOptions) (*Server, error) {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 1024
 	}
 	if o.TxTTL <= 0 {
 		o.TxTTL = 32 * time.Second
@@ -368,6 +374,12 @@ func (s *Server) acceptTCP(t boundTCP) {
 			s.mu.Unlock()
 			_ = c.Close()
 			return
+		}
+		if len(s.conns) >= s.o.MaxConns {
+			s.mu.Unlock()
+			s.drop("connections")
+			_ = c.Close()
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

@@ -366,3 +366,41 @@ func TestServerSetHandler(t *testing.T) {
 		t.Fatalf("after: %d", r.code)
 	}
 }
+
+// TestServerMaxConns: a TCP connection beyond MaxConns is closed at once.
+func TestServerMaxConns(t *testing.T) {
+	h, err := NewHandler(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{Handler: h, MaxConns: 1, Listeners: []Listener{{"tcp", "127.0.0.1:0", Auto}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx) }()
+	addr := strings.TrimPrefix(s.Addrs()[0], "tcp:")
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// The first is served (its answer proves it was accepted first).
+	if _, err := first.Write([]byte(invite("conn-1"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := readStream(bufio.NewReader(first), Limits{}.withDefaults(), func([]byte, *Request) {}); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_ = second.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("second connection: %v, want EOF", err)
+	}
+}

@@ -179,6 +179,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			Handler:     gen.sip,
 			MaxInflight: sc.MaxInflight,
 			IdleTimeout: sc.IdleTimeout.Duration,
+			MaxConns:    sc.MaxConns,
 			Dropped:     func(reason string) { metrics.Dropped("sip", reason) },
 			Logger:      log,
 		})

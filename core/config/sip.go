@@ -45,6 +45,8 @@ type SIP struct {
 	MaxInflight int `toml:"max_inflight"`
 	// IdleTimeout closes idle TCP connections.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConns bounds open TCP connections (default 1024).
+	MaxConns int `toml:"max_conns"`
 	// Profiles adapt answers per source: [[sip.profile]].
 	Profiles []SIPProfile `toml:"profile"`
 }
@@ -155,8 +157,8 @@ func (s SIP) Validate() error {
 	if d := s.Timeout.Duration; d != 0 && (d < 50*time.Millisecond || d > 10*time.Second) {
 		errs = append(errs, fmt.Errorf("sip.timeout %s: want 50ms..10s", d))
 	}
-	if s.MaxInflight < 0 {
-		errs = append(errs, errors.New("sip.max_inflight: negative"))
+	if s.MaxInflight < 0 || s.MaxConns < 0 {
+		errs = append(errs, errors.New("sip: max_inflight and max_conns must not be negative"))
 	}
 	for i, p := range s.Profiles {
 		if _, err := ParsePrefixes(p.Sources); err != nil {
