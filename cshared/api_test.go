@@ -368,7 +368,8 @@ func TestRunRecoversPanics(t *testing.T) {
 	if rc := run(7, func() (int, error) { panic("boom") }); rc != codeInternal {
 		t.Errorf("panic: rc %d, want %d", rc, codeInternal)
 	}
-	if rc := run(7, func() (int, error) { var m map[string]int; m["x"] = 1; return 0, nil }); rc != codeInternal {
+	outOfRange := func(i int) int { return []int{1}[i] }
+	if rc := run(7, func() (int, error) { return outOfRange(3), nil }); rc != codeInternal {
 		t.Errorf("runtime error: rc %d", rc)
 	}
 	if rc := run(3, func() (int, error) { return 0, fail(codeSign, "nope") }); rc != codeSign {
