@@ -97,7 +97,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// the pages are left out rather than failing the service.
 	extra := map[string]http.Handler{}
 	sc := cfg.Store.WithDefaults()
-	if st, err := store.Open(ctx, store.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
+	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ocancel()
+	if st, err := store.Open(octx, store.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour, Logger: log}); err != nil {
 		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
 	} else {
