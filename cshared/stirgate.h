@@ -22,8 +22,8 @@
  * stirgate_free() (or free(): it is the same allocator). Result structures
  * are released with stirgate_result_free() / stirgate_signature_free(),
  * which free every string in them and zero the structure. On failure every
- * output pointer the caller passed is set to NULL, so freeing is always
- * safe.
+ * output string is NULL (a refused signature's error fields aside), so
+ * freeing is always safe and never needed for a NULL.
  *
  * ERRORS. Every function returns an int: 0 (or a result code >= 0) on
  * success, one of the negative STIRGATE_E* codes below on failure. After a
@@ -119,7 +119,7 @@ int stirgate_init_file(const char *path);
  * are resolved against the current directory. */
 int stirgate_init_toml(const char *toml);
 
-/* Rebuilds handle h from path (NULL: from the same file or text as
+/* Rebuilds handle h from path (NULL or "": from the same file or text as
  * before) and swaps it in atomically. Calls in flight finish on the old
  * configuration. On failure the old configuration stays in force.
  * Returns 0 or STIRGATE_EHANDLE, STIRGATE_ECONFIG, STIRGATE_ETOOLARGE,
