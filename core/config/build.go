@@ -66,16 +66,18 @@ func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
 			return fmt.Errorf("lab TLS: %w", err)
 		}
 	}
+	// The fields take config-relative paths like any written by hand: they
+	// are resolved when used, so they must not be resolved here too.
 	if !c.Signer.Enabled() {
-		c.Signer.Key = filepath.Join(dir, "sp.key")
-		c.Signer.Cert = filepath.Join(dir, "sp-chain.pem")
+		c.Signer.Key = filepath.Join(l.Dir, "sp.key")
+		c.Signer.Cert = filepath.Join(l.Dir, "sp-chain.pem")
 		c.Signer.X5U = l.LabURL()
 	}
 	if len(c.Verifier.Trust) == 0 {
-		c.Verifier.Trust = []string{filepath.Join(dir, "root.pem")}
+		c.Verifier.Trust = []string{filepath.Join(l.Dir, "root.pem")}
 	}
 	if c.X5U.CAFile == "" {
-		c.X5U.CAFile = filepath.Join(dir, LabTLSCert)
+		c.X5U.CAFile = filepath.Join(l.Dir, LabTLSCert)
 	}
 	c.X5U.LabHosts = append(c.X5U.LabHosts, l.Listen)
 	return nil

@@ -89,8 +89,15 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLabBootstrap(t *testing.T) {
-	dir := t.TempDir()
-	c, err := Parse([]byte("[lab]\ndir = \"lab\"\n[policy]\ndefault = \"C\"\n"), dir+"/stirgate.toml")
+	// A relative config path with a relative lab dir: paths must be
+	// resolved once, against the config's directory.
+	top := t.TempDir()
+	if err := os.MkdirAll(top+"/conf", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(top)
+	dir := top + "/conf"
+	c, err := Parse([]byte("[lab]\ndir = \"lab\"\n[policy]\ndefault = \"C\"\n"), "conf/stirgate.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +123,7 @@ func TestLabBootstrap(t *testing.T) {
 	v.Close()
 	// A second PrepareLab keeps the same keys.
 	key1, _ := os.ReadFile(dir + "/lab/sp.key")
-	c2, _ := Parse([]byte("[lab]\ndir = \"lab\"\n"), dir+"/stirgate.toml")
+	c2, _ := Parse([]byte("[lab]\ndir = \"lab\"\n"), "conf/stirgate.toml")
 	if err := c2.PrepareLab(time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
