@@ -124,8 +124,16 @@ func luaBuild(t *testing.T) *luaBuilt {
 // and verifies against its root, fetching x5u from the TLS server with an
 // on-disk cache shared by the workers.
 func (b *luaBuilt) toml(verifier, cacheDir string) string {
+	return b.tomlHosts(verifier, cacheDir, []string{b.x5uHost}, b.x5uCA)
+}
+
+func (b *luaBuilt) tomlHosts(verifier, cacheDir string, hosts []string, caFile string) string {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(b.dir, "x5u-cache")
+	}
+	quoted := make([]string, len(hosts))
+	for i, h := range hosts {
+		quoted[i] = fmt.Sprintf("%q", h)
 	}
 	return fmt.Sprintf(`
 [log]
@@ -150,11 +158,11 @@ trust = [%q]
 
 [x5u]
 timeout = "1s"
-lab_hosts = [%q]
+lab_hosts = [%s]
 ca_file = %q
 cache_dir = %q
 `, filepath.Join(b.labDir, "sp.key"), filepath.Join(b.labDir, "sp-chain.pem"), b.x5uURL,
-		filepath.Join(b.labDir, "root.pem"), verifier, b.x5uHost, b.x5uCA, cacheDir)
+		filepath.Join(b.labDir, "root.pem"), verifier, strings.Join(quoted, ", "), caFile, cacheDir)
 }
 
 // start runs kamailio-lua.cfg with the given stirgate configuration.
@@ -405,6 +413,10 @@ func TestLuaKamailio(t *testing.T) {
 		}
 	})
 
+	t.Run("slow x5u host holds one worker for the deadline only", func(t *testing.T) {
+		luaSlowX5U(t, b)
+	})
+
 	t.Run("load with 4 workers", func(t *testing.T) {
 		luaLoad(t, b, k)
 	})
@@ -568,4 +580,98 @@ func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
 	}
 	carrier.Stop()
 	inside.Stop()
+}
+
+// luaSlowX5U: a certificate host that never answers costs the INVITE that
+// needs it the [x5u] timeout (1 s) and nothing more, and the other worker
+// keeps relaying calls meanwhile.
+func luaSlowX5U(t *testing.T, b *luaBuilt) {
+	release := make(chan struct{})
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	slowHost := strings.TrimPrefix(slow.URL, "https://")
+	fast, err := os.ReadFile(b.x5uCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "x5u-cas.pem")
+	if err := os.WriteFile(caFile, append(fast, certs.EncodePEM(slow.Certificate())...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := b.start(t, "slow", b.tomlHosts(`mode = "relaxed"`, t.TempDir(), []string{b.x5uHost, slowHost}, caFile), 2)
+
+	cred, err := certs.LoadSigner(mustRead(t, filepath.Join(b.labDir, "sp.key")), mustRead(t, filepath.Join(b.labDir, "sp-chain.pem")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowSigner, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: slow.URL + "/sp.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := slowSigner.Sign(context.Background(), core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	inside := luaUAS(t, "127.0.0.1", 1, true, 30*time.Second)
+	carrier := luaUAS(t, luaCarrier, 0, false, 30*time.Second)
+	start := time.Now()
+	slowRun := kamtest.SIPp{
+		Scenario: "sipp/uac.xml", Remote: inside.Addr(), LocalIP: luaCarrier, Calls: 1, Timeout: 15 * time.Second,
+		Name: "uac-slow", Args: []string{"-rsa", k.Addr},
+		Keys: map[string]string{"caller": luaCaller, "callee": luaCallee, "from_params": ";user=phone",
+			"hdr1": "X-Case: slow", "hdr2": "Identity: " + sr.Identity},
+	}.Start(t)
+	// While one worker waits on the slow host, the other signs and relays.
+	time.Sleep(200 * time.Millisecond)
+	var quick []time.Duration
+	for i := 0; i < 3; i++ {
+		t0 := time.Now()
+		if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: quick", "X-N: 1").Err(); err != nil {
+			t.Fatalf("egress call during the slow fetch: %v", err)
+		}
+		quick = append(quick, time.Since(t0))
+	}
+	res := slowRun.Wait()
+	took := time.Since(start)
+	t.Logf("slow-x5u call took %s; egress calls meanwhile took %v", took.Round(time.Millisecond), quick)
+	if err := res.Err(); err != nil {
+		t.Fatalf("slow-x5u call: %v", err)
+	}
+	// Blocked behind the slow worker, the first would have waited ~800 ms.
+	if quick[0] > 700*time.Millisecond {
+		t.Errorf("an egress call during the slow fetch took %s: it waited for the blocked worker", quick[0])
+	}
+	if took > 2500*time.Millisecond {
+		t.Errorf("the call with an unreachable x5u took %s, deadline 1s", took)
+	}
+	inv := invites(inside.Wait())
+	if len(inv) != 1 {
+		t.Fatalf("inside got %d INVITEs", len(inv))
+	}
+	if r := kamtest.Header(inv[0], "Reason"); len(r) != 1 || r[0] != `SIP;cause=436;text="Bad Identity Info"` {
+		t.Errorf("Reason %q, want 436 Bad Identity Info", r)
+	}
+	if f := one(t, inv[0], "From"); !strings.Contains(f, ";verstat=TN-Validation-Failed@") {
+		t.Errorf("From %q", f)
+	}
+	carrier.Stop()
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
