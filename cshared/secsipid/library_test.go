@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,3 +211,68 @@ func TestCheckX5UThroughVerifier(t *testing.T) {
 		t.Errorf("bad config: %d", got)
 	}
 }
+
+// FuzzCheck feeds arbitrary Identity values and keys to the check path:
+// it must never panic and never return a positive value.
+func FuzzCheck(f *testing.F) {
+	lab := testpki.New(f, certs.LabOptions{})
+	chain := lab.ChainPEM()
+	l := newLibrary()
+	l.now = func() time.Time { return lab.Now }
+	f.Add("eyJhbGciOiJFUzI1NiJ9.e30.AAAA;info=<https://a.example/x.pem>", false)
+	f.Add("a.b.c", true)
+	f.Add(";;;info=<>", false)
+	f.Fuzz(func(t *testing.T, value string, token bool) {
+		mode := checkFull
+		if token {
+			mode = checkToken
+		}
+		if rc := l.check(value, mode, 60, keySource{data: chain}, 1); rc > 0 {
+			t.Fatalf("check returned %d", rc)
+		}
+		if rc := l.setV(value); rc != retOK && rc != retErr {
+			t.Fatalf("setV returned %d", rc)
+		}
+	})
+}
+
+// Signing, checking and option changes from many goroutines (run with
+// -race): every result stays right while engines are rebuilt under them.
+func TestConcurrent(t *testing.T) {
+	f := newFixture(t)
+	chain := f.lab.ChainPEM()
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 50; i++ {
+				id, rc := f.lib.getIdentity("12155550121", "12155550131", "A", "", "https://certs.example.net/sp.pem", keySource{path: f.key})
+				if rc != retOK {
+					done <- fmtErr("sign", rc)
+					return
+				}
+				if rc := f.lib.check(id, checkFull, 60, keySource{data: chain}, 5); rc != retOK {
+					done <- fmtErr("check", rc)
+					return
+				}
+				// Flip an option now and then: engines are retired under
+				// concurrent users.
+				f.lib.setN("CacheExpires", 3600+(g*50+i)%3)
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func fmtErr(what string, rc int) error { return &codeErr{what, rc} }
+
+type codeErr struct {
+	what string
+	rc   int
+}
+
+func (e *codeErr) Error() string { return e.what + ": code " + strconv.Itoa(e.rc) }
