@@ -308,7 +308,7 @@ func TestLuaKamailio(t *testing.T) {
 	})
 
 	t.Run("ingress relaxed marks verstat", func(t *testing.T) {
-		inside := luaUAS(t, "127.0.0.1", 4, true, 30*time.Second)
+		inside := luaUAS(t, "127.0.0.1", 5, true, 30*time.Second)
 		good := b.sign(t, luaCaller, time.Now())
 		tampered := strings.Replace(good, ".", ".e", 1)
 		stale := b.sign(t, luaCaller, time.Now().Add(-5*time.Minute))
@@ -319,11 +319,15 @@ func TestLuaKamailio(t *testing.T) {
 			{"tampered", tampered, "TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`},
 			{"stale", stale, "TN-Validation-Failed", `SIP;cause=403;text="Stale Date"`},
 			{"missing", "", "No-TN-Validation", ""},
+			{"compact form y", good, "TN-Validation-Passed", ""},
 		}
 		for _, c := range cases {
 			hdr2 := "X-Case: " + c.name
 			if c.identity != "" {
 				hdr2 = "Identity: " + c.identity
+			}
+			if strings.HasPrefix(c.name, "compact") {
+				hdr2 = "y: " + c.identity
 			}
 			// From and PAI arrive with a forged verstat, the opposite of the
 			// right one, which must not survive.

@@ -116,7 +116,9 @@ end
 -- ingress_verify checks the Identity headers and marks or rejects the
 -- call. It returns false when it has answered the request itself.
 local function ingress_verify()
-	local ids = headers("y", headers("Identity", {}))
+	-- Kamailio parses the compact form "y" as the Identity header type, so
+	-- $hdr(Identity) already returns both forms, in order.
+	local ids = headers("Identity", {})
 	local from, pai = hdr("From"), hdr("P-Asserted-Identity")
 	local r, err = handle():check{identity = ids, from = from, pai = pai, to = hdr("To"), date = hdr("Date")}
 	if r == nil then
