@@ -382,11 +382,13 @@ static const char **identities(lua_State *L, int t, int *n)
 		return NULL;
 	}
 	if(lua_type(L, -1) == LUA_TSTRING) {
+		const char *one;
 		lua_pop(L, 1);
+		one = opt_field(L, t, "identity"); /* may raise: before malloc */
 		ids = malloc(sizeof(*ids));
 		if(ids == NULL)
 			luaL_error(L, "stirgate: out of memory");
-		ids[0] = opt_field(L, t, "identity");
+		ids[0] = one;
 		*n = 1;
 		return ids;
 	}
