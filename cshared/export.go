@@ -45,14 +45,22 @@ func cstr(s string) *C.char {
 	return C.CString(s)
 }
 
-// strs reads the named inputs in order, stopping at the first error.
-func strs(limit int, pairs ...any) error {
-	for i := 0; i < len(pairs); i += 3 {
-		v, err := gostr(pairs[i].(*C.char), limit, pairs[i+1].(string))
+// arg is one C string argument: where it is, its name for messages, and
+// where its Go copy goes.
+type arg struct {
+	p    *C.char
+	name string
+	dst  *string
+}
+
+// readArgs copies the arguments in order, stopping at the first error.
+func readArgs(args ...arg) error {
+	for _, a := range args {
+		v, err := gostr(a.p, maxInput, a.name)
 		if err != nil {
 			return err
 		}
-		*pairs[i+2].(*string) = v
+		*a.dst = v
 	}
 	return nil
 }
@@ -114,8 +122,8 @@ func sg_sign(h C.int, orig, dest, attest, origid *C.char, identity, date **C.cha
 		if orig == nil || dest == nil {
 			return 0, fail(codeInval, "orig and dest are required")
 		}
-		if err := strs(maxInput, orig, "orig", &in.Orig, dest, "dest", &in.Dest,
-			attest, "attest", &in.Attest, origid, "origid", &in.OrigID); err != nil {
+		if err := readArgs(arg{orig, "orig", &in.Orig}, arg{dest, "dest", &in.Dest},
+			arg{attest, "attest", &in.Attest}, arg{origid, "origid", &in.OrigID}); err != nil {
 			return 0, err
 		}
 		r, err := sign(int(h), in)
@@ -142,12 +150,12 @@ func sg_sign_call(h C.int, req *C.stirgate_sign_request, sig *C.stirgate_signatu
 			return 0, fail(codeInval, "request and signature are required")
 		}
 		var in signIn
-		if err := strs(maxInput,
-			req.orig, "orig", &in.Orig, req.dest, "dest", &in.Dest,
-			req.from, "from", &in.From, req.pai, "pai", &in.PAI, req.to, "to", &in.To,
-			req.date, "date", &in.Date, req.attest, "attest", &in.Attest,
-			req.origid, "origid", &in.OrigID, req.call_id, "call_id", &in.CallID,
-			req.customer, "customer", &in.Customer, req.source, "source", &in.Source,
+		if err := readArgs(
+			arg{req.orig, "orig", &in.Orig}, arg{req.dest, "dest", &in.Dest},
+			arg{req.from, "from", &in.From}, arg{req.pai, "pai", &in.PAI}, arg{req.to, "to", &in.To},
+			arg{req.date, "date", &in.Date}, arg{req.attest, "attest", &in.Attest},
+			arg{req.origid, "origid", &in.OrigID}, arg{req.call_id, "call_id", &in.CallID},
+			arg{req.customer, "customer", &in.Customer}, arg{req.source, "source", &in.Source},
 		); err != nil {
 			return 0, err
 		}
@@ -198,7 +206,7 @@ func verifyRequest(ids **C.char, n C.int, from, pai, to, date *C.char) (core.Ver
 			req.Identity = append(req.Identity, v)
 		}
 	}
-	err := strs(maxInput, from, "from", &req.From, pai, "pai", &req.PAI, to, "to", &req.To, date, "date", &req.Date)
+	err := readArgs(arg{from, "from", &req.From}, arg{pai, "pai", &req.PAI}, arg{to, "to", &req.To}, arg{date, "date", &req.Date})
 	return req, err
 }
 
