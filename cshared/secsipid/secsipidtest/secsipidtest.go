@@ -5,14 +5,18 @@
 package secsipidtest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +36,10 @@ var (
 	buildErr  error
 )
 
-// LibDir returns a directory holding the drop-in, building it on first
-// use into a fresh temporary directory.
+// LibDir returns a directory holding the drop-in. Without EnvLibDir it
+// builds one into a directory of the temporary directory named after a
+// hash of the sources, so that test packages running in parallel share one
+// build; the directory appears atomically, complete or not at all.
 func LibDir() (string, error) {
 	if d := os.Getenv(EnvLibDir); d != "" {
 		if _, err := os.Stat(filepath.Join(d, SOName)); err != nil {
@@ -41,28 +47,67 @@ func LibDir() (string, error) {
 		}
 		return d, nil
 	}
-	buildOnce.Do(func() {
-		root, err := RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "stirgate-secsipid-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-buildmode=c-shared",
-			"-ldflags=-extldflags=-Wl,-soname,"+SOName,
-			"-o", filepath.Join(dir, SOName), "./cshared/secsipid")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building %s: %v\n%s", SOName, err, out)
-			return
-		}
-		buildDir = dir
-	})
+	buildOnce.Do(func() { buildDir, buildErr = build() })
 	return buildDir, buildErr
+}
+
+func build() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	key, err := sourceHash(root)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(os.TempDir(), "stirgate-secsipid-"+key)
+	if _, err := os.Stat(filepath.Join(dir, SOName)); err == nil {
+		return dir, nil
+	}
+	tmp, err := os.MkdirTemp(os.TempDir(), "stirgate-secsipid-build-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "build", "-buildmode=c-shared",
+		"-ldflags=-extldflags=-Wl,-soname,"+SOName,
+		"-o", filepath.Join(tmp, SOName), "./cshared/secsipid")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("building %s: %v\n%s", SOName, err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another package built it meanwhile: use theirs.
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(filepath.Join(dir, SOName)); serr != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// sourceHash covers everything the library is built from.
+func sourceHash(root string) (string, error) {
+	h := sha256.New()
+	for _, top := range []string{"cshared/secsipid", "core", "go.mod", "go.sum"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".h") || strings.HasPrefix(d.Name(), "go.")) {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			fmt.Fprintf(h, "%s %d\n", rel, len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // RepoRoot is the directory of go.mod above the working directory.
