@@ -70,6 +70,11 @@ func newEnv(t *testing.T) *env {
 // kamailio starts the config with the drop-in; strict selects STIR_STRICT.
 func (e *env) kamailio(t *testing.T, strict bool, children int) *kamtest.Kamailio {
 	t.Helper()
+	return e.kamailioConfig(t, strict, children, e.lab.Config)
+}
+
+func (e *env) kamailioConfig(t *testing.T, strict bool, children int, stirgateConfig string) *kamtest.Kamailio {
+	t.Helper()
 	defs := []string{
 		`PBX_IP="` + pbxIP + `"`,
 		`GATEWAY_IP="127.0.0.3"`,
@@ -78,7 +83,7 @@ func (e *env) kamailio(t *testing.T, strict bool, children int) *kamtest.Kamaili
 		`STIR_KEY="` + e.lab.Path("sp.key") + `"`,
 		`STIR_X5U="` + e.lab.X5U + `"`,
 		`STIR_CA_OPT="CertCAFile=` + e.lab.Path("root.pem") + `"`,
-		`STIR_CONFIG_OPT="ConfigFile=` + e.lab.Config + `"`,
+		`STIR_CONFIG_OPT="ConfigFile=` + stirgateConfig + `"`,
 		`STIR_CACHE_DIR="` + filepath.Join(t.TempDir(), "x5u") + `"`,
 		`STIR_TIMEOUT=5`,
 	}
@@ -305,6 +310,21 @@ func TestIngressStrict(t *testing.T) {
 	}
 	if err := k.Healthy(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestIngressCannotJudge: when the library cannot judge (here: its
+// ConfigFile is missing, code -452) a strict gateway answers 500, not a
+// STIR rejection that would blame the caller.
+func TestIngressCannotJudge(t *testing.T) {
+	e := newEnv(t)
+	k := e.kamailioConfig(t, true, 2, filepath.Join(t.TempDir(), "missing.toml"))
+	res := uac("uac_reject.xml", k.Addr, "127.0.0.1", 1, ";user=phone", "Identity: "+e.identity(t, time.Now()), "X-Case: cannot-judge").Run(t)
+	if code := finalCode(res); code != 500 {
+		t.Errorf("response %d, want 500", code)
+	}
+	if !strings.Contains(k.Log(), "(secsipid -452)") {
+		t.Errorf("log does not carry the library's code -452")
 	}
 }
 
