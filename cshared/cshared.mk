@@ -17,7 +17,7 @@ CSHARED_TEST    := $(BIN)/cshared-test/stirgate_test
 CSHARED_LAB     := $(BIN)/cshared-test/lab
 PREFIX          ?= /usr/local
 VALGRIND        ?= valgrind
-VALGRIND_FLAGS  := --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --error-exitcode=1 \
+VALGRIND_FLAGS  := --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no --error-exitcode=1 --num-callers=40 \
                    --suppressions=cshared/test/go.supp --quiet
 
 LUA_MODULE      := $(BIN)/lua/stirgate.so
