@@ -30,8 +30,18 @@ type step struct {
 	rate    int
 	stats   kamtest.Stats
 	elapsed time.Duration
+	cpu     time.Duration // CPU time of all Kamailio processes during the step
 	ok      bool
 	why     string
+}
+
+// perCall is the Kamailio CPU time per call of a step: what signing costs
+// there, independent of where the machine saturates.
+func (s step) perCall() time.Duration {
+	if s.stats.Successful == 0 {
+		return 0
+	}
+	return s.cpu / time.Duration(s.stats.Successful)
 }
 
 func main() {
@@ -73,15 +83,19 @@ func run(dur time.Duration, start, maxRate, children int) error {
 		{"Debian libsecsipid.so.1", "LD_LIBRARY_PATH=", "/usr/lib/x86_64-linux-gnu/libsecsipid.so.1"},
 	}
 	best := make([]step, len(libs))
+	// CPU per call at each rate both libraries ran cleanly.
+	clean := make([]map[int]step, len(libs))
 	for i, l := range libs {
 		fmt.Printf("\n== %s (%d workers, %s per step)\n", l.name, children, dur)
 		steps, err := bench(root, filepath.Join(tmp, strconv.Itoa(i)), lab, l.env, l.mapping, dur, start, maxRate, children)
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
+		clean[i] = map[int]step{}
 		for _, s := range steps {
 			if s.ok {
 				best[i] = s
+				clean[i][s.rate] = s
 			}
 		}
 	}
@@ -91,6 +105,24 @@ func run(dur time.Duration, start, maxRate, children int) error {
 	}
 	if best[1].rate > 0 {
 		fmt.Printf("ratio stirgate/Debian: %.2f\n", float64(best[0].rate)/float64(best[1].rate))
+	}
+	// Where both saturate at the same step, the limit is the machine (SIPp
+	// and Kamailio share its cores), not signing: CPU per call tells the
+	// libraries apart.
+	var ours, theirs time.Duration
+	n := 0
+	for rate, a := range clean[0] {
+		if b, ok := clean[1][rate]; ok && rate >= 150 {
+			ours += a.perCall()
+			theirs += b.perCall()
+			n++
+		}
+	}
+	if n > 0 && ours > 0 {
+		fmt.Printf("\n== Kamailio CPU per signed call (mean over %d clean rates ≥ 150 cps both ran)\n", n)
+		fmt.Printf("%-28s %s\n", libs[0].name, (ours / time.Duration(n)).Round(time.Microsecond))
+		fmt.Printf("%-28s %s\n", libs[1].name, (theirs / time.Duration(n)).Round(time.Microsecond))
+		fmt.Printf("ratio Debian/stirgate: %.2f\n", float64(theirs)/float64(ours))
 	}
 	return nil
 }
@@ -133,6 +165,10 @@ func bench(root, dir string, lab *secsipidtest.Lab, env, mapping string, dur tim
 	var base time.Duration
 	for rate := start; rate <= maxRate; rate = next(rate) {
 		calls := rate * int(dur/time.Second)
+		cpu0, err := cpuTime(k)
+		if err != nil {
+			return steps, err
+		}
 		began := time.Now()
 		r, err := kamtest.SIPp{
 			Scenario: filepath.Join(root, "kamailio/sipp/uac.xml"), Remote: k.Addr, LocalIP: pbxIP,
@@ -145,7 +181,11 @@ func bench(root, dir string, lab *secsipidtest.Lab, env, mapping string, dur tim
 			return steps, err
 		}
 		res := r.Wait()
-		s := step{rate: rate, stats: res.Stats, elapsed: time.Since(began), ok: true}
+		cpu1, err := cpuTime(k)
+		if err != nil {
+			return steps, err
+		}
+		s := step{rate: rate, stats: res.Stats, elapsed: time.Since(began), cpu: cpu1 - cpu0, ok: true}
 		if len(steps) == 0 {
 			// The library is loaded by now: say which one served the calls.
 			if err := checkMapping(k, mapping); err != nil {
@@ -168,8 +208,9 @@ func bench(root, dir string, lab *secsipidtest.Lab, env, mapping string, dur tim
 		if !s.ok {
 			verdict = "STOP: " + s.why
 		}
-		fmt.Printf("  %5d cps  %6d calls  %-6s  INVITE→200 %-6s  retrans %-5d %s\n", rate, calls,
-			s.elapsed.Round(100*time.Millisecond), rtt(res.Stats.ResponseTime), res.Stats.Retransmissions, verdict)
+		fmt.Printf("  %5d cps  %6d calls  %-6s  INVITE→200 %-6s  retrans %-5d  Kamailio CPU/call %-8s %s\n", rate, calls,
+			s.elapsed.Round(100*time.Millisecond), rtt(res.Stats.ResponseTime), res.Stats.Retransmissions,
+			s.perCall().Round(time.Microsecond), verdict)
 		if !s.ok {
 			break
 		}
@@ -215,4 +256,33 @@ func rtt(d time.Duration) string {
 		return "<1ms"
 	}
 	return d.String()
+}
+
+// cpuTime sums utime and stime of Kamailio's main process and children
+// (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms).
+func cpuTime(k *kamtest.Kamailio) (time.Duration, error) {
+	kids, err := k.Children()
+	if err != nil {
+		return 0, err
+	}
+	pids := []int{k.PID}
+	for _, p := range kids {
+		pids = append(pids, p.PID)
+	}
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, err
+		}
+		// The command name may hold spaces: fields count from its ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return total, nil
 }
