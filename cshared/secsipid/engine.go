@@ -19,6 +19,9 @@ import (
 	"github.com/stirgate/stirgate/core/x5u"
 )
 
+// maxVerifiers bounds the distinct expire values one engine serves.
+const maxVerifiers = 16
+
 // engine is everything built from one generation of options: the core
 // Verifier per expire value, the URL fetcher, number rules. It is
 // reference counted so that an option change never closes an x5u cache
@@ -218,6 +221,12 @@ func (e *engine) verifier(expire int) (*core.Verifier, int) {
 	defer e.mu.Unlock()
 	if v := e.verifiers[expire]; v != nil {
 		return v, retOK
+	}
+	if len(e.verifiers) >= maxVerifiers {
+		// Each expire value has its own verifier and x5u cache; scripts
+		// pass a constant, so this many distinct values is a bug.
+		e.log.Error("libsecsipid: too many distinct expire values", "limit", maxVerifiers)
+		return nil, retErr
 	}
 	vo := e.vo
 	if expire > 0 {

@@ -276,3 +276,25 @@ type codeErr struct {
 }
 
 func (e *codeErr) Error() string { return e.what + ": code " + strconv.Itoa(e.rc) }
+
+// Distinct expire values each get a verifier, up to a bound.
+func TestVerifierBound(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root.pem")
+	os.WriteFile(root, certs.EncodePEM(f.lab.Root), 0o644)
+	f.lib.setS("CertCAFile", root)
+	e := f.lib.acquire()
+	defer e.release()
+	for i := 1; i <= maxVerifiers; i++ {
+		if _, rc := e.verifier(i); rc != retOK {
+			t.Fatalf("verifier %d: %d", i, rc)
+		}
+	}
+	if _, rc := e.verifier(1); rc != retOK {
+		t.Error("an existing expire value must still be served")
+	}
+	if _, rc := e.verifier(maxVerifiers + 1); rc != retErr {
+		t.Errorf("verifier beyond the bound: %d, want %d", rc, retErr)
+	}
+}
