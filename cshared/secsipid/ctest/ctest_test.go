@@ -114,7 +114,11 @@ func TestHeaderMatchesDebian(t *testing.T) {
 	need(t, "gcc")
 	const deb = "/usr/include/libsecsipid.h"
 	if _, err := os.Stat(deb); err != nil {
-		install := exec.Command("apt-get", "install", "-y", "-qq", "--no-install-recommends", "libsecsipid-dev")
+		args := []string{"apt-get", "install", "-y", "-qq", "--no-install-recommends", "libsecsipid-dev"}
+		if os.Geteuid() != 0 {
+			args = append([]string{"sudo", "-n"}, args...)
+		}
+		install := exec.Command(args[0], args[1:]...)
 		install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := install.CombinedOutput(); err != nil {
 			t.Fatalf("%s missing and libsecsipid-dev could not be installed: %v\n%s", deb, err, out)
