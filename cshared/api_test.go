@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -499,5 +501,37 @@ func TestDiskCacheShared(t *testing.T) {
 	}
 	if hits.Load() != 1 {
 		t.Errorf("%d fetches for two handles sharing cache_dir, want 1", hits.Load())
+	}
+}
+
+// TestHeaderMatchesGo: the numbers of stirgate.h are the ones the Go side
+// returns, so the header and the library cannot drift apart.
+func TestHeaderMatchesGo(t *testing.T) {
+	h, err := os.ReadFile("stirgate.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{
+		"STIRGATE_PASS": resultPass, "STIRGATE_NONE": resultNone, "STIRGATE_FAIL": resultFail,
+		"STIRGATE_OK": codeOK, "STIRGATE_EINVAL": codeInval, "STIRGATE_EHANDLE": codeHandle,
+		"STIRGATE_ECONFIG": codeConfig, "STIRGATE_ENOSIGNER": codeNoSigner, "STIRGATE_ENOVERIFIER": codeNoVerifier,
+		"STIRGATE_ESIGN": codeSign, "STIRGATE_ETOOLARGE": codeTooLarge, "STIRGATE_EINTERNAL": codeInternal,
+		"STIRGATE_ELIMIT": codeLimit, "STIRGATE_MAX_INPUT": maxInput, "STIRGATE_MAX_TOML": maxTOML,
+		"STIRGATE_MAX_IDENTITY": maxIdentity, "STIRGATE_MAX_HANDLES": maxHandles, "STIRGATE_ABI": 1,
+	}
+	got := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^#define (STIRGATE_\w+) (-?\d+)`).FindAllStringSubmatch(string(h), -1) {
+		n, _ := strconv.Atoi(m[2])
+		got[m[1]] = n
+	}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("%s: header %d (present %v), Go %d", name, g, ok, v)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s is in stirgate.h but not checked here", name)
+		}
 	}
 }
