@@ -9,6 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -492,4 +495,157 @@ func stirgateBin(t *testing.T) string {
 		t.Fatalf("go build ./cmd/stirgate: %v\n%s", err, out)
 	}
 	return p
+}
+
+// TestLibOptWithoutEquals: `modparam("secsipid", "libopt", "CertVerify")`
+// (no '=') makes Debian's libsecsipid 1.2 index past its split and panic
+// inside the worker, which takes Kamailio down; the drop-in refuses the
+// option and signs the call.
+func TestLibOptWithoutEquals(t *testing.T) {
+	for _, c := range []struct {
+		name, env string
+		survives  bool
+	}{
+		{"stirgate", "", true},
+		{"debian", "LD_LIBRARY_PATH=", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			lib := "LD_LIBRARY_PATH=" + e.lib
+			if c.env != "" {
+				lib = c.env
+			}
+			carrier := uas(t, e.carrier, 1, "carrier")
+			k := kamtest.Start(t, kamtest.Options{
+				Config:   cfgFile,
+				Children: 2,
+				Env:      []string{lib, "STIRGATE_SECSIPID_CONFIG="},
+				Defines: []string{
+					`PBX_IP="` + pbxIP + `"`,
+					`CARRIER="sip:127.0.0.1:` + strconv.Itoa(e.carrier) + `"`,
+					`STIR_KEY="` + e.lab.Path("sp.key") + `"`,
+					`STIR_X5U="` + e.lab.X5U + `"`,
+					`STIR_CA_OPT="CertCAFile=` + e.lab.Path("root.pem") + `"`,
+					`STIR_CONFIG_OPT="CertVerify"`,
+					`STIR_CACHE_DIR="` + filepath.Join(t.TempDir(), "x5u") + `"`,
+				},
+			})
+			run := uac("uac.xml", k.Addr, pbxIP, 1, ";user=phone", "X-Case: libopt", "X-Case2: libopt")
+			if !c.survives {
+				run.Timeout = 5 * time.Second
+			}
+			res := run.Run(t)
+			if !c.survives {
+				// The worker that took the call died with the panic.
+				deadline := time.Now().Add(10 * time.Second)
+				for k.Healthy() == nil && time.Now().Before(deadline) {
+					time.Sleep(100 * time.Millisecond)
+				}
+				if k.Healthy() == nil {
+					t.Fatalf("Debian's library survived a libopt without '=': the contrast proves nothing (call: %v)", res.Err())
+				}
+				if !strings.Contains(k.Log(), "index out of range") {
+					t.Errorf("Kamailio died, but not of the libopt panic:\n%s", k.Log())
+				}
+				return
+			}
+			if err := res.Err(); err != nil {
+				t.Fatalf("uac: %v", err)
+			}
+			if inv := invites(carrier.Wait()); len(inv) != 1 || len(kamtest.Header(inv[0], "Identity")) != 1 {
+				t.Fatalf("the call was not signed")
+			}
+			if err := k.Healthy(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestGetURLFailureClearsOutput: Kamailio 5.6 frees the secsipid_get_url
+// buffer before each call without clearing it, so a library that leaves
+// *outPtr as it was after a failed fetch (Debian's 1.2) gets a double free
+// on the second failure in a row and the worker aborts. The drop-in clears
+// *outPtr and *outLen first: fetch, fail, fail, fetch all answer.
+func TestGetURLFailureClearsOutput(t *testing.T) {
+	e := newEnv(t)
+	chain := e.lab.ChainPEM()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sp.pem" {
+			w.Write(chain)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer plain.Close()
+	for _, c := range []struct {
+		name     string
+		env      []string
+		ok, fail string
+		survives bool
+	}{
+		// The module applies no libopt on this path: the drop-in takes its
+		// lab settings from STIRGATE_SECSIPID_CONFIG.
+		{"stirgate", []string{"LD_LIBRARY_PATH=" + e.lib, "STIRGATE_SECSIPID_CONFIG=" + e.lab.Config}, e.lab.X5U, e.lab.Missing, true},
+		// Debian's library fetches plain http and fails on a 404.
+		{"debian", []string{"LD_LIBRARY_PATH="}, plain.URL + "/sp.pem", plain.URL + "/missing.pem", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := kamtest.Start(t, kamtest.Options{Config: "testdata/get_url.cfg", Children: 1, Env: c.env})
+			want := []struct {
+				url  string
+				code int
+			}{{c.ok, 200}, {c.fail, 404}, {c.fail, 404}, {c.ok, 200}}
+			for i, w := range want {
+				code, err := optionsWithURL(k.Addr, w.url)
+				if !c.survives && i == 2 {
+					// The double free: no answer, and the worker is gone.
+					deadline := time.Now().Add(10 * time.Second)
+					for k.Healthy() == nil && time.Now().Before(deadline) {
+						time.Sleep(100 * time.Millisecond)
+					}
+					if k.Healthy() == nil || !strings.Contains(k.Log(), "double free") {
+						t.Fatalf("Debian's library survived fail-after-fail (code %d, %v): the contrast proves nothing", code, err)
+					}
+					return
+				}
+				if err != nil || code != w.code {
+					t.Fatalf("call %d (%s): %d %v, want %d", i+1, w.url, code, err, w.code)
+				}
+			}
+			if err := k.Healthy(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// optionsWithURL sends an OPTIONS carrying X-URL and returns the status of
+// the response.
+func optionsWithURL(addr, url string) (int, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	msg := "OPTIONS sip:" + addr + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\n" +
+		"From: <sip:test@" + local + ">;tag=1\r\nTo: <sip:" + addr + ">\r\n" +
+		"Call-ID: " + strconv.FormatInt(time.Now().UnixNano(), 36) + "@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n" +
+		"X-URL: " + url + "\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return 0, err
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(kamtest.StartLine(string(buf[:n])))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("no status line in %q", buf[:n])
+	}
+	return strconv.Atoi(f[1])
 }
