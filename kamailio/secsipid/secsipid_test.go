@@ -78,6 +78,17 @@ func (e *env) kamailio(t *testing.T, strict bool, children int) *kamtest.Kamaili
 
 func (e *env) kamailioConfig(t *testing.T, strict bool, children int, stirgateConfig string) *kamtest.Kamailio {
 	t.Helper()
+	return e.start(t, strict, children, stirgateConfig, filepath.Join(t.TempDir(), "x5u"))
+}
+
+// kamailioCache starts 4 strict workers with the given x5u cache_dir.
+func (e *env) kamailioCache(t *testing.T, cacheDir string) *kamtest.Kamailio {
+	t.Helper()
+	return e.start(t, true, 4, e.lab.Config, cacheDir)
+}
+
+func (e *env) start(t *testing.T, strict bool, children int, stirgateConfig, cacheDir string) *kamtest.Kamailio {
+	t.Helper()
 	defs := []string{
 		`PBX_IP="` + pbxIP + `"`,
 		`GATEWAY_IP="127.0.0.3"`,
@@ -87,7 +98,7 @@ func (e *env) kamailioConfig(t *testing.T, strict bool, children int, stirgateCo
 		`STIR_X5U="` + e.lab.X5U + `"`,
 		`STIR_CA_OPT="CertCAFile=` + e.lab.Path("root.pem") + `"`,
 		`STIR_CONFIG_OPT="ConfigFile=` + stirgateConfig + `"`,
-		`STIR_CACHE_DIR="` + filepath.Join(t.TempDir(), "x5u") + `"`,
+		`STIR_CACHE_DIR="` + cacheDir + `"`,
 		`STIR_TIMEOUT=5`,
 	}
 	if strict {
@@ -648,4 +659,57 @@ func optionsWithURL(addr, url string) (int, error) {
 		return 0, fmt.Errorf("no status line in %q", buf[:n])
 	}
 	return strconv.Atoi(f[1])
+}
+
+// TestIngressSharedCache: four workers verify 200 calls signed with one
+// certificate. With the module's cache_dir (the core's disk cache) only the
+// first verification fetches x5u; without it each worker fetches once,
+// which shows that the calls did spread over the workers.
+func TestIngressSharedCache(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		shared bool
+	}{{"cache_dir", true}, {"no-cache_dir", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			const calls = 200
+			pbx := kamtest.SIPp{Scenario: "testdata/uas_load.xml", LocalPort: e.pbx, Name: "pbx",
+				Timeout: 120 * time.Second}.Start(t)
+			dir := filepath.Join(t.TempDir(), "x5u")
+			if !c.shared {
+				dir = ""
+			}
+			k := e.kamailioCache(t, dir)
+			id := "Identity: " + e.identity(t, time.Now())
+			first := uac("uac.xml", k.Addr, "127.0.0.1", 1, ";user=phone", id, "X-Case: first").Run(t)
+			if err := first.Err(); err != nil {
+				t.Fatalf("first call: %v", err)
+			}
+			if n := e.lab.Fetches(); n != 1 {
+				t.Fatalf("%d x5u fetches for the first call, want 1", n)
+			}
+			run := uac("uac.xml", k.Addr, "127.0.0.1", calls, ";user=phone", id, "X-Case: burst")
+			run.Rate, run.TraceMsg = 100, false
+			res := run.Run(t)
+			if err := res.Err(); err != nil || res.Stats.Successful != calls {
+				t.Fatalf("burst: %v (%s)", err, res.Stats)
+			}
+			select {
+			case <-pbx.Done():
+				t.Fatal("PBX side exited")
+			default:
+			}
+			n := e.lab.Fetches()
+			t.Logf("%d verifications in 4 workers, %d x5u fetches", calls+1, n)
+			switch {
+			case c.shared && n != 1:
+				t.Errorf("%d x5u fetches with a shared disk cache, want 1", n)
+			case !c.shared && n < 2:
+				t.Errorf("%d x5u fetch without a disk cache: the calls did not reach several workers", n)
+			}
+			if err := k.Healthy(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -140,8 +141,12 @@ type Lab struct {
 	TLSCert string // the server's self-signed certificate (PEM file)
 	Config  string // stirgate TOML: [x5u] lab_hosts and ca_file
 
-	srv *httptest.Server
+	srv     *httptest.Server
+	fetches atomic.Int64
 }
+
+// Fetches is how many times the chain was served.
+func (l *Lab) Fetches() int64 { return l.fetches.Load() }
 
 // NewLab writes a lab PKI valid now into dir and starts its x5u server.
 func NewLab(dir string) (*Lab, error) {
@@ -153,8 +158,10 @@ func NewLab(dir string) (*Lab, error) {
 		return nil, err
 	}
 	chain := l.ChainPEM()
+	lab := &Lab{Lab: l, Dir: dir}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sp.pem" {
+			lab.fetches.Add(1)
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			w.Header().Set("Cache-Control", "max-age=3600")
 			w.Write(chain)
@@ -163,7 +170,7 @@ func NewLab(dir string) (*Lab, error) {
 		http.NotFound(w, r)
 	}))
 	srv.StartTLS()
-	lab := &Lab{Lab: l, Dir: dir, srv: srv, Host: srv.Listener.Addr().String()}
+	lab.srv, lab.Host = srv, srv.Listener.Addr().String()
 	lab.X5U = "https://" + lab.Host + "/sp.pem"
 	lab.Missing = "https://" + lab.Host + "/missing.pem"
 	lab.TLSCert = filepath.Join(dir, "x5u-tls.pem")
