@@ -31,8 +31,9 @@ type engine struct {
 	opts options
 	log  *slog.Logger
 
-	err      int // non-zero: the options are unusable (bad ConfigFile, ...)
-	trustErr int // non-zero: x5u mode has no usable trust anchors
+	err      int  // non-zero: the options are unusable (bad ConfigFile, ...)
+	trustErr int  // non-zero: x5u mode has no usable trust anchors
+	caSet    bool // a trust anchor was configured (usable or not)
 	numbers  tn.Rules
 	vo       core.VerifierOptions // base options; MaxAge is set per expire
 	fetch    x5u.Options[[]byte]  // for GetURLContent and key URLs
@@ -89,6 +90,7 @@ func newEngine(o options, gen uint64, log *slog.Logger, now func() time.Time) *e
 		cfg = c
 	}
 	e.numbers = cfg.NumberRules()
+	e.caSet = o.certCAFile != "" || len(cfg.Verifier.Trust) > 0
 
 	switch {
 	case o.certVerify&verifyCAFile != 0 && o.certCAFile == "":

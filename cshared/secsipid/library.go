@@ -444,7 +444,13 @@ func (l *library) publicKey(ctx context.Context, e *engine, k keySource, now tim
 	if pub == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil, retCertInvalidFormat
 	}
-	if roots, crl := e.roots(); roots != nil && len(chain) > 0 {
+	roots, crl := e.roots()
+	if len(chain) > 0 && e.caSet && roots == nil {
+		// A CA was configured but cannot be used: validating nothing
+		// would be the silent downgrade the original makes.
+		return nil, e.trustErr
+	}
+	if roots != nil && len(chain) > 0 {
 		if _, err := certs.Verify(chain, certs.VerifyOptions{Roots: roots, CurrentTime: now, CRL: crl}); err != nil {
 			return nil, codeOf(err)
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -296,5 +298,27 @@ func TestVerifierBound(t *testing.T) {
 	}
 	if _, rc := e.verifier(maxVerifiers + 1); rc != retErr {
 		t.Errorf("verifier beyond the bound: %d, want %d", rc, retErr)
+	}
+}
+
+// A configured but unreadable CA fails key mode for a certificate instead
+// of silently skipping the chain check; a bare public key is unaffected.
+func TestKeyModeBrokenCA(t *testing.T) {
+	f := newFixture(t)
+	id, rc := f.lib.getIdentity("12155550121", "12155550131", "A", "", "https://certs.example.net/sp.pem", keySource{path: f.key})
+	if rc != retOK {
+		t.Fatal(rc)
+	}
+	f.lib.setS("CertCAFile", filepath.Join(t.TempDir(), "missing.pem"))
+	if got := f.lib.check(id, checkFull, 60, keySource{data: f.lab.ChainPEM()}, 5); got != retCertReadCAFile {
+		t.Errorf("certificate as key with a broken CA: %d, want %d", got, retCertReadCAFile)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(f.lab.Leaf.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+	if got := f.lib.check(id, checkFull, 60, keySource{data: pemKey}, 5); got != retOK {
+		t.Errorf("bare public key: %d", got)
 	}
 }
