@@ -250,22 +250,7 @@ func build(path, text string) (st *state, err error) {
 
 // newLogger writes to stderr, which Kamailio sends to its log when it
 // runs with log_stderror (and discards when daemonised).
-func newLogger(l config.Log) *slog.Logger {
-	level := slog.LevelInfo
-	switch l.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	}
-	o := &slog.HandlerOptions{Level: level}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, o))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, o))
-}
+func newLogger(l config.Log) *slog.Logger { return l.NewLogger(os.Stderr) }
 
 // signIn is stirgate_sign_request in Go.
 type signIn struct {

@@ -78,22 +78,7 @@ func usage(w io.Writer) {
 
 // newLogger builds the process logger from [log]; logs go to stderr so
 // that stdout stays machine-readable.
-func newLogger(w io.Writer, l config.Log) *slog.Logger {
-	var level slog.Level
-	switch l.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	}
-	o := &slog.HandlerOptions{Level: level}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
-}
+func newLogger(w io.Writer, l config.Log) *slog.Logger { return l.NewLogger(w) }
 
 // loadConfig loads --config, or the embedded lab default when path is "".
 func loadConfig(path string) (*config.Config, error) {
