@@ -75,7 +75,7 @@ func TestOptions(t *testing.T) {
 	if _, g := s.get(); g != gen {
 		t.Errorf("generation moved from %d to %d without a change", gen, g)
 	}
-	s.setFileCache("/tmp/x", 3600)
+	s.setFileCache("/var/cache/stir", 3600)
 	if _, g := s.get(); g == gen {
 		t.Error("generation did not move on a change")
 	}
