@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -320,5 +322,40 @@ func TestKeyModeBrokenCA(t *testing.T) {
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
 	if got := f.lib.check(id, checkFull, 60, keySource{data: pemKey}, 5); got != retOK {
 		t.Errorf("bare public key: %d", got)
+	}
+}
+
+// A hanging x5u server costs a check no more than its timeout argument.
+func TestCheckDeadline(t *testing.T) {
+	f := newFixture(t)
+	release := make(chan struct{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	dir := t.TempDir()
+	tlsPEM := filepath.Join(dir, "tls.pem")
+	os.WriteFile(tlsPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	root := filepath.Join(dir, "root.pem")
+	os.WriteFile(root, certs.EncodePEM(f.lab.Root), 0o644)
+	conf := filepath.Join(dir, "stirgate.toml")
+	host := srv.Listener.Addr().String()
+	os.WriteFile(conf, []byte("[x5u]\nlab_hosts = [\""+host+"\"]\nca_file = \"tls.pem\"\ntimeout = \"10s\"\n"), 0o644)
+	f.lib.setS("CertCAFile", root)
+	f.lib.setS("ConfigFile", conf)
+	f.lib.now = time.Now
+	x5u := "https://" + host + "/sp.pem"
+	id, rc := f.lib.getIdentity("12155550121", "12155550131", "A", "", x5u, keySource{path: f.key})
+	if rc != retOK {
+		t.Fatal(rc)
+	}
+	start := time.Now()
+	got := f.lib.check(id, checkFull, 60, keySource{}, 1)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("check took %s with a 1 s timeout", took)
+	}
+	if got != retHTTPGet {
+		t.Errorf("hanging x5u: %d, want %d", got, retHTTPGet)
 	}
 }
