@@ -225,25 +225,13 @@ func build(path, text string) (st *state, err error) {
 	log := newLogger(cfg.Log)
 	// A [lab] generates its PKI on first use; in a forked server every
 	// worker would race to do that, so the docs ask for a generated lab.
-	if err := cfg.PrepareLab(time.Now(), log); err != nil {
+	svc, err := cfg.Build(config.BuildOptions{Logger: log})
+	if err != nil {
 		return nil, fail(codeConfig, "%v", err)
 	}
-	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration}
+	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier}
 	if st.timeout <= 0 {
 		st.timeout = x5u.DefaultTimeout
-	}
-	if cfg.Signer.Enabled() {
-		if st.signer, err = cfg.NewSigner(nil, log); err != nil {
-			return nil, fail(codeConfig, "%v", err)
-		}
-	}
-	if len(cfg.Verifier.Trust) > 0 {
-		if st.verifier, err = cfg.NewVerifier(nil, log); err != nil {
-			return nil, fail(codeConfig, "%v", err)
-		}
-	}
-	if st.signer == nil && st.verifier == nil {
-		return nil, fail(codeConfig, "configuration has neither [signer] nor [verifier] trust anchors")
 	}
 	return st, nil
 }

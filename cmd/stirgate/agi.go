@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -146,32 +145,11 @@ loop:
 // agiService builds the signer and verifier the config has; a node may do
 // only one of the two, but not neither.
 func agiService(cfg *config.Config, log *slog.Logger) (agi.Service, func(), error) {
-	if err := cfg.PrepareLab(time.Now(), log); err != nil {
+	svc, err := cfg.Build(config.BuildOptions{Logger: log})
+	if err != nil {
 		return nil, nil, err
 	}
-	var c agi.Core
-	var errs []error
-	if cfg.Signer.Enabled() {
-		s, err := cfg.NewSigner(nil, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		c.Signer = s
-	} else {
-		errs = append(errs, errors.New("no [signer]"))
-	}
-	if len(cfg.Verifier.Trust) > 0 {
-		v, err := cfg.NewVerifier(nil, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		c.Verifier = v
-	} else {
-		errs = append(errs, errors.New("no [verifier] trust"))
-	}
-	if c.Signer == nil && c.Verifier == nil {
-		return nil, nil, fmt.Errorf("nothing to serve: %w", errors.Join(errs...))
-	}
+	c := agi.Core{Signer: svc.Signer, Verifier: svc.Verifier}
 	if c.Signer == nil {
 		log.Warn("agi: sign sessions will report internal_error", "why", "no [signer] configured")
 	}

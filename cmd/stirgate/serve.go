@@ -290,27 +290,13 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 // fetch metrics), HTTP API (with the extra handlers mounted) and SIP
 // handler.
 func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
-	if err := cfg.PrepareLab(time.Now(), log); err != nil {
+	g := &generation{cfg: cfg}
+	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
+	if err != nil {
 		return nil, err
 	}
-	g := &generation{cfg: cfg}
-	if cfg.Signer.Enabled() {
-		s, err := cfg.NewSigner(nil, log)
-		if err != nil {
-			return nil, err
-		}
-		g.signer = s
-	}
-	if len(cfg.Verifier.Trust) > 0 {
-		vo, err := cfg.VerifierOptions(nil, log)
-		if err != nil {
-			return nil, err
-		}
-		vo.Fetch.Observe = m.ObserveFetch
-		if g.verifier, err = core.NewVerifier(vo); err != nil {
-			return nil, err
-		}
-	} else {
+	g.signer, g.verifier = svc.Signer, svc.Verifier
+	if g.verifier == nil {
 		log.Warn("no [verifier] trust anchors: verification is off")
 	}
 	if g.signer == nil {

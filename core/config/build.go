@@ -276,3 +276,56 @@ func (c *Config) Disposition() disposition.Options {
 	}
 	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix}
 }
+
+// Services is what one configuration asks a node to run. Either half may
+// be nil (a node may only sign, or only verify), never both.
+type Services struct {
+	Signer   *core.Signer
+	Verifier *core.Verifier
+}
+
+// Close releases the verifier's cache; safe on a nil or partial value.
+func (s *Services) Close() {
+	if s != nil && s.Verifier != nil {
+		s.Verifier.Close()
+	}
+}
+
+// BuildOptions tunes Build; the zero value is fine.
+type BuildOptions struct {
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger
+	// ObserveFetch, when set, is told of every network x5u fetch (the HTTP
+	// service feeds a latency histogram with it).
+	ObserveFetch func(url string, d time.Duration, err error)
+}
+
+// Build prepares the lab (if any) and builds the signer when [signer] is
+// set and the verifier when [verifier] has trust anchors. Every surface
+// builds its core this way, so that "what runs" reads the same everywhere.
+func (c *Config) Build(o BuildOptions) (*Services, error) {
+	if err := c.PrepareLab(time.Now(), o.Logger); err != nil {
+		return nil, err
+	}
+	s := &Services{}
+	if c.Signer.Enabled() {
+		var err error
+		if s.Signer, err = c.NewSigner(o.Now, o.Logger); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.Verifier.Trust) > 0 {
+		vo, err := c.VerifierOptions(o.Now, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		vo.Fetch.Observe = o.ObserveFetch
+		if s.Verifier, err = core.NewVerifier(vo); err != nil {
+			return nil, err
+		}
+	}
+	if s.Signer == nil && s.Verifier == nil {
+		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
+	}
+	return s, nil
+}

@@ -136,3 +136,38 @@ func TestLabBootstrap(t *testing.T) {
 		t.Fatal("lab regenerated on second use")
 	}
 }
+
+func TestBuild(t *testing.T) {
+	if _, err := (&Config{}).Build(BuildOptions{}); err == nil || !strings.Contains(err.Error(), "nothing to run") {
+		t.Fatalf("empty config built: %v", err)
+	}
+	dir := t.TempDir()
+	c, err := Parse([]byte("[lab]\ndir = \"lab\"\n"), dir+"/stirgate.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := 0
+	s, err := c.Build(BuildOptions{ObserveFetch: func(string, time.Duration, error) { fetched++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Signer == nil || s.Verifier == nil {
+		t.Fatalf("lab config built %+v", s)
+	}
+	// Only a verifier: trust anchors without [signer].
+	c2, err := Parse([]byte("[verifier]\ntrust = [\"lab/root.pem\"]\n"), dir+"/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := c2.Build(BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if s2.Signer != nil || s2.Verifier == nil {
+		t.Fatalf("verifier-only config built %+v", s2)
+	}
+	var nilServices *Services
+	nilServices.Close()
+}
