@@ -207,39 +207,9 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 			return core.VerifierOptions{}, fmt.Errorf("verifier.crl: %w", err)
 		}
 	}
-	x := c.X5U
-	fetch := x5u.Options[*certs.Credential]{
-		Policy: x5u.Policy{
-			AllowHTTP:  x.AllowHTTP,
-			Ports:      x.Ports,
-			AllowHosts: x.AllowHosts,
-			LabHosts:   x.LabHosts,
-		},
-		Timeout:     x.Timeout.Duration,
-		MaxBody:     x.MaxBody,
-		MinTTL:      x.MinTTL.Duration,
-		MaxTTL:      x.MaxTTL.Duration,
-		DefaultTTL:  x.DefaultTTL.Duration,
-		NegativeTTL: x.NegativeTTL.Duration,
-		MaxEntries:  x.MaxEntries,
-		Dir:         c.Resolve(x.CacheDir),
-		Offline:     x.Offline,
-	}
-	if len(x.Preload) > 0 {
-		fetch.Preload = map[string]string{}
-		for u, f := range x.Preload {
-			fetch.Preload[u] = c.Resolve(f)
-		}
-	}
-	if x.CAFile != "" {
-		pemBytes, err := os.ReadFile(c.Resolve(x.CAFile))
-		if err != nil {
-			return core.VerifierOptions{}, fmt.Errorf("x5u.ca_file: %w", err)
-		}
-		fetch.RootCAs = x509.NewCertPool()
-		if !fetch.RootCAs.AppendCertsFromPEM(pemBytes) {
-			return core.VerifierOptions{}, fmt.Errorf("x5u.ca_file %s: no PEM certificate", x.CAFile)
-		}
+	fetch, err := X5UOptions[*certs.Credential](c)
+	if err != nil {
+		return core.VerifierOptions{}, err
 	}
 	return core.VerifierOptions{
 		Roots:           roots,
@@ -328,4 +298,45 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
 	}
 	return s, nil
+}
+
+// X5UOptions converts [x5u] into fetch options for values of type T; the
+// caller sets Validate. The verifier fetches certificate chains with it,
+// and the libsecsipid drop-in plain content, under the same URL policy.
+func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
+	x := c.X5U
+	o := x5u.Options[T]{
+		Policy: x5u.Policy{
+			AllowHTTP:  x.AllowHTTP,
+			Ports:      x.Ports,
+			AllowHosts: x.AllowHosts,
+			LabHosts:   x.LabHosts,
+		},
+		Timeout:     x.Timeout.Duration,
+		MaxBody:     x.MaxBody,
+		MinTTL:      x.MinTTL.Duration,
+		MaxTTL:      x.MaxTTL.Duration,
+		DefaultTTL:  x.DefaultTTL.Duration,
+		NegativeTTL: x.NegativeTTL.Duration,
+		MaxEntries:  x.MaxEntries,
+		Dir:         c.Resolve(x.CacheDir),
+		Offline:     x.Offline,
+	}
+	if len(x.Preload) > 0 {
+		o.Preload = map[string]string{}
+		for u, f := range x.Preload {
+			o.Preload[u] = c.Resolve(f)
+		}
+	}
+	if x.CAFile != "" {
+		pemBytes, err := os.ReadFile(c.Resolve(x.CAFile))
+		if err != nil {
+			return o, fmt.Errorf("x5u.ca_file: %w", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pemBytes) {
+			return o, fmt.Errorf("x5u.ca_file %s: no PEM certificate", x.CAFile)
+		}
+	}
+	return o, nil
 }

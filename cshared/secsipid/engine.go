@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -167,39 +166,9 @@ func newEngine(o options, gen uint64, log *slog.Logger, now func() time.Time) *e
 // key URLs): the same URL policy, TLS roots, limits and disk cache as the
 // verifier's, with a validator that only insists on a non-empty body.
 func fetchOptions(cfg *config.Config) (x5u.Options[[]byte], error) {
-	x := cfg.X5U
-	o := x5u.Options[[]byte]{
-		Policy: x5u.Policy{
-			AllowHTTP:  x.AllowHTTP,
-			Ports:      x.Ports,
-			AllowHosts: x.AllowHosts,
-			LabHosts:   x.LabHosts,
-		},
-		Timeout:     x.Timeout.Duration,
-		MaxBody:     x.MaxBody,
-		MinTTL:      x.MinTTL.Duration,
-		MaxTTL:      x.MaxTTL.Duration,
-		DefaultTTL:  x.DefaultTTL.Duration,
-		NegativeTTL: x.NegativeTTL.Duration,
-		MaxEntries:  x.MaxEntries,
-		Dir:         cfg.Resolve(x.CacheDir),
-		Offline:     x.Offline,
-	}
-	if len(x.Preload) > 0 {
-		o.Preload = map[string]string{}
-		for u, f := range x.Preload {
-			o.Preload[u] = cfg.Resolve(f)
-		}
-	}
-	if x.CAFile != "" {
-		b, err := os.ReadFile(cfg.Resolve(x.CAFile))
-		if err != nil {
-			return o, err
-		}
-		o.RootCAs = x509.NewCertPool()
-		if !o.RootCAs.AppendCertsFromPEM(b) {
-			return o, fmt.Errorf("x5u.ca_file %s: no PEM certificate", x.CAFile)
-		}
+	o, err := config.X5UOptions[[]byte](cfg)
+	if err != nil {
+		return o, err
 	}
 	o.Validate = func(_ context.Context, _ string, body []byte) ([]byte, time.Time, error) {
 		if len(body) == 0 {
