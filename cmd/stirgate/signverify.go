@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -127,36 +123,13 @@ func signerFromFlags(keyFile, certFile, x5uURL string, now func() time.Time) (*c
 			return nil, err
 		}
 	} else {
-		key, err := parseECKey(keyPEM)
+		key, err := certs.ParsePrivateKey(keyPEM)
 		if err != nil {
 			return nil, err
 		}
 		cred = &certs.SigningCredential{Key: key, NotAfter: time.Unix(1<<62, 0)}
 	}
 	return core.NewSigner(core.SignerOptions{Credential: cred, X5U: x5uURL, Numbers: tn.NANP(), Now: now})
-}
-
-func parseECKey(b []byte) (*ecdsa.PrivateKey, error) {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, errors.New("no EC private key in PEM")
-		}
-		switch blk.Type {
-		case "EC PRIVATE KEY":
-			return x509.ParseECPrivateKey(blk.Bytes)
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			if ek, ok := k.(*ecdsa.PrivateKey); ok {
-				return ek, nil
-			}
-			return nil, errors.New("private key is not ECDSA")
-		}
-	}
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -32,7 +32,7 @@ type SigningCredential struct {
 // leaf is unusable for SHAKEN signing, such as one without a TNAuthList SPC
 // (stir.ErrSignCertInvalid). Load time is the moment to find out.
 func LoadSigner(keyPEM, chainPEM []byte) (*SigningCredential, error) {
-	key, err := parseECKey(keyPEM)
+	key, err := ParsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,12 @@ func LoadSigner(keyPEM, chainPEM []byte) (*SigningCredential, error) {
 	return sc, nil
 }
 
-func parseECKey(data []byte) (*ecdsa.PrivateKey, error) {
+// ParsePrivateKey reads one P-256 private key from PEM: SEC1 "EC PRIVATE
+// KEY" or PKCS#8 "PRIVATE KEY", optionally after "EC PARAMETERS" as openssl
+// writes it. Errors are stir.ErrSignKey; one whose cause (Unwrap) is set
+// means the DER itself did not parse, the others that the PEM was not a
+// usable key.
+func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
 	rest := data
 	for {
 		var blk *pem.Block

@@ -100,37 +100,18 @@ func readKey(k keySource) ([]byte, int) {
 	return b, retOK
 }
 
-// parsePrivateKey accepts a P-256 key as SEC1 "EC PRIVATE KEY" or PKCS#8
-// "PRIVATE KEY", optionally after "EC PARAMETERS" as openssl writes it.
+// parsePrivateKey reads a P-256 key (certs.ParsePrivateKey) and maps a
+// failure to libsecsipid's codes: DER that does not parse is an invalid
+// key, anything else a key in the wrong format.
 func parsePrivateKey(data []byte) (*ecdsa.PrivateKey, int) {
-	rest := data
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			return nil, retPrvKeyFormat
-		}
-		var key any
-		var err error
-		switch blk.Type {
-		case "EC PARAMETERS":
-			continue
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		default:
-			return nil, retPrvKeyFormat
-		}
-		if err != nil {
+	k, err := certs.ParsePrivateKey(data)
+	if err != nil {
+		if e := stir.As(err); e != nil && e.Err != nil {
 			return nil, retPrvKeyInvalid
 		}
-		k, ok := key.(*ecdsa.PrivateKey)
-		if !ok || k.Curve != elliptic.P256() {
-			return nil, retPrvKeyFormat
-		}
-		return k, retOK
+		return nil, retPrvKeyFormat
 	}
+	return k, retOK
 }
 
 type signerKey struct {
