@@ -54,7 +54,10 @@ $(CSHARED_LAB)/sp.key: | build
 
 # Two valgrind runs: the test must be clean, and the same test leaking one
 # Identity string on purpose must be caught, so that the suppressions for
-# the Go runtime cannot hide a leak of the C API.
+# the Go runtime cannot hide a leak of the C API. The leaked block is an
+# output the library malloc'ed; valgrind cannot always unwind through Go
+# frames back to the test's caller, so either the caller or the library's
+# allocation site identifies it.
 cshared-test: $(CSHARED_TEST) $(CSHARED_LAB)/sp.key
 	$(CSHARED_TEST) $(CSHARED_LAB)
 	GODEBUG=asyncpreemptoff=1 STIRGATE_TEST_ITERATIONS=10 \
@@ -64,7 +67,7 @@ cshared-test: $(CSHARED_TEST) $(CSHARED_LAB)/sp.key
 		$(CSHARED_TEST) $(CSHARED_LAB) leak >/dev/null; then \
 		echo "valgrind missed a deliberate leak"; cat $(BIN)/cshared-test/leak.log; exit 1; \
 	fi; \
-	grep -q 'definitely lost' $(BIN)/cshared-test/leak.log && grep -q 'sign_good (stirgate_test.c' $(BIN)/cshared-test/leak.log \
+	grep -q 'definitely lost' $(BIN)/cshared-test/leak.log && grep -Eq 'sign_good \(stirgate_test.c|_Cfunc__Cmalloc' $(BIN)/cshared-test/leak.log \
 		|| { echo "valgrind failed for another reason than the deliberate leak:"; cat $(BIN)/cshared-test/leak.log; exit 1; }
 	@echo "cshared-test: valgrind clean; deliberate leak caught"
 
