@@ -222,7 +222,9 @@ func TestSIPpSign(t *testing.T) {
 			if err := os.WriteFile(idFile, []byte(ident), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			sx := exec.Command("secsipidx", "-check", "-fidentity", idFile, "-fpubkey", pubFile)
+			// -expire: secsipidx's default window is so short that a token
+			// signed in one second and checked in the next is "expired".
+			sx := exec.Command("secsipidx", "-check", "-fidentity", idFile, "-fpubkey", pubFile, "-expire", "60")
 			if b, err := sx.CombinedOutput(); err != nil {
 				t.Fatalf("secsipidx -check: %v\n%s", err, b)
 			}
