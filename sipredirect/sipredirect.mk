@@ -19,4 +19,4 @@ sip-fuzz:
 bench-sip: build
 	STIRGATE_BIN=$(CURDIR)/$(BIN)/stirgate $(GO) test -tags sipload -count=1 -run '^TestSIPBench$$' -v -timeout 30m ./sipredirect/
 
-EXTRA_TESTS += sip-load sip-fuzz
+EXTRA_TESTS += sip-load
