@@ -230,7 +230,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		if !s.admit(conn) {
 			continue
 		}
-		s.wg.Add(1)
 		go s.serveConn(ctx, conn)
 	}
 }
@@ -241,7 +240,8 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// admit registers conn, or closes it when the server is full or closing.
+// admit registers conn (and adds its session to s.wg), or closes it when
+// the server is full or closing.
 func (s *Server) admit(conn net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,6 +253,9 @@ func (s *Server) admit(conn net.Conn) bool {
 		}
 		return false
 	}
+	// The session joins the WaitGroup here, under the lock Shutdown takes
+	// to set closing: a Shutdown that sees it active also waits for it.
+	s.wg.Add(1)
 	s.conns[conn] = struct{}{}
 	s.accepted.Add(1)
 	s.active.Add(1)
