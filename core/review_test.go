@@ -634,10 +634,22 @@ func TestReviewSign(t *testing.T) {
 		if a1[14] != '5' || r1[14] != '4' {
 			t.Fatalf("version: per-call %q, random %q", a1, r1)
 		}
-		// A caller's origid is kept verbatim and not UUID-checked, though
-		// §1.8 and RFC 8588 want a UUID (REVIEW.md, gaps).
-		if got := sign("a@host", "given-id"); got != "given-id" {
+		// A caller's UUID is kept verbatim; anything else is refused (§1.8,
+		// RFC 8588) unless the signer was built with AnyOrigID.
+		if got := sign("a@host", uuidOK); got != uuidOK {
 			t.Fatalf("explicit origid replaced by %q", got)
+		}
+		_, err := f.signer.Sign(ctx, SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, OrigID: "given-id"})
+		if e := stir.As(err); e == nil || e.Name != stir.ErrSignInput.Name {
+			t.Fatalf("non-UUID origid: err %v, want %s", err, stir.ErrSignInput.Name)
+		}
+		cred, _ := f.lab.Signer()
+		lenient, err := NewSigner(SignerOptions{Credential: cred, X5U: f.x5u, AnyOrigID: true, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := lenient.Sign(ctx, SignRequest{Attest: "A", Orig: origTN, Dest: []string{destTN}, OrigID: "given-id"}); err != nil || r.OrigID != "given-id" {
+			t.Fatalf("AnyOrigID: %v %+v", err, r)
 		}
 	})
 

@@ -38,6 +38,11 @@ type SignerOptions struct {
 	// ExpiryWarning logs a warning at construction when the certificate
 	// expires within it (default 30 days).
 	ExpiryWarning time.Duration
+	// AnyOrigID signs a caller's origid even when it is not a UUID. RFC 8588
+	// wants a UUID and a strict verifier refuses anything else; only the
+	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
+	// callers passed and existing Kamailio configs rely on it.
+	AnyOrigID bool
 	Now           func() time.Time
 	Logger        *slog.Logger
 }
@@ -156,6 +161,8 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	}
 	if origid == "" {
 		origid = newOrigID(req.CallID)
+	} else if !s.opts.AnyOrigID && !validUUID(origid) {
+		return nil, stir.ErrSignInput.Withf("origid %q is not a UUID (RFC 8588)", origid)
 	}
 
 	claims := passport.Claims{Attest: attest, Dest: dest, IAT: iat.Unix(), Orig: orig, OrigID: origid}

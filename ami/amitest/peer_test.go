@@ -114,6 +114,11 @@ func TestPeerDropsSlowReader(t *testing.T) {
 	for i := 0; i < 100000 && p.Dropped() == 0; i++ {
 		p.Emit(pad(ev))
 	}
+	// The drop is counted before the session is unregistered: give the
+	// unregistering a moment.
+	for deadline := time.Now().Add(2 * time.Second); p.Sessions() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if p.Dropped() != 1 || p.Sessions() != 0 {
 		t.Fatalf("dropped %d, sessions %d", p.Dropped(), p.Sessions())
 	}

@@ -159,7 +159,7 @@ func (l *library) signer(e *engine, k keySource, x5uURL string) (*core.Signer, i
 	// The secsipid API signs with a bare key: there is no certificate to
 	// take a validity window or an SPC from, so the window is open.
 	cred := &certs.SigningCredential{Key: key, NotBefore: time.Unix(1, 0), NotAfter: time.Unix(1<<40, 0)}
-	s, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: x5uURL, Numbers: e.numbers, Now: l.now, Logger: l.log})
+	s, err := core.NewSigner(core.SignerOptions{Credential: cred, X5U: x5uURL, Numbers: e.numbers, AnyOrigID: true, Now: l.now, Logger: l.log})
 	if err != nil {
 		return nil, codeOf(err)
 	}
