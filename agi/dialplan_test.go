@@ -532,7 +532,9 @@ func checkEventsThroughAMI(t *testing.T, events []ami.Message, want map[string]s
 	defer func() { cancel(); <-done }()
 	select {
 	case <-peer.LoggedIn():
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
+		// Generous: under the whole -race suite on two cores a first
+		// attempt can time out and the listener then backs off.
 		t.Fatal("AMI listener did not log in")
 	}
 	for _, m := range events {
@@ -665,7 +667,9 @@ func TestDialplanNativeVariant(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	select {
 	case <-peer.LoggedIn():
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
+		// Generous: under the whole -race suite on two cores a first
+		// attempt can time out and the listener then backs off.
 		t.Fatal("AMI listener did not log in")
 	}
 	for _, m := range events {
