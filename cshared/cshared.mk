@@ -12,7 +12,8 @@
 
 LIBSTIRGATE     := $(BIN)/libstirgate.so
 LIBSTIRGATE_HDR := $(BIN)/include/stirgate.h
-CSHARED_SRCS    := $(wildcard cshared/*.go cshared/*.c) cshared/stirgate.h cshared/libstirgate.map
+# The library is the whole core: any Go file it is built from counts.
+CSHARED_SRCS    := $(wildcard cshared/*.c) $(shell find cshared core -maxdepth 2 -name '*.go' -not -name '*_test.go' -not -path 'cshared/secsipid/*' 2>/dev/null) cshared/stirgate.h cshared/libstirgate.map
 CSHARED_TEST    := $(BIN)/cshared-test/stirgate_test
 CSHARED_LAB     := $(BIN)/cshared-test/lab
 PREFIX          ?= /usr/local

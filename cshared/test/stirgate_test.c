@@ -203,8 +203,12 @@ static void test_sign(int h)
 	CHECK(identity == NULL && date == NULL, "outputs not cleared on failure");
 	free(big);
 
+	/* origid must be a UUID (RFC 8588). */
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131", "A", "my-origid", &identity, &date), STIRGATE_ESIGN);
+	CHECK(identity == NULL && date == NULL, "outputs not cleared on failure");
+
 	/* Success; outputs are optional. */
-	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131,2155550132", NULL, "my-origid", &identity, &date), 0);
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131,2155550132", NULL, "123e4567-e89b-12d3-a456-426614174000", &identity, &date), 0);
 	CHECK(identity != NULL && strstr(identity, ";info=<" X5U ">") != NULL, "identity %s", identity);
 	CHECK(date != NULL && strstr(date, "GMT") != NULL, "date %s", date);
 	stirgate_free(identity);
