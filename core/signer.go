@@ -43,8 +43,8 @@ type SignerOptions struct {
 	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
 	// callers passed and existing Kamailio configs rely on it.
 	AnyOrigID bool
-	Now           func() time.Time
-	Logger        *slog.Logger
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Signer is the STI-AS. Safe for concurrent use.
