@@ -426,29 +426,46 @@ static const char *outcome_name(int rc)
 	return "fail";
 }
 
+/* vreq is what sg:check{} and sg:verify{} read from their table. */
+typedef struct {
+	const char *from, *pai, *to, *date;
+	const char **ids;
+	int n;
+} vreq;
+
+/* read_vreq fills q from the table at index 2 and returns the handle, or 0
+ * with nil and the error already pushed (q->ids then freed). */
+static int read_vreq(lua_State *L, sg_handle *sh, vreq *q)
+{
+	int h;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	q->from = opt_field(L, 2, "from");
+	q->pai = opt_field(L, 2, "pai");
+	q->to = opt_field(L, 2, "to");
+	q->date = opt_field(L, 2, "date");
+	q->ids = identities(L, 2, &q->n);
+	h = handle_of(L, sh);
+	if(h == 0) {
+		free(q->ids);
+		q->ids = NULL;
+	}
+	return h;
+}
+
 /* sg:check{identity=, from=, pai=, to=, date=}: the result and its
  * disposition as a table. */
 static int l_check(lua_State *L)
 {
 	sg_handle *sh = check_handle(L);
-	const char *from, *pai, *to, *date;
-	const char **ids;
 	stirgate_result r;
-	int h, n, rc;
+	vreq q;
+	int h, rc;
 
-	luaL_checktype(L, 2, LUA_TTABLE);
-	from = opt_field(L, 2, "from");
-	pai = opt_field(L, 2, "pai");
-	to = opt_field(L, 2, "to");
-	date = opt_field(L, 2, "date");
-	ids = identities(L, 2, &n);
-	h = handle_of(L, sh);
-	if(h == 0) {
-		free(ids);
+	if((h = read_vreq(L, sh, &q)) == 0)
 		return 2;
-	}
-	rc = api.check(h, ids, n, from, pai, to, date, &r);
-	free(ids);
+	rc = api.check(h, q.ids, q.n, q.from, q.pai, q.to, q.date, &r);
+	free(q.ids);
 	if(rc < 0)
 		return push_error(L, rc, h, NULL);
 	lua_createtable(L, 0, 24);
@@ -487,24 +504,14 @@ static int l_check(lua_State *L)
 static int l_verify(lua_State *L)
 {
 	sg_handle *sh = check_handle(L);
-	const char *from, *pai, *to, *date;
-	const char **ids;
 	char *json = NULL;
-	int h, n, rc;
+	vreq q;
+	int h, rc;
 
-	luaL_checktype(L, 2, LUA_TTABLE);
-	from = opt_field(L, 2, "from");
-	pai = opt_field(L, 2, "pai");
-	to = opt_field(L, 2, "to");
-	date = opt_field(L, 2, "date");
-	ids = identities(L, 2, &n);
-	h = handle_of(L, sh);
-	if(h == 0) {
-		free(ids);
+	if((h = read_vreq(L, sh, &q)) == 0)
 		return 2;
-	}
-	rc = api.verify(h, ids, n, from, pai, to, date, &json);
-	free(ids);
+	rc = api.verify(h, q.ids, q.n, q.from, q.pai, q.to, q.date, &json);
+	free(q.ids);
 	if(rc < 0)
 		return push_error(L, rc, h, NULL);
 	lua_pushstring(L, outcome_name(rc));
