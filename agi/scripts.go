@@ -108,7 +108,9 @@ func linkedID(ctx context.Context, sess *Session, o options) (string, error) {
 
 // sign runs the sign script. The returned Outcome is recorded even when
 // the session failed half-way, once signing was attempted.
-func (s *Server) sign(ctx context.Context, sess *Session, svc Service) (*store.Outcome, error) {
+//
+// judged is called once the outcome is known, before the variables are set.
+func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged func(*store.Outcome)) (*store.Outcome, error) {
 	env := sess.Env
 	out := &store.Outcome{
 		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindSign, Direction: "outbound",
@@ -160,6 +162,7 @@ func (s *Server) sign(ctx context.Context, sess *Session, svc Service) (*store.O
 			out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
 		}
 	}
+	judged(out)
 	return out, setAll(ctx, sess, vars)
 }
 
@@ -232,7 +235,9 @@ func headerExpr(name string, n int) string {
 const fullVariableCut = 4095
 
 // verify runs the verify script.
-func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store.Outcome, error) {
+//
+// judged is called once the outcome is known, before the variables are set.
+func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged func(*store.Outcome)) (*store.Outcome, error) {
 	env := sess.Env
 	out := &store.Outcome{
 		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindVerify, Direction: "inbound",
@@ -241,6 +246,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store
 	lid, err := linkedID(ctx, sess, o)
 	if err != nil {
 		s.recordBroken(out, err)
+		judged(out)
 		return out, err
 	}
 	out.LinkedID = lid
@@ -265,6 +271,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store
 			req.Identity, cut, err = s.readIdentity(ctx, sess)
 			if err != nil {
 				s.recordBroken(out, err)
+				judged(out)
 				return out, err
 			}
 			for _, h := range []struct {
@@ -273,6 +280,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store
 			}{{"From", &req.From}, {"P-Asserted-Identity", &req.PAI}, {"To", &req.To}, {"Date", &req.Date}} {
 				if *h.dst, _, err = sess.GetFullVariable(ctx, headerExpr(h.name, 0)); err != nil {
 					s.recordBroken(out, err)
+					judged(out)
 					return out, err
 				}
 			}
@@ -303,6 +311,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service) (*store
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	out.SIPCode, out.ErrorName, out.Reason, out.X5U, out.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
+	judged(out)
 	return out, setAll(ctx, sess, vars)
 }
 

@@ -86,6 +86,17 @@ type Options struct {
 	// MaxIdentityHeaders is how many Identity headers verify reads (default
 	// 5); one more is read so that the verifier sees there are too many.
 	MaxIdentityHeaders int
+
+	// Observe, when set, is told of each sign or verify session that
+	// reached a result: op is "sign" or "verify", d the time from the end of
+	// the environment block to the result (the AGI round trips that read
+	// the headers included, the variables set afterwards not), outcome the
+	// STIR_RESULT value and errName the stable error name or "".
+	Observe func(op string, d time.Duration, outcome, errName string)
+	// Dropped, when set, is told of each connection that ended without a
+	// result: "max_sessions", "no_environment", "unknown_script",
+	// "no_service" or "session_failed".
+	Dropped func(reason string)
 }
 
 // Defaults of Options.
@@ -95,6 +106,8 @@ const (
 	DefaultRecordTimeout      = 5 * time.Second
 	DefaultMaxIdentityHeaders = 5
 )
+
+var errUnknownScript = errors.New("unknown script: want agi://host/sign or agi://host/verify")
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("agi: server closed")
@@ -249,6 +262,7 @@ func (s *Server) admit(conn net.Conn) bool {
 		s.rejected.Add(1)
 		_ = conn.Close()
 		if !s.closing {
+			s.drop("max_sessions")
 			s.log.Warn("agi session refused: max_sessions reached", "remote", conn.RemoteAddr().String(), "max", s.opts.MaxSessions)
 		}
 		return false
@@ -319,31 +333,42 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	log := s.log.With("remote", conn.RemoteAddr().String())
 	if err := sess.ReadEnv(ctx); err != nil {
 		s.failed.Add(1)
+		s.drop("no_environment")
 		log.Info("agi session ended before its environment", "err", err)
 		return
 	}
+	start := time.Now()
 	log = log.With("script", sess.Env.Script(), "uniqueid", sess.Env["agi_uniqueid"])
 
 	box := s.svc.Load()
 	if box == nil {
 		s.failed.Add(1)
+		s.drop("no_service")
 		log.Error("agi session refused: no service configured")
 		return
 	}
 
 	var out *store.Outcome
 	var err error
+	// judged is when the script had its result, before setting variables.
+	judged := func(o *store.Outcome) { s.observe(sess.Env.Script(), time.Since(start), o) }
 	switch sess.Env.Script() {
 	case "sign":
-		out, err = s.sign(ctx, sess, box.Service)
+		out, err = s.sign(ctx, sess, box.Service, judged)
 	case "verify":
-		out, err = s.verify(ctx, sess, box.Service)
+		out, err = s.verify(ctx, sess, box.Service, judged)
 	default:
-		err = errors.New("unknown script: want agi://host/sign or agi://host/verify")
+		err = errUnknownScript
 		_ = sess.Verbose(ctx, "stirgate: "+err.Error(), 1)
 	}
 	if err != nil {
 		s.failed.Add(1)
+		switch {
+		case err == errUnknownScript:
+			s.drop("unknown_script")
+		case out == nil:
+			s.drop("session_failed")
+		}
 		log.Warn("agi session failed", "err", err, "hungup", sess.HungUp())
 	}
 	// Close before the store write: Asterisk resumes the dialplan as soon
@@ -351,6 +376,18 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	_ = conn.Close()
 	if out != nil {
 		s.record(log, *out)
+	}
+}
+
+func (s *Server) observe(op string, d time.Duration, out *store.Outcome) {
+	if s.opts.Observe != nil && out != nil {
+		s.opts.Observe(op, d, out.Result, out.ErrorName)
+	}
+}
+
+func (s *Server) drop(reason string) {
+	if s.opts.Dropped != nil {
+		s.opts.Dropped(reason)
 	}
 }
 

@@ -759,3 +759,79 @@ func TestCoreHalves(t *testing.T) {
 	tr = play(t, addr, agitest.Channel{Script: "verify"})
 	checkVars(t, tr, map[string]string{VarResult: "none", VarError: "internal_error", VarSIPCode: "500"})
 }
+
+// observed collects what Options.Observe and Options.Dropped are told.
+type observed struct {
+	mu      sync.Mutex
+	results []string // op/outcome/errName
+	drops   []string
+}
+
+func (o *observed) opts(opts Options) Options {
+	opts.Observe = func(op string, d time.Duration, outcome, errName string) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if d <= 0 {
+			outcome += "(no duration)"
+		}
+		o.results = append(o.results, op+"/"+outcome+"/"+errName)
+	}
+	opts.Dropped = func(reason string) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.drops = append(o.drops, reason)
+	}
+	return opts
+}
+
+func (o *observed) get() (results, drops []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.results...), append([]string(nil), o.drops...)
+}
+
+// TestObserve: every session that reached a result is observed once with
+// its STIR_RESULT and error name (these become the agi series of
+// /metrics); sessions that never did are counted as dropped, by reason.
+func TestObserve(t *testing.T) {
+	var obs observed
+	svc := &fakeService{verRes: (&stir.Result{}).Failed(stir.ErrSignatureInvalid.Withf("bad sig"))}
+	srv, addr := start(t, obs.opts(Options{Service: svc, MaxSessions: 1, SessionTimeout: 2 * time.Second}))
+
+	for _, ch := range []agitest.Channel{
+		{Script: "sign", CallerID: "2155550121", Exten: "12155550131"},
+		{Script: "sign", CallerID: "unknown", Exten: "12155550131"},
+		{Script: "verify", Headers: sipHeaders},
+		{Script: "verify", Headers: sipHeaders, HangupAt: 3, HangupHow: agitest.HangupClose},
+		{Script: "sing"},
+	} {
+		play(t, addr, ch)
+		// One at a time: MaxSessions is 1 for the end of the test.
+		waitFor(t, func() bool { return srv.Stats().Active == 0 })
+	}
+
+	// One held session fills MaxSessions: the next connection is dropped.
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return srv.Stats().Active == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = agitest.Channel{Script: "verify"}.Run(ctx, addr)
+	held.Close()
+	waitFor(t, func() bool { _, d := obs.get(); return srv.Stats().Active == 0 && len(d) == 3 })
+
+	results, drops := obs.get()
+	wantResults := []string{
+		"sign/signed/", "sign/unsigned/sign_input_invalid",
+		"verify/fail/signature_invalid", "verify/error/internal_error",
+	}
+	if strings.Join(results, " ") != strings.Join(wantResults, " ") {
+		t.Errorf("observed %q\nwant     %q", results, wantResults)
+	}
+	wantDrops := []string{"unknown_script", "max_sessions", "no_environment"}
+	if strings.Join(drops, " ") != strings.Join(wantDrops, " ") {
+		t.Errorf("dropped %q, want %q", drops, wantDrops)
+	}
+}

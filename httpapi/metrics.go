@@ -47,7 +47,7 @@ func NewMetrics(now func() time.Time) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), now: now}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "stirgate", Name: "requests_total",
-		Help: "Signing and verification requests by surface (http, sip), operation, result and stable error name.",
+		Help: "Signing and verification requests by surface (http, sip, agi), operation, result and stable error name.",
 	}, []string{"surface", "op", "result", "error"})
 	m.signDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "stirgate", Name: "sign_duration_seconds",

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/stirgate/stirgate/agi"
 	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core/config"
+	"github.com/stirgate/stirgate/httpapi"
 )
 
 func init() {
@@ -43,7 +45,8 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	log := newLogger(stderr, cfg.Log).With("surface", "agi")
-	svc, closeSvc, err := agiService(cfg, log)
+	metrics := httpapi.NewMetrics(nil)
+	svc, closeSvc, err := agiService(cfg, log, metrics)
 	if err != nil {
 		return fail(err)
 	}
@@ -79,12 +82,26 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxSessions:        ac.MaxSessions,
 		RequireIdentity:    cfg.Verifier.RequireIdentity,
 		MaxIdentityHeaders: cfg.Verifier.MaxHeaders,
+		Observe: func(op string, d time.Duration, outcome, errName string) {
+			metrics.Observe("agi", op, d, outcome, errName)
+		},
+		Dropped: func(reason string) { metrics.Dropped("agi", reason) },
 	})
 	ln, err := net.Listen("tcp", ac.Listen)
 	if err != nil {
 		stopRec()
 		<-recDone
 		return fail(err)
+	}
+	if ac.MetricsListen != "" {
+		stopMetrics, err := serveAGIMetrics(ac.MetricsListen, metrics, log)
+		if err != nil {
+			_ = ln.Close()
+			stopRec()
+			<-recDone
+			return fail(err)
+		}
+		defer stopMetrics()
 	}
 	log.Info("agi listening", "addr", ln.Addr().String(), "system", system, "config", cfg.Hash,
 		"session_timeout", ac.SessionTimeout.Duration, "max_sessions", ac.MaxSessions)
@@ -104,7 +121,7 @@ loop:
 			if err == nil {
 				var closeNext func()
 				var nextSvc agi.Service
-				if nextSvc, closeNext, err = agiService(next, log); err == nil {
+				if nextSvc, closeNext, err = agiService(next, log, metrics); err == nil {
 					srv.SetService(nextSvc)
 					// Sessions that started before the swap keep the old
 					// verifier until their deadline.
@@ -114,10 +131,12 @@ loop:
 					if next.AGI.WithDefaults() != cfg.AGI.WithDefaults() {
 						log.Warn("agi: [agi] changes take effect at restart")
 					}
+					metrics.Reloaded(true)
 					log.Info("config reloaded", "config", next.Hash)
 					continue
 				}
 			}
+			metrics.Reloaded(false)
 			log.Error("config reload failed; keeping the running config", "err", err, "config", cfg.Hash)
 		case err := <-served:
 			log.Error("agi server stopped", "err", err)
@@ -143,13 +162,14 @@ loop:
 }
 
 // agiService builds the signer and verifier the config has; a node may do
-// only one of the two, but not neither.
-func agiService(cfg *config.Config, log *slog.Logger) (agi.Service, func(), error) {
-	svc, err := cfg.Build(config.BuildOptions{Logger: log})
+// only one of the two, but not neither. m reports them from then on.
+func agiService(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics) (agi.Service, func(), error) {
+	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
 	if err != nil {
 		return nil, nil, err
 	}
 	c := agi.Core{Signer: svc.Signer, Verifier: svc.Verifier}
+	m.SetSource(httpapi.Source{Signer: svc.Signer, Verifier: svc.Verifier})
 	if c.Signer == nil {
 		log.Warn("agi: sign sessions will report internal_error", "why", "no [signer] configured")
 	}
@@ -162,6 +182,30 @@ func agiService(cfg *config.Config, log *slog.Logger) (agi.Service, func(), erro
 		}
 	}
 	return c, closeFn, nil
+}
+
+// serveAGIMetrics serves /metrics and /healthz on addr until the returned
+// stop is called. The listener is bound before returning, so a taken port
+// fails the start rather than a scrape later.
+func serveAGIMetrics(addr string, m *httpapi.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("agi.metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("agi metrics listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}, nil
 }
 
 // agiRecorder opens [store] behind a Writer, so that a slow or unreachable

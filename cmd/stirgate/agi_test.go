@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +50,7 @@ func agiFreePort(t *testing.T) string {
 func TestAGICommand(t *testing.T) {
 	dir := t.TempDir()
 	addr := agiFreePort(t)
+	metricsAddr := agiFreePort(t)
 	cfg := filepath.Join(dir, "stirgate.toml")
 	conf := `[lab]
 dir = "lab"
@@ -57,6 +60,7 @@ listen = "` + addr + `"
 session_timeout = "2s"
 shutdown_grace = "2s"
 system = "pbx-test"
+metrics_listen = "` + metricsAddr + `"
 
 [store]
 path = "outcomes.db"
@@ -107,6 +111,33 @@ spill_path = "spill.jsonl"
 	tr, err = agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.2", Args: []string{"attest=B"}}.Run(pctx, addr)
 	if err != nil || tr.Set["STIR_RESULT"] != "signed" || tr.Set["STIR_ATTEST"] != "B" {
 		t.Fatalf("after reload: %v %v", err, tr.Set)
+	}
+
+	// The process's own /metrics counts both sessions, the reload and the
+	// signing chain's expiry.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`stirgate_requests_total{error="",op="sign",result="signed",surface="agi"} 2`,
+		`stirgate_sign_duration_seconds_count{surface="agi"} 2`,
+		`stirgate_reloads_total{result="ok"} 1`,
+		`stirgate_signing_cert_expiry_days{`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+	if resp, err := http.Get("http://" + metricsAddr + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %s", resp.Status)
 	}
 
 	cancel()

@@ -31,6 +31,12 @@ type AGI struct {
 	System string `toml:"system"`
 	// ShutdownGrace is how long SIGTERM waits for running sessions.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// MetricsListen is the host:port of an HTTP listener serving /metrics
+	// (Prometheus) and /healthz for this process. Empty turns it off: the
+	// FastAGI server often runs beside `stirgate serve`, whose [http]
+	// listener already has a /metrics, and a second default port would
+	// collide with it.
+	MetricsListen string `toml:"metrics_listen"`
 }
 
 // AGI defaults.
@@ -64,6 +70,11 @@ func (a AGI) Validate() error {
 	if a.Listen != "" {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("agi.listen %q: %w", a.Listen, err))
+		}
+	}
+	if a.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(a.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("agi.metrics_listen %q: %w", a.MetricsListen, err))
 		}
 	}
 	if d := a.SessionTimeout.Duration; d != 0 && d < 100*time.Millisecond {

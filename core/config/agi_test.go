@@ -7,13 +7,13 @@ import (
 )
 
 func TestAGISection(t *testing.T) {
-	c, err := Parse([]byte("[agi]\nlisten = \"0.0.0.0:4573\"\nsession_timeout = \"3s\"\nmax_sessions = 10\nsystem = \"pbx1\"\n"), "t.toml")
+	c, err := Parse([]byte("[agi]\nlisten = \"0.0.0.0:4573\"\nsession_timeout = \"3s\"\nmax_sessions = 10\nsystem = \"pbx1\"\nmetrics_listen = \"127.0.0.1:9574\"\n"), "t.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := c.AGI.WithDefaults()
 	if a.Listen != "0.0.0.0:4573" || a.SessionTimeout.Duration != 3*time.Second || a.MaxSessions != 10 ||
-		a.System != "pbx1" || a.ShutdownGrace.Duration != DefaultAGIShutdownGrace {
+		a.System != "pbx1" || a.MetricsListen != "127.0.0.1:9574" || a.ShutdownGrace.Duration != DefaultAGIShutdownGrace {
 		t.Fatalf("AGI = %+v", a)
 	}
 	d := AGI{}.WithDefaults()
@@ -25,6 +25,7 @@ func TestAGISection(t *testing.T) {
 		name, toml, want string
 	}{
 		{"bad listen", "[agi]\nlisten = \"4573\"\n", "agi.listen"},
+		{"bad metrics listen", "[agi]\nmetrics_listen = \"9574\"\n", "agi.metrics_listen"},
 		{"tiny timeout", "[agi]\nsession_timeout = \"1ms\"\n", "agi.session_timeout"},
 		{"negative sessions", "[agi]\nmax_sessions = -1\n", "agi.max_sessions"},
 		{"integer duration", "[agi]\nsession_timeout = 10\n", "duration must be a string"},
