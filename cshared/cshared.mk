@@ -6,6 +6,9 @@
 #   make lua            bin/lua/stirgate.so, the Lua 5.1 C module for
 #                       Kamailio's app_lua (kamailio/lua/)
 #   make install-lua    the C module into $(LUA_CMOD_DIR)
+#   make bench-coldstart first call of a fresh process (dlopen, Go runtime,
+#                       config, one signature) vs a warm call, through the
+#                       LuaJIT binding; part of `make bench`
 #   make install-luajit the LuaJIT FFI binding into $(LUAJIT_LMOD_DIR), a
 #                       directory PUC Lua does not search (both are
 #                       require "stirgate"; PUC Lua must find the C module)
@@ -25,7 +28,20 @@ LUA_MODULE      := $(BIN)/lua/stirgate.so
 LUA_CMOD_DIR    ?= $(PREFIX)/lib/lua/5.1
 LUAJIT_LMOD_DIR ?= $(PREFIX)/share/luajit-2.1
 
-.PHONY: lib cshared-test install-lib lua install-lua install-luajit
+.PHONY: lib cshared-test install-lib lua install-lua install-luajit bench-coldstart
+
+EXTRA_BENCH += bench-coldstart
+COLDSTART_RUNS ?= 20
+
+# Each run is a new process: what a Kamailio worker pays at its first
+# message. Prints min, median and max over COLDSTART_RUNS.
+bench-coldstart: $(LIBSTIRGATE) $(CSHARED_LAB)/sp.key
+	@for i in $$(seq $(COLDSTART_RUNS)); do \
+		STIRGATE_LIBRARY=$(CURDIR)/$(BIN)/libstirgate.so.1 LUA_PATH='$(CURDIR)/kamailio/ffi/?.lua;;' \
+			luajit kamailio/ffi/coldstart.lua $(abspath $(CSHARED_LAB))/lab.toml 2>$(BIN)/coldstart.err || { cat $(BIN)/coldstart.err >&2; exit 1; }; \
+	done | sort -n | awk '{c[NR]=$$1; w[NR]=$$2} END {n=NR; \
+		printf "coldstart: first call of a fresh process min %.1f ms, median %.1f ms, max %.1f ms; warm call median %.3f ms (%d runs)\n", \
+		c[1], c[int((n+1)/2)], c[n], w[int((n+1)/2)], n}'
 
 lib: $(LIBSTIRGATE) $(LIBSTIRGATE_HDR)
 
