@@ -15,8 +15,8 @@
 -- stirgate.sign_required, stirgate.fail_closed. They can be changed at run
 -- time with `kamcmd cfg.set_now_string stirgate carrier sip:...`.
 --
--- Fork safety: app_lua runs this file in Kamailio's main process too, before
--- the workers are forked. Nothing here may start libstirgate at load time:
+-- Fork safety: depending on the release, app_lua may run this file in
+-- Kamailio's main process too, before the workers are forked. Nothing here may start libstirgate at load time:
 -- `require "stirgate"` loads only the small Lua C module, and the library
 -- (and its Go runtime) is dlopen()ed by the first sign or check, which only
 -- a worker handling a message makes.
