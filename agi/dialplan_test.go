@@ -15,6 +15,7 @@ import (
 	"github.com/stirgate/stirgate/agi/agitest"
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
+	"github.com/stirgate/stirgate/ami/store"
 )
 
 // The dialplan samples in asterisk/ are tested by walking them: a small
@@ -514,10 +515,9 @@ func tamperSig(id string) string {
 	return h[:i] + string(sub) + h[i+1:] + ";" + params
 }
 
-// checkEventsThroughAMI emits the events from a manager.c peer to the AMI
-// listener and compares the outcomes it records: kind/result/sip code per
-// Uniqueid.
-func checkEventsThroughAMI(t *testing.T, events []ami.Message, want map[string]string) {
+// recordThroughAMI emits the events from a manager.c peer to the AMI
+// listener and returns the n outcomes it records.
+func recordThroughAMI(t *testing.T, events []ami.Message, n int) []store.Outcome {
 	t.Helper()
 	peer, err := amitest.Listen("127.0.0.1:0", amitest.Options{})
 	if err != nil {
@@ -542,8 +542,16 @@ func checkEventsThroughAMI(t *testing.T, events []ami.Message, want map[string]s
 			t.Fatalf("event not taken: %v", m)
 		}
 	}
-	waitFor(t, func() bool { return len(rec.all()) == len(want) })
-	for _, o := range rec.all() {
+	waitFor(t, func() bool { return len(rec.all()) == n })
+	return rec.all()
+}
+
+// checkEventsThroughAMI emits the events from a manager.c peer to the AMI
+// listener and compares the outcomes it records: kind/result/sip code per
+// Uniqueid.
+func checkEventsThroughAMI(t *testing.T, events []ami.Message, want map[string]string) {
+	t.Helper()
+	for _, o := range recordThroughAMI(t, events, len(want)) {
 		got := fmt.Sprintf("%s/%s/%d", o.Kind, o.Result, o.SIPCode)
 		if want[o.UniqueID] != got {
 			t.Errorf("AMI outcome %s = %s, want %s (%+v)", o.UniqueID, got, want[o.UniqueID], o)
@@ -654,31 +662,7 @@ func TestDialplanNativeVariant(t *testing.T) {
 		}
 		events = append(events, c.events...)
 	}
-	peer, err := amitest.Listen("127.0.0.1:0", amitest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	rec := &memRecorder{}
-	lis := ami.New(ami.Options{Address: peer.Addr(), System: "pbx1", Recorder: rec})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lis.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-peer.LoggedIn():
-	case <-time.After(20 * time.Second):
-		// Generous: under the whole -race suite on two cores a first
-		// attempt can time out and the listener then backs off.
-		t.Fatal("AMI listener did not log in")
-	}
-	for _, m := range events {
-		if peer.Emit(m) != 1 {
-			t.Fatalf("event not taken: %v", m)
-		}
-	}
-	waitFor(t, func() bool { return len(rec.all()) == len(tests) })
-	for _, o := range rec.all() {
+	for _, o := range recordThroughAMI(t, events, len(tests)) {
 		got := fmt.Sprintf("%s/%s/%s/%s", o.Kind, o.Result, o.Attest, o.Source)
 		for _, tt := range tests {
 			if tt.uid == o.UniqueID && got != tt.want {
