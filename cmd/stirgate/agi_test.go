@@ -18,18 +18,20 @@ import (
 	"github.com/stirgate/stirgate/ami/store"
 )
 
-type agiLogBuffer struct {
+// syncBuffer is a log buffer the command under test writes while the test
+// reads it.
+type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *agiLogBuffer) Write(p []byte) (int, error) {
+func (l *syncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *agiLogBuffer) String() string {
+func (l *syncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -71,7 +73,7 @@ spill_path = "spill.jsonl"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr agiLogBuffer
+	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
 	go func() { exit <- runAGI(ctx, []string{"--config", cfg}, &stdout, &stderr) }()
 

@@ -117,6 +117,30 @@ func TestReportFormats(t *testing.T) {
 	})
 }
 
+// startAMICommand runs `stirgate ami --config cfg` and returns once it has
+// logged in to p. stop ends it as SIGTERM does and returns its exit code;
+// stderr is its log.
+func startAMICommand(t *testing.T, cfg string, p *amitest.Peer) (stop func() int, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	stderr = &syncBuffer{}
+	go func() { done <- runAMI(ctx, []string{"--config", cfg}, &bytes.Buffer{}, stderr) }()
+	stop = func() int {
+		cancel()
+		return <-done
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Sessions() == 0 {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("no login; stderr: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return stop, stderr
+}
+
 // TestRunAMI: `stirgate ami --config` logs in to the peer, records an
 // event, and on SIGTERM (ctx) drains and exits 0.
 func TestRunAMI(t *testing.T) {
@@ -127,23 +151,11 @@ func TestRunAMI(t *testing.T) {
 	defer p.Close()
 	dir := t.TempDir()
 	cfg := amiConfig(t, dir, p.Addr())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	var errb bytes.Buffer
-	go func() { done <- runAMI(ctx, []string{"--config", cfg}, &bytes.Buffer{}, &errb) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Sessions() == 0 {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no login; stderr: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	stop, errb := startAMICommand(t, cfg, p)
 	p.Emit(ami.Message{{Key: "Event", Value: "UserEvent"}, {Key: "UserEvent", Value: "StirShaken"}, {Key: "Uniqueid", Value: "1700000000.1"},
 		{Key: "STIR_RESULT", Value: "pass"}, {Key: "STIR_ATTEST", Value: "A"}})
 	time.Sleep(200 * time.Millisecond)
-	cancel()
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if strings.Contains(errb.String(), "s3cret") {
@@ -191,18 +203,8 @@ spill_path = "spill.jsonl"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	var errb bytes.Buffer
-	go func() { done <- runAMI(ctx, []string{"--config", cfgPath}, &bytes.Buffer{}, &errb) }()
+	stop, errb := startAMICommand(t, cfgPath, p)
 	deadline := time.Now().Add(10 * time.Second)
-	for p.Sessions() == 0 {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no login; stderr: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	p.Emit(ami.Message{{Key: "Event", Value: "UserEvent"}, {Key: "UserEvent", Value: "StirShaken"}, {Key: "Uniqueid", Value: "1700000000.9"},
 		{Key: "STIR_RESULT", Value: "fail"}})
 	spill := filepath.Join(dir, "spill.jsonl")
@@ -213,13 +215,12 @@ spill_path = "spill.jsonl"
 			break
 		}
 		if time.Now().After(deadline) {
-			cancel()
+			stop()
 			t.Fatalf("event not spilled; stderr: %s", errb.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if strings.Contains(errb.String(), "pw@") {
