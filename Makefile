@@ -10,7 +10,7 @@ BIN       := bin
 FUZZTIME  ?= 100000x
 export CGO_ENABLED ?= 1
 
-.PHONY: all build run test test-deps unit fuzz lint bench clean
+.PHONY: all build run test test-deps unit vet gotest libtests fuzz lint bench clean
 
 all: build
 
@@ -25,23 +25,31 @@ test-deps:
 
 # Every package; integration tests find the peers installed by test-deps
 # and fail (never skip) when one is missing.
-unit: build
+unit: vet gotest libtests
+
+vet:
 	$(GO) vet ./...
-	STIRGATE_BIN=$(CURDIR)/$(BIN)/stirgate $(GO) test -race -count=1 -timeout 20m ./...
-	# The tests that pin why a design-chosen library is not used. amigo's own
-	# data races would trip -race, so these run without it.
+
+gotest: build
+	STIRGATE_BIN=$(CURDIR)/$(BIN)/stirgate $(GO) test -race -count=1 -timeout 30m ./...
+
+# The tests that pin why a design-chosen library is not used. amigo's own
+# data races would trip -race, so these run without it.
+libtests:
 	$(GO) test -count=1 -tags amigo -run Amigo ./ami/
 	$(GO) test -count=1 -tags sipgo -run Sipgo ./sipredirect/
 
 # Every fuzz target in the tree (found, not listed, so none is forgotten)
-# runs briefly on top of its checked-in seed corpus.
+# runs briefly on top of its checked-in seed corpus. A failing target does
+# not stop the others; the run fails at the end, naming them.
 fuzz:
-	@set -e; git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | while read -r f; do \
+	@failed=; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
 		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
 			echo "fuzz $$name ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) ./$$(dirname "$$f"); \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) ./$$(dirname "$$f") || failed="$$failed $$name"; \
 		done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
 
 # Surfaces add their own targets in <dir>/*.mk and append to EXTRA_TESTS
 # (run by `make test`) and EXTRA_BENCH (run by `make bench`).
@@ -49,7 +57,18 @@ EXTRA_TESTS :=
 EXTRA_BENCH :=
 -include $(sort $(wildcard */*.mk))
 
-test: test-deps unit fuzz $(EXTRA_TESTS)
+# `make test` runs every part even when one fails, so one failure cannot
+# hide the others, then fails at the end with the list of failed parts.
+TEST_PARTS = vet gotest libtests fuzz $(EXTRA_TESTS)
+
+test: test-deps
+	@passed=0; failed=; for part in $(TEST_PARTS); do \
+		echo "=== make $$part"; \
+		if $(MAKE) --no-print-directory $$part; then passed=$$((passed+1)); else failed="$$failed $$part"; fi; \
+	done; \
+	echo "parts: $$passed passed, $$(echo $$failed | wc -w) failed"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: every part passed ($(TEST_PARTS))"
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -5,9 +5,10 @@
  * leak valgrind reports is the library's.
  *
  * usage: stirgate_test LABDIR          run the tests
- *        stirgate_test LABDIR leak     the same, but leak one Identity
- *                                      string on purpose (the .mk checks
- *                                      that valgrind catches it)
+ *        stirgate_test LABDIR DEFECT   the same, then plant one memory
+ *                                      error on purpose (leak, double-free
+ *                                      or use-after-free) in plant_defect;
+ *                                      the .mk checks valgrind reports it
  *
  * LABDIR holds a lab PKI: sp.key, sp-chain.pem, root.pem.
  */
@@ -481,13 +482,40 @@ static void test_close_race(void)
 	}
 }
 
+/* Control runs (make cshared-test): one memory error planted on purpose
+ * in an output of the library, which valgrind must report here, by this
+ * function's name. Never called in a normal run. */
+static int plant_defect(const char *kind)
+{
+	int h = open_config("");
+	char *id = sign_good(h);
+	volatile size_t n = 0;
+
+	if(strcmp(kind, "leak") == 0) {
+		id = NULL; /* the only pointer to the output is gone */
+	} else if(strcmp(kind, "double-free") == 0) {
+		stirgate_free(id);
+		stirgate_free(id);
+	} else if(strcmp(kind, "use-after-free") == 0) {
+		stirgate_free(id);
+		n = strlen(id);
+	} else {
+		fprintf(stderr, "unknown defect %s\n", kind);
+		stirgate_close(h);
+		return -1;
+	}
+	(void)n;
+	(void)id;
+	stirgate_close(h);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int relaxed, strict;
-	char *leak;
 
 	if(argc < 2) {
-		fprintf(stderr, "usage: %s LABDIR [leak]\n", argv[0]);
+		fprintf(stderr, "usage: %s LABDIR [leak|double-free|use-after-free]\n", argv[0]);
 		return 2;
 	}
 	/* Absolute, because a configuration file resolves relative names
@@ -515,14 +543,8 @@ int main(int argc, char **argv)
 	CHECK_RC(stirgate_close(strict), 0);
 	CHECK_RC(stirgate_sign(strict, "2155550121", "2155550131", "A", NULL, NULL, NULL), STIRGATE_EHANDLE);
 
-	if(argc > 2 && strcmp(argv[2], "leak") == 0) {
-		/* One output left unfreed on purpose: valgrind must report it. */
-		int h = open_config("");
-		leak = sign_good(h);
-		leak = NULL;
-		stirgate_close(h);
-		(void)leak;
-	}
+	if(argc > 2 && plant_defect(argv[2]) != 0)
+		return 2;
 
 	printf("stirgate_test: %d checks, %d failures\n", checks, failures);
 	free((char *)labdir);

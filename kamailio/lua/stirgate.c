@@ -499,6 +499,38 @@ static int l_check(lua_State *L)
 	return 1;
 }
 
+#ifdef STIRGATE_PLANT_DEFECT
+/* Test builds only (kamailio/luaapi_test.go): the memory check of this
+ * module must fail when the module mishandles an output of libstirgate.
+ * STIRGATE_PLANT picks the defect planted in the first sg:verify result:
+ * leak, double-free or use-after-free. Never compiled into the module that
+ * ships. */
+static void plant_defect(char *json)
+{
+	static int planted;
+	const char *kind = getenv("STIRGATE_PLANT");
+	volatile size_t n = 0;
+
+	if(planted || kind == NULL) {
+		api.free(json);
+		return;
+	}
+	planted = 1;
+	if(strcmp(kind, "leak") == 0) {
+		json = NULL;
+	} else if(strcmp(kind, "double-free") == 0) {
+		api.free(json);
+		api.free(json);
+	} else if(strcmp(kind, "use-after-free") == 0) {
+		api.free(json);
+		n = strlen(json);
+	} else {
+		api.free(json);
+	}
+	(void)n;
+}
+#endif
+
 /* sg:verify{...}: the outcome ("pass", "none", "fail") and the JSON of
  * `stirgate verify`. */
 static int l_verify(lua_State *L)
@@ -516,7 +548,11 @@ static int l_verify(lua_State *L)
 		return push_error(L, rc, h, NULL);
 	lua_pushstring(L, outcome_name(rc));
 	lua_pushstring(L, json);
+#ifdef STIRGATE_PLANT_DEFECT
+	plant_defect(json);
+#else
 	api.free(json);
+#endif
 	return 2;
 }
 

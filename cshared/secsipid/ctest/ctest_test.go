@@ -4,14 +4,15 @@
 package ctest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
+	"github.com/stirgate/stirgate/internal/memcheck"
 )
 
 func need(t *testing.T, prog string) string {
@@ -81,30 +82,45 @@ func TestCAPI(t *testing.T) {
 // TestCAPIValgrind runs the same program under memcheck: no leak of any
 // output the caller frees, no invalid access on the C side.
 func TestCAPIValgrind(t *testing.T) {
-	vg := need(t, "valgrind")
 	f := setup(t)
-	out, err := runValgrind(vg, f)
-	if err != nil || !summary.Match(out) || !strings.Contains(string(out), "ERROR SUMMARY: 0 errors") {
-		t.Fatalf("valgrind: %v\n%s", err, tail(out, 60))
+	rep := runValgrind(t, f)
+	if err := rep.Clean(summary); err != nil {
+		t.Fatalf("valgrind: %v\n%s", err, memcheck.Tail(rep.Output, 60))
 	}
 }
 
-// TestValgrindCatchesLeak proves the valgrind run can fail: the same
-// program built to drop one output without freeing it must be reported.
-func TestValgrindCatchesLeak(t *testing.T) {
-	vg := need(t, "valgrind")
-	f := setup(t, "-DLEAK_ON_PURPOSE")
-	out, err := runValgrind(vg, f)
-	if err == nil || !strings.Contains(string(out), "definitely lost") {
-		t.Fatalf("a leaked output went unnoticed: %v\n%s", err, tail(out, 40))
+// TestValgrindCatchesDefects proves the valgrind run can fail: the same
+// program, planting one memory error in an output of the library, must be
+// failed with that error reported in plant_defect. A valgrind that died
+// early, or a report that only says "definitely lost: 0 bytes", fails the
+// control.
+func TestValgrindCatchesDefects(t *testing.T) {
+	f := setup(t)
+	for _, d := range memcheck.Defects {
+		t.Run(string(d), func(t *testing.T) {
+			rep := runValgrind(t, f, "SECSIPID_PLANT="+string(d))
+			// valgrind cannot always unwind a leaked block through Go frames
+			// back to the C caller: the drop-in's allocation site names it.
+			if err := rep.Caught(d, summary, "plant_defect (secsipid_ctest.c", "Cfunc_sg_copy"); err != nil {
+				t.Fatalf("planted %s: %v\n%s", d, err, memcheck.Tail(rep.Output, 60))
+			}
+		})
 	}
 }
 
-func runValgrind(vg string, f *fixture) ([]byte, error) {
-	cmd := exec.Command(vg, "--leak-check=full", "--error-exitcode=1",
-		"--suppressions=c/go-runtime.supp", f.bin)
-	cmd.Env = f.env
-	return cmd.CombinedOutput()
+func runValgrind(t *testing.T, f *fixture, env ...string) memcheck.Report {
+	t.Helper()
+	cmd, err := memcheck.Command(context.Background(), memcheck.Options{
+		Suppressions: []string{"c/go-runtime.supp"}, Env: env}, f.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(append(f.env, memcheck.Env...), env...)
+	rep, err := memcheck.Run(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 // TestHeaderMatchesDebian compiles a translation unit that includes both
@@ -178,12 +194,4 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
-}
-
-func tail(b []byte, lines int) string {
-	s := strings.Split(string(b), "\n")
-	if len(s) > lines {
-		s = s[len(s)-lines:]
-	}
-	return strings.Join(s, "\n")
 }

@@ -410,10 +410,8 @@ static void test_url(void)
 					&& (size_t)len == strlen(out)
 					&& strstr(out, "BEGIN CERTIFICATE") != NULL,
 			"GetURLContent: %d", rc);
-#ifndef LEAK_ON_PURPOSE /* ctest_test.go proves valgrind notices */
 	if(rc == 0)
 		free(out);
-#endif
 
 	/* Failures clear both outputs: Kamailio frees *outPtr regardless. */
 	out = SENTINEL;
@@ -489,8 +487,40 @@ static void test_concurrency(void)
 	CHECK(total == 0, "%ld failures in %d threads", total, THREADS);
 }
 
+/* Control runs (ctest_test.go): one memory error planted on purpose in an
+ * output of the library, selected by SECSIPID_PLANT, which valgrind must
+ * report here, by this function's name. Unset in a normal run. */
+static void plant_defect(const char *kind)
+{
+	char *out = NULL;
+	int len = 0;
+	volatile size_t n = 0;
+
+	if(SecSIPIDGetURLContent((char *)x5u, TO, &out, &len) != 0 || out == NULL) {
+		fprintf(stderr, "plant_defect: no output to plant %s in\n", kind);
+		failures++;
+		return;
+	}
+	if(strcmp(kind, "leak") == 0) {
+		out = NULL; /* the only pointer to the output is gone */
+	} else if(strcmp(kind, "double-free") == 0) {
+		free(out);
+		free(out);
+	} else if(strcmp(kind, "use-after-free") == 0) {
+		free(out);
+		n = strlen(out);
+	} else {
+		fprintf(stderr, "plant_defect: unknown defect %s\n", kind);
+		failures++;
+	}
+	(void)n;
+	(void)out;
+}
+
 int main(void)
 {
+	const char *plant = getenv("SECSIPID_PLANT");
+
 	key = env("SECSIPID_KEY");
 	cert = env("SECSIPID_CERT");
 	chain = env("SECSIPID_CHAIN");
@@ -505,6 +535,8 @@ int main(void)
 	test_check();
 	test_url();
 	test_concurrency();
+	if(plant != NULL && *plant != '\0')
+		plant_defect(plant);
 
 	printf("%d checks, %d failures\n", checks, failures);
 	fflush(stdout);
