@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register("cert", "cert lab | cert check: make a lab PKI, check certificates against the SHAKEN profile", runCert)
+	register("cert", "cert lab | check | key | csr: lab PKI, SHAKEN profile checks, a key and the request for your STI-CA", runCert)
 }
 
 // certNow is the clock of the cert command; tests pin it.
@@ -32,6 +32,11 @@ const certUsageText = `usage:
       report every ATIS-1000080 profile rule for each certificate in each FILE;
       with --trust, also verify each FILE that starts with an end-entity
       certificate as an x5u chain (leaf first) against the anchors in PEM
+  stirgate cert key --out FILE
+      write a new P-256 private key (PKCS#8 PEM, mode 0600); never overwrites
+  stirgate cert csr --key FILE --spc CODE --subject "C=US,O=Example Telecom" --out FILE
+      write the PKCS#10 request for an STI-SP certificate: the TNAuthList
+      extension with CODE (ATIS-1000080) and CN "SHAKEN CODE" unless CN= is given
 
 exit status: 0 all checks pass, 1 a check failed, 2 usage error
 `
@@ -46,6 +51,10 @@ func runCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCertLab(args[1:], stdout, stderr)
 	case "check":
 		return runCertCheck(args[1:], stdout, stderr)
+	case "key":
+		return runCertKey(args[1:], stdout, stderr)
+	case "csr":
+		return runCertCSR(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, certUsageText)
 		return exitOK
