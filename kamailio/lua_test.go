@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/config"
+	"github.com/stirgate/stirgate/internal/testlog"
 	"github.com/stirgate/stirgate/kamailio/kamtest"
 )
 
@@ -90,7 +90,7 @@ func luaBuild(t *testing.T) *luaBuilt {
 	}
 	chain := lab.ChainPEM()
 	b.fetches = new(atomic.Int64)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.fetches.Add(1)
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")
 		w.Header().Set("Cache-Control", "max-age=3600")
@@ -595,7 +595,7 @@ func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
 // keeps relaying calls meanwhile.
 func luaSlowX5U(t *testing.T, b *luaBuilt) {
 	release := make(chan struct{})
-	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():

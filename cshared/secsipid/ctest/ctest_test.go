@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 func need(t *testing.T, prog string) string {
@@ -36,7 +37,7 @@ func setup(t *testing.T, extraCFlags ...string) *fixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	lab, err := secsipidtest.NewLab(dir)
+	lab, err := secsipidtest.NewLabLog(dir, testlog.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
