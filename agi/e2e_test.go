@@ -24,6 +24,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/internal/testlog"
 	"github.com/stirgate/stirgate/internal/testpki"
 )
 
@@ -53,7 +54,7 @@ func newLab(t testing.TB) *lab {
 		"/expired.pem":   testpki.Expired(t, l.lab).ChainPEM,
 		"/untrusted.pem": testpki.UntrustedRoot(t, l.lab).ChainPEM,
 	}
-	l.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	l.srv = testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := paths[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)

@@ -28,6 +28,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 // An independent review of the public Verifier and Signer against
@@ -137,7 +138,7 @@ func (r staticResolver) LookupIPAddr(context.Context, string) ([]net.IPAddr, err
 func hostileServer(t *testing.T) (*httptest.Server, func(*VerifierOptions)) {
 	t.Helper()
 	stop := make(chan struct{})
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/endless":
 			chunk := []byte(strings.Repeat("A", 4096))

@@ -21,6 +21,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 // The conformance table of ../shared/conformance/README.md §2 and the
@@ -56,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{t: t, lab: lab, paths: map[string][]byte{}, hits: map[string]int{}}
 	f.paths["/sp.pem"] = lab.ChainPEM()
-	f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	f.srv = testlog.NewTLSServer(t, http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	f.x5u = f.srv.URL + "/sp.pem"
 	cred, err := lab.Signer()

@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 const labURL = "https://127.0.0.1:8443/certs/sp.pem"
@@ -400,29 +401,20 @@ func TestCodesAreDistinct(t *testing.T) {
 	}
 }
 
-// labServer serves the lab chain over TLS and counts requests; delay
-// holds each response.
-func labServer(t *testing.T, dir string, delay time.Duration) (*httptest.Server, *atomic.Int64, string) {
+// labServer serves the lab chain over TLS and counts requests.
+func labServer(t *testing.T, dir string) (*httptest.Server, *atomic.Int64, string) {
 	t.Helper()
 	chain, err := os.ReadFile(filepath.Join(dir, "sp-chain.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hits atomic.Int64
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")
 		w.Header().Set("Cache-Control", "max-age=3600")
 		_, _ = w.Write(chain)
 	}))
-	t.Cleanup(srv.Close)
 	caFile := filepath.Join(t.TempDir(), "tls-ca.pem")
 	if err := os.WriteFile(caFile, certs.EncodePEM(srv.Certificate()), 0o644); err != nil {
 		t.Fatal(err)
@@ -452,11 +444,30 @@ ca_file = %q
 }
 
 // TestFetchDeadline: a verification never waits for a slow x5u host
-// longer than [x5u] timeout.
+// longer than [x5u] timeout. The host never answers; the verification
+// still returns, with x5u_fetch_failed, and the host sees the request
+// abandoned: only the deadline can have ended it. The timeout is generous
+// so that the TLS handshake and request reach the host on a loaded
+// machine; how long the wait lasts is not timed.
 func TestFetchDeadline(t *testing.T) {
 	dir := writeLab(t)
-	srv, hits, ca := labServer(t, dir, 5*time.Second)
-	h := mustOpen(t, fetchTOML(dir, srv.URL+"/sp.pem", ca, `timeout = "300ms"`))
+	var hits atomic.Int64
+	abandoned := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-r.Context().Done():
+			abandoned <- struct{}{}
+		case <-release: // the test is over
+		}
+	}))
+	defer close(release)
+	ca := filepath.Join(t.TempDir(), "tls-ca.pem")
+	if err := os.WriteFile(ca, certs.EncodePEM(srv.Certificate()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := mustOpen(t, fetchTOML(dir, srv.URL+"/sp.pem", ca, `timeout = "5s"`))
 	r, err := sign(h, signIn{Orig: "12155550121", Dest: "12155550131"})
 	if err != nil {
 		t.Fatal(err)
@@ -466,15 +477,17 @@ func TestFetchDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
-	if took > time.Second {
-		t.Errorf("verification waited %s for a slow x5u host, deadline 300ms", took)
-	}
+	t.Logf("verification returned after %s", time.Since(start).Round(time.Millisecond))
 	if c.res.SIPCode != 436 || c.res.Error != "x5u_fetch_failed" {
 		t.Errorf("result %s, want 436 x5u_fetch_failed", c.json)
 	}
 	if hits.Load() != 1 {
-		t.Errorf("%d fetches, want 1", hits.Load())
+		t.Fatalf("%d fetches, want 1", hits.Load())
+	}
+	select {
+	case <-abandoned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the host never saw the request abandoned")
 	}
 }
 
@@ -482,7 +495,7 @@ func TestFetchDeadline(t *testing.T) {
 // one [x5u] cache_dir fetch a certificate once between them.
 func TestDiskCacheShared(t *testing.T) {
 	dir := writeLab(t)
-	srv, hits, ca := labServer(t, dir, 0)
+	srv, hits, ca := labServer(t, dir)
 	cache := t.TempDir()
 	text := fetchTOML(dir, srv.URL+"/sp.pem", ca, fmt.Sprintf("cache_dir = %q", cache))
 	a, b := mustOpen(t, text), mustOpen(t, text)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 // startServer runs a Server with UDP and TCP listeners on loopback.
@@ -222,7 +222,7 @@ func slowVerify(t *testing.T) (*core.Verifier, string, *atomic.Int64) {
 	t.Helper()
 	l := newTestLab(t, time.Now)
 	var fetches atomic.Int64
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := testlog.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
 		time.Sleep(600 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/pem-certificate-chain")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stirgate/stirgate/ami/internal/testdeps"
 	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 var now = time.Date(2026, 11, 23, 12, 30, 0, 0, time.UTC)
@@ -59,7 +60,7 @@ var certs = []CertInfo{
 
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(Handler(Options{Store: seeded(t), Certs: func() []CertInfo { return append([]CertInfo(nil), certs...) }, Now: func() time.Time { return now }}))
+	srv := testlog.NewServer(t, Handler(Options{Store: seeded(t), Certs: func() []CertInfo { return append([]CertInfo(nil), certs...) }, Now: func() time.Time { return now }}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -139,7 +140,7 @@ func (brokenStore) Report(context.Context, store.Filter) (*store.Report, error) 
 }
 
 func TestStoreDown(t *testing.T) {
-	srv := httptest.NewServer(Handler(Options{Store: brokenStore{}}))
+	srv := testlog.NewServer(t, Handler(Options{Store: brokenStore{}}))
 	defer srv.Close()
 	for _, p := range []string{"/outcomes", "/dashboard"} {
 		code, body := get(t, srv.URL+p)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 func TestGetFetchesOnceThenHits(t *testing.T) {
@@ -147,7 +147,7 @@ func TestSlowBody(t *testing.T) {
 
 func TestHTTPNeedsAllowHTTP(t *testing.T) {
 	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := testlog.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		n.Add(1)
 		w.Write([]byte(testPEM))
 	}))

@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 // t0 is the fake clock's start; far from the machine clock on purpose, so
@@ -87,8 +86,8 @@ func newCertServer(t *testing.T, h http.HandlerFunc) *certServer {
 		s.mu.Unlock()
 		h(w, r)
 	}))
-	// Refused handshakes are expected here; keep them out of test output.
-	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	// Refused handshakes are expected here: they go to the test's log.
+	s.Config.ErrorLog = testlog.Logger(t)
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/testlog"
 	"github.com/stirgate/stirgate/internal/testpki"
 )
 
@@ -329,7 +329,7 @@ func TestKeyModeBrokenCA(t *testing.T) {
 func TestCheckDeadline(t *testing.T) {
 	f := newFixture(t)
 	release := make(chan struct{})
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release
 	}))
 	defer srv.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
+	"github.com/stirgate/stirgate/internal/testlog"
 	"github.com/stirgate/stirgate/kamailio/kamtest"
 )
 
@@ -65,7 +66,7 @@ func start(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab, err := secsipidtest.NewLab(t.TempDir())
+	lab, err := secsipidtest.NewLabLog(t.TempDir(), testlog.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
+	"github.com/stirgate/stirgate/internal/testlog"
 	"github.com/stirgate/stirgate/kamailio/kamtest"
 )
 
@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab, err := secsipidtest.NewLab(t.TempDir())
+	lab, err := secsipidtest.NewLabLog(t.TempDir(), testlog.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +581,7 @@ func TestLibOptWithoutEquals(t *testing.T) {
 func TestGetURLFailureClearsOutput(t *testing.T) {
 	e := newEnv(t)
 	chain := e.lab.ChainPEM()
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	plain := testlog.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sp.pem" {
 			w.Write(chain)
 			return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stirgate/stirgate/cshared/secsipid/secsipidtest"
 	"github.com/stirgate/stirgate/internal/memcheck"
+	"github.com/stirgate/stirgate/internal/testlog"
 )
 
 func need(t *testing.T, prog string) string {
@@ -37,7 +38,7 @@ func setup(t *testing.T, extraCFlags ...string) *fixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	lab, err := secsipidtest.NewLab(dir)
+	lab, err := secsipidtest.NewLabLog(dir, testlog.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,8 +149,14 @@ type Lab struct {
 // Fetches is how many times the chain was served.
 func (l *Lab) Fetches() int64 { return l.fetches.Load() }
 
-// NewLab writes a lab PKI valid now into dir and starts its x5u server.
-func NewLab(dir string) (*Lab, error) {
+// NewLab writes a lab PKI valid now into dir and starts its x5u server,
+// whose errors go to the standard logger.
+func NewLab(dir string) (*Lab, error) { return NewLabLog(dir, nil) }
+
+// NewLabLog is NewLab with the x5u server's errors (a client hanging up
+// mid-handshake, say) going to errorLog; tests pass one that logs to the
+// test (internal/testlog), so passing runs print nothing of theirs.
+func NewLabLog(dir string, errorLog *log.Logger) (*Lab, error) {
 	l, err := certs.NewLab(certs.LabOptions{Now: time.Now()})
 	if err != nil {
 		return nil, err
@@ -169,6 +176,7 @@ func NewLab(dir string) (*Lab, error) {
 		}
 		http.NotFound(w, r)
 	}))
+	srv.Config.ErrorLog = errorLog
 	srv.StartTLS()
 	lab.srv, lab.Host = srv, srv.Listener.Addr().String()
 	lab.X5U = "https://" + lab.Host + "/sp.pem"
