@@ -15,7 +15,7 @@ import (
 	"github.com/stirgate/stirgate/agi/agitest"
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // The dialplan samples in asterisk/ are tested by walking them: a small
@@ -517,7 +517,7 @@ func tamperSig(id string) string {
 
 // recordThroughAMI emits the events from a manager.c peer to the AMI
 // listener and returns the n outcomes it records.
-func recordThroughAMI(t *testing.T, events []ami.Message, n int) []store.Outcome {
+func recordThroughAMI(t *testing.T, events []ami.Message, n int) []outcome.Outcome {
 	t.Helper()
 	peer, err := amitest.Listen("127.0.0.1:0", amitest.Options{})
 	if err != nil {

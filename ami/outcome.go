@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // The StirShaken UserEvent is the contract with the dialplan. A hangup
@@ -105,31 +105,31 @@ var nativeResults = map[string]struct{ result, err string }{
 // vocabulary (signed/unsigned only come from signing).
 func kindOf(kind, dir, result string) string {
 	switch strings.ToLower(kind) {
-	case store.KindSign, store.KindVerify:
+	case outcome.KindSign, outcome.KindVerify:
 		return strings.ToLower(kind)
 	}
 	switch strings.ToLower(dir) {
 	case "outbound":
-		return store.KindSign
+		return outcome.KindSign
 	case "inbound":
-		return store.KindVerify
+		return outcome.KindVerify
 	}
 	switch result {
 	case "signed", "unsigned":
-		return store.KindSign
+		return outcome.KindSign
 	}
-	return store.KindVerify
+	return outcome.KindVerify
 }
 
 // outcomeOf turns a StirShaken UserEvent into an outcome, filling the
 // caller and dialled number from the channel's Newchannel when the event
 // lacks them. ok is false for an event without a Uniqueid.
-func outcomeOf(m Message, system string, ch *channel, now time.Time) (store.Outcome, bool) {
+func outcomeOf(m Message, system string, ch *channel, now time.Time) (outcome.Outcome, bool) {
 	uid := m.Get("Uniqueid")
 	if uid == "" {
-		return store.Outcome{}, false
+		return outcome.Outcome{}, false
 	}
-	o := store.Outcome{
+	o := outcome.Outcome{
 		Time:      eventTime(m, now),
 		System:    system,
 		UniqueID:  uid,
@@ -145,11 +145,11 @@ func outcomeOf(m Message, system string, ch *channel, now time.Time) (store.Outc
 		Reason:    field(m, HdrReason),
 		X5U:       field(m, HdrX5U),
 		SPC:       field(m, HdrSPC),
-		Source:    store.SourceAMI,
+		Source:    outcome.SourceAMI,
 	}
 	o.SIPCode, _ = strconv.Atoi(field(m, HdrSIPCode))
 	if native := field(m, HdrVerifyResult); native != "" && o.Result == "" {
-		o.Source = store.SourceNative
+		o.Source = outcome.SourceNative
 		if r, ok := nativeResults[strings.ToLower(native)]; ok {
 			o.Result, o.ErrorName = r.result, r.err
 		} else {

@@ -1,4 +1,4 @@
-package store
+package outcome
 
 import (
 	"context"
@@ -38,6 +38,14 @@ func openSQLite(ctx context.Context, opts Options) (*sqlStore, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
+	// The file holds call records (numbers, times, carriers): create it
+	// 0600 before SQLite does, which would use 0644. SQLite gives its -wal
+	// and -shm files the mode of the database file.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f.Close()
 	// WAL lets the dashboard read while the listener writes; busy_timeout
 	// covers a second process (`stirgate report`) on the same file.
 	q := url.Values{}

@@ -1,7 +1,7 @@
-// Package store keeps every verification and signing outcome durably: the
+// Package outcome keeps every verification and signing outcome durably: the
 // system of record that the FastAGI server writes and the AMI listener
 // enriches. SQLite is the embedded default; PostgreSQL serves several nodes.
-package store
+package outcome
 
 import (
 	"context"

@@ -1,8 +1,9 @@
-package store
+package outcome
 
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -301,5 +302,28 @@ func TestPostgresNodesStartTogether(t *testing.T) {
 	}
 	if got := all(t, st); len(got) != 1 {
 		t.Errorf("%d rows, want 1", len(got))
+	}
+}
+
+// TestSQLiteFileMode: the database holds call records, so neither it nor
+// its WAL is readable by others, whatever the umask.
+func TestSQLiteFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outcomes.db")
+	st, err := Open(context.Background(), Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Record(context.Background(), Outcome{Time: t0, System: "n1", UniqueID: "u1", Kind: KindVerify, Result: "pass"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s mode %o, want 600", filepath.Base(p), m)
+		}
 	}
 }
