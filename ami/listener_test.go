@@ -190,6 +190,7 @@ func TestListenerEventMapping(t *testing.T) {
 		{"native 20+ failure", stirEvent("n2", h("VerifyResult", "cert_not_trusted")),
 			func(o *outcome.Outcome) {
 				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "cert_untrusted", "inbound", outcome.SourceNative, "cert_not_trusted"
+				o.SIPCode, o.Verstat = 437, "TN-Validation-Failed"
 			}},
 		{"native unknown", stirEvent("n3", h("VerifyResult", "something_new")),
 			func(o *outcome.Outcome) {
