@@ -303,9 +303,16 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	if res.SIPCode != 0 {
 		code = strconv.Itoa(res.SIPCode)
 	}
+	// On a failure the Result still carries what the token claimed, for
+	// the record; the dialplan sees an attestation only once it is
+	// verified, so that no route can trust an unverified "A".
+	attest, origID := string(res.Attest), res.OrigID
+	if res.Result != stir.Pass {
+		attest, origID = "", ""
+	}
 	vars := []variable{
 		{VarVerstat, string(res.Verstat)}, {VarSIPCode, code}, {VarReason, res.Reason},
-		{VarError, res.Error}, {VarAttest, string(res.Attest)}, {VarOrigID, res.OrigID},
+		{VarError, res.Error}, {VarAttest, attest}, {VarOrigID, origID},
 		{VarSPC, res.SPC}, {VarX5U, res.X5U}, {VarResult, string(res.Result)},
 	}
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID

@@ -3,7 +3,7 @@
 // on inbound calls, and read the result from STIR_* channel variables.
 //
 // The package holds no STIR logic: a Service (the core Signer and Verifier)
-// does the work, and every outcome is written through a outcome.Recorder,
+// does the work, and every outcome is written through an outcome.Recorder,
 // which makes this server the system of record for what it judged.
 //
 // The FastAGI protocol layer (Session) is written here rather than taken
