@@ -43,6 +43,17 @@ type Outcome struct {
 	HangupCause string
 	Source      Source
 
+	// Peer is where the request came from: the source address of a SIP
+	// request, the otg of its From when present, or a Kamailio worker's
+	// source IP; the dashboard groups trunks by it.
+	Peer string
+	// Profile and Mode name the SIP redirect server's answer profile and
+	// listener mode (auto, sign, verify).
+	Profile string
+	Mode    string
+	// Client is the HTTP API's authenticated client.
+	Client string
+
 	// Until ends the interval that Time starts, for records that span one:
 	// a "gap" record says the listener saw nothing from Time to Until.
 	Until time.Time
