@@ -15,7 +15,7 @@ import (
 	"github.com/stirgate/stirgate/agi/agitest"
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // The dialplan samples in asterisk/ are tested by walking them: a small
@@ -517,7 +517,7 @@ func tamperSig(id string) string {
 
 // recordThroughAMI emits the events from a manager.c peer to the AMI
 // listener and returns the n outcomes it records.
-func recordThroughAMI(t *testing.T, events []ami.Message, n int) []store.Outcome {
+func recordThroughAMI(t *testing.T, events []ami.Message, n int) []outcome.Outcome {
 	t.Helper()
 	peer, err := amitest.Listen("127.0.0.1:0", amitest.Options{})
 	if err != nil {
@@ -648,9 +648,14 @@ func TestDialplanNativeVariant(t *testing.T) {
 		funcs map[string]string
 		want  string
 	}{
-		{"1768478600.1", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "Verification passed", "STIR_SHAKEN(0,attestation)": "A"}, "verify/pass/A/native"},
-		{"1768478600.2", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "cert_retrieval_failure", "STIR_SHAKEN(0,attestation)": ""}, "verify/fail//native"},
-		{"1768478600.3", map[string]string{"STIR_SHAKEN(count)": "0"}, "verify/none//native"},
+		{"1768478600.1", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "Verification passed", "STIR_SHAKEN(0,attestation)": "A"}, "verify/pass//A/native"},
+		{"1768478600.2", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "cert_retrieval_failure", "STIR_SHAKEN(0,attestation)": ""}, "verify/fail/x5u_fetch_failed//native"},
+		{"1768478600.3", map[string]string{"STIR_SHAKEN(count)": "0"}, "verify/none/no_identity//native"},
+		// What Asterisk 22.10.1 reports, live: an unsigned call still has
+		// one result; a stale iat and a caller ID that is not orig.
+		{"1768478600.4", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "missing_identity_hdr", "STIR_SHAKEN(0,attestation)": ""}, "verify/none/no_identity//native"},
+		{"1768478600.5", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "iat_range_error", "STIR_SHAKEN(0,attestation)": "A"}, "verify/fail/stale_iat/A/native"},
+		{"1768478600.6", map[string]string{"STIR_SHAKEN(count)": "1", "STIR_SHAKEN(0,verify_result)": "cid_orig_tn_mismatch", "STIR_SHAKEN(0,attestation)": "B"}, "verify/fail/orig_mismatch/B/native"},
 	}
 	var events []ami.Message
 	for _, tt := range tests {
@@ -663,7 +668,7 @@ func TestDialplanNativeVariant(t *testing.T) {
 		events = append(events, c.events...)
 	}
 	for _, o := range recordThroughAMI(t, events, len(tests)) {
-		got := fmt.Sprintf("%s/%s/%s/%s", o.Kind, o.Result, o.Attest, o.Source)
+		got := fmt.Sprintf("%s/%s/%s/%s/%s", o.Kind, o.Result, o.ErrorName, o.Attest, o.Source)
 		for _, tt := range tests {
 			if tt.uid == o.UniqueID && got != tt.want {
 				t.Errorf("%s: outcome %s, want %s", o.UniqueID, got, tt.want)

@@ -283,7 +283,9 @@ func TestEndToEndFailureClasses(t *testing.T) {
 		{"expired certificate", []string{sign(l.signer(t, "/expired.pem"), core.SignRequest{})}, e2eFrom, e2eTo, nil, "437", "cert_expired", "fail"},
 		{"untrusted chain", []string{sign(l.signer(t, "/untrusted.pem"), core.SignRequest{})}, e2eFrom, e2eTo, nil, "437", "cert_untrusted", "fail"},
 	}
-	_, addr := start(t, Options{Service: Core{Verifier: v}})
+	rec := &memRecorder{}
+	srv, addr := start(t, Options{Service: Core{Verifier: v}, Recorder: rec})
+	var played int64
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hdrs := map[string][]string{"From": {tt.from}, "To": {tt.to}}
@@ -292,6 +294,23 @@ func TestEndToEndFailureClasses(t *testing.T) {
 			}
 			tr := play(t, addr, agitest.Channel{Script: "verify", Headers: hdrs, Args: tt.args})
 			checkVars(t, tr, map[string]string{VarResult: tt.result, VarSIPCode: tt.code, VarError: tt.errName})
+			// A failure records what the token said: the issue's "top
+			// failing certificate hosts" and "origins" need x5u and orig.
+			played++
+			waitFor(t, func() bool { return srv.Stats().Recorded == played })
+			all := rec.all()
+			o := all[len(all)-1]
+			if o.ErrorName != tt.errName {
+				t.Fatalf("recorded %s, want %s", o.ErrorName, tt.errName)
+			}
+			if len(tt.identity) > 0 && tt.errName != "header_malformed" {
+				if o.X5U == "" || o.Orig == "" || o.Dest == "" || o.Attest != "A" || o.OrigID == "" {
+					t.Errorf("failure recorded without what was read: %+v", o)
+				}
+				if fetched := tt.errName == "" || tt.errName == "signature_invalid"; fetched && o.SPC == "" {
+					t.Errorf("certificate obtained, SPC not recorded: %+v", o)
+				}
+			}
 			if tt.args != nil {
 				return // the CLI has its own flag for require; the row above covers it
 			}

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Channel variables the scripts set. Every script sets every one of its
@@ -110,10 +110,10 @@ func linkedID(ctx context.Context, sess *Session, o options) (string, error) {
 // the session failed half-way, once signing was attempted.
 //
 // judged is called once the outcome is known, before the variables are set.
-func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged func(*store.Outcome)) (*store.Outcome, error) {
+func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged func(*outcome.Outcome)) (*outcome.Outcome, error) {
 	env := sess.Env
-	out := &store.Outcome{
-		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindSign, Direction: "outbound",
+	out := &outcome.Outcome{
+		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: outcome.KindSign, Direction: "outbound",
 	}
 	o, optErr := parseOptions(env)
 	lid, err := linkedID(ctx, sess, o)
@@ -237,10 +237,10 @@ const fullVariableCut = 4095
 // verify runs the verify script.
 //
 // judged is called once the outcome is known, before the variables are set.
-func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged func(*store.Outcome)) (*store.Outcome, error) {
+func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged func(*outcome.Outcome)) (*outcome.Outcome, error) {
 	env := sess.Env
-	out := &store.Outcome{
-		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: store.KindVerify, Direction: "inbound",
+	out := &outcome.Outcome{
+		Time: s.opts.Now(), UniqueID: env["agi_uniqueid"], Kind: outcome.KindVerify, Direction: "inbound",
 	}
 	o, optErr := parseOptions(env)
 	lid, err := linkedID(ctx, sess, o)
@@ -303,9 +303,16 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	if res.SIPCode != 0 {
 		code = strconv.Itoa(res.SIPCode)
 	}
+	// On a failure the Result still carries what the token claimed, for
+	// the record; the dialplan sees an attestation only once it is
+	// verified, so that no route can trust an unverified "A".
+	attest, origID := string(res.Attest), res.OrigID
+	if res.Result != stir.Pass {
+		attest, origID = "", ""
+	}
 	vars := []variable{
 		{VarVerstat, string(res.Verstat)}, {VarSIPCode, code}, {VarReason, res.Reason},
-		{VarError, res.Error}, {VarAttest, string(res.Attest)}, {VarOrigID, res.OrigID},
+		{VarError, res.Error}, {VarAttest, attest}, {VarOrigID, origID},
 		{VarSPC, res.SPC}, {VarX5U, res.X5U}, {VarResult, string(res.Result)},
 	}
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
@@ -317,7 +324,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 
 // recordBroken marks an outcome whose headers could not be read: nothing
 // was judged, and the record says so rather than staying silent.
-func (s *Server) recordBroken(out *store.Outcome, err error) {
+func (s *Server) recordBroken(out *outcome.Outcome, err error) {
 	out.Result = Errored
 	out.ErrorName = stir.ErrInternal.Name
 	out.Reason = "agi session failed before verification: " + err.Error()

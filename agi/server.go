@@ -3,7 +3,7 @@
 // on inbound calls, and read the result from STIR_* channel variables.
 //
 // The package holds no STIR logic: a Service (the core Signer and Verifier)
-// does the work, and every outcome is written through a store.Recorder,
+// does the work, and every outcome is written through an outcome.Recorder,
 // which makes this server the system of record for what it judged.
 //
 // The FastAGI protocol layer (Session) is written here rather than taken
@@ -19,9 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Service is what the scripts call: the core Signer and Verifier, or a
@@ -61,7 +61,7 @@ type Options struct {
 	Service Service
 	// Recorder receives one Outcome per sign and per verify session; nil
 	// records nothing.
-	Recorder store.Recorder
+	Recorder outcome.Recorder
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now defaults to time.Now; it stamps recorded outcomes.
@@ -348,10 +348,10 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 
-	var out *store.Outcome
+	var out *outcome.Outcome
 	var err error
 	// judged is when the script had its result, before setting variables.
-	judged := func(o *store.Outcome) { s.observe(sess.Env.Script(), time.Since(start), o) }
+	judged := func(o *outcome.Outcome) { s.observe(sess.Env.Script(), time.Since(start), o) }
 	switch sess.Env.Script() {
 	case "sign":
 		out, err = s.sign(ctx, sess, box.Service, judged)
@@ -379,7 +379,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-func (s *Server) observe(op string, d time.Duration, out *store.Outcome) {
+func (s *Server) observe(op string, d time.Duration, out *outcome.Outcome) {
 	if s.opts.Observe != nil && out != nil {
 		s.opts.Observe(op, d, out.Result, out.ErrorName)
 	}
@@ -391,11 +391,11 @@ func (s *Server) drop(reason string) {
 	}
 }
 
-func (s *Server) record(log *slog.Logger, o store.Outcome) {
+func (s *Server) record(log *slog.Logger, o outcome.Outcome) {
 	if s.opts.Recorder == nil {
 		return
 	}
-	o.Source = store.SourceAGI
+	o.Source = outcome.SourceAGI
 	if o.System == "" {
 		o.System = s.opts.System
 	}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/agi/agitest"
-	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -72,14 +72,14 @@ func (f *fakeService) Verify(ctx context.Context, req core.VerifyRequest) *stir.
 	}
 }
 
-// memRecorder is an in-memory store.Recorder.
+// memRecorder is an in-memory outcome.Recorder.
 type memRecorder struct {
 	mu  sync.Mutex
-	out []store.Outcome
+	out []outcome.Outcome
 	err error
 }
 
-func (m *memRecorder) Record(_ context.Context, o store.Outcome) error {
+func (m *memRecorder) Record(_ context.Context, o outcome.Outcome) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
@@ -89,10 +89,10 @@ func (m *memRecorder) Record(_ context.Context, o store.Outcome) error {
 	return nil
 }
 
-func (m *memRecorder) all() []store.Outcome {
+func (m *memRecorder) all() []outcome.Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]store.Outcome(nil), m.out...)
+	return append([]outcome.Outcome(nil), m.out...)
 }
 
 // start runs a Server on a loopback listener; it is shut down (and its
@@ -269,7 +269,7 @@ func TestSignScript(t *testing.T) {
 			}
 			waitFor(t, func() bool { return srv.Stats().Recorded == 1 })
 			o := rec.all()[0]
-			if o.Kind != "sign" || o.Direction != "outbound" || o.Source != store.SourceAGI || o.System != "pbx1" ||
+			if o.Kind != "sign" || o.Direction != "outbound" || o.Source != outcome.SourceAGI || o.System != "pbx1" ||
 				o.Result != tt.want[VarResult] || !o.Time.Equal(fixedNow) || o.UniqueID == "" || o.LinkedID == "" {
 				t.Errorf("outcome = %+v", o)
 			}
@@ -426,7 +426,7 @@ func TestVerifyScript(t *testing.T) {
 			}
 			waitFor(t, func() bool { return srv.Stats().Recorded == 1 })
 			o := rec.all()[0]
-			if o.Kind != "verify" || o.Direction != "inbound" || o.Source != store.SourceAGI || o.Result != tt.want[VarResult] ||
+			if o.Kind != "verify" || o.Direction != "inbound" || o.Source != outcome.SourceAGI || o.Result != tt.want[VarResult] ||
 				o.UniqueID != "1700000000.1" || o.LinkedID != "1700000000.1" {
 				t.Errorf("outcome = %+v", o)
 			}

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Options configures a Listener. Recorder is required; every other zero
@@ -35,8 +35,8 @@ type Options struct {
 	// Hangup (100000); the oldest is forgotten first.
 	MaxChannels int
 	// Recorder receives outcomes on the reader goroutine, so it must not
-	// block: use a *store.Writer.
-	Recorder store.Recorder
+	// block: use a *outcome.Writer.
+	Recorder outcome.Recorder
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -226,9 +226,9 @@ func (l *Listener) keepalive(ctx context.Context, c *Conn) error {
 }
 
 func (l *Listener) recordGap(ctx context.Context, from, to time.Time, why string) {
-	o := store.Outcome{
-		Time: from, Until: to, System: l.opts.System, Kind: store.KindGap,
-		UniqueID: "gap-" + from.UTC().Format(time.RFC3339Nano), Reason: why, Source: store.SourceAMI,
+	o := outcome.Outcome{
+		Time: from, Until: to, System: l.opts.System, Kind: outcome.KindGap,
+		UniqueID: "gap-" + from.UTC().Format(time.RFC3339Nano), Reason: why, Source: outcome.SourceAMI,
 	}
 	if err := l.opts.Recorder.Record(ctx, o); err != nil {
 		l.errs.Add(1)
@@ -289,13 +289,13 @@ func (l *Listener) handle(m Message) {
 			cause += " " + txt
 		}
 		// Only the key and the cause: the store's merge fills it in.
-		if l.record(store.Outcome{System: l.opts.System, UniqueID: uid, Kind: ch.recorded, HangupCause: cause}) {
+		if l.record(outcome.Outcome{System: l.opts.System, UniqueID: uid, Kind: ch.recorded, HangupCause: cause}) {
 			l.enriched.Add(1)
 		}
 	}
 }
 
-func (l *Listener) record(o store.Outcome) bool {
+func (l *Listener) record(o outcome.Outcome) bool {
 	if err := l.opts.Recorder.Record(context.Background(), o); err != nil {
 		l.errs.Add(1)
 		l.log.Error("outcome refused", "uniqueid", o.UniqueID, "err", err)

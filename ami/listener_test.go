@@ -14,39 +14,39 @@ import (
 
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // tap sits between the listener and the writer and remembers every
 // outcome the listener produced: the ground truth of "received".
 type tap struct {
-	next store.Recorder
+	next outcome.Recorder
 	mu   sync.Mutex
-	seen []store.Outcome
+	seen []outcome.Outcome
 }
 
-func (r *tap) Record(ctx context.Context, o store.Outcome) error {
+func (r *tap) Record(ctx context.Context, o outcome.Outcome) error {
 	r.mu.Lock()
 	r.seen = append(r.seen, o)
 	r.mu.Unlock()
 	return r.next.Record(ctx, o)
 }
 
-func (r *tap) outcomes() []store.Outcome {
+func (r *tap) outcomes() []outcome.Outcome {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]store.Outcome(nil), r.seen...)
+	return append([]outcome.Outcome(nil), r.seen...)
 }
 
 // stuckStore holds every batch write until release is closed, and counts
 // the batches that got through.
 type stuckStore struct {
-	store.Store
+	outcome.Store
 	release chan struct{}
 	written atomic.Int64
 }
 
-func (s *stuckStore) RecordBatch(ctx context.Context, os []store.Outcome) error {
+func (s *stuckStore) RecordBatch(ctx context.Context, os []outcome.Outcome) error {
 	select {
 	case <-s.release:
 	case <-ctx.Done():
@@ -60,20 +60,20 @@ func (s *stuckStore) RecordBatch(ctx context.Context, os []store.Outcome) error 
 }
 
 type rig struct {
-	st     store.Store
-	writer *store.Writer
+	st     outcome.Store
+	writer *outcome.Writer
 	tap    *tap
 	l      *ami.Listener
 	stop   func()
 }
 
-func newRig(t *testing.T, addr string, mod func(*ami.Options), wrap func(store.Store) store.BatchRecorder, wopts store.WriterOptions) *rig {
+func newRig(t *testing.T, addr string, mod func(*ami.Options), wrap func(outcome.Store) outcome.BatchRecorder, wopts outcome.WriterOptions) *rig {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var br store.BatchRecorder = st
+	var br outcome.BatchRecorder = st
 	if wrap != nil {
 		br = wrap(st)
 	}
@@ -83,7 +83,7 @@ func newRig(t *testing.T, addr string, mod func(*ami.Options), wrap func(store.S
 	if wopts.RetryInterval == 0 {
 		wopts.RetryInterval = 10 * time.Millisecond
 	}
-	w := store.NewWriter(br, wopts)
+	w := outcome.NewWriter(br, wopts)
 	tp := &tap{next: w}
 	// Generous timers: a keepalive or dial that misses its deadline on a
 	// loaded machine would reconnect and write a gap no test asked for.
@@ -154,9 +154,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func query(t *testing.T, st store.Store, f store.Filter) []store.Outcome {
+func query(t *testing.T, st outcome.Store, f outcome.Filter) []outcome.Outcome {
 	t.Helper()
-	f.Limit = store.MaxLimit
+	f.Limit = outcome.MaxLimit
 	got, err := st.Query(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func h(k, v string) ami.Header { return ami.Header{Key: k, Value: v} }
 // of one call become one row with everything in it.
 func TestListenerRecordsCall(t *testing.T) {
 	p := startPeer(t, creds)
-	r := newRig(t, p.Addr(), nil, nil, store.WriterOptions{})
+	r := newRig(t, p.Addr(), nil, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
 	p.Emit(ami.Message{h("Event", "Newchannel"), h("Uniqueid", "1700000000.7"), h("Linkedid", "1700000000.7"),
 		h("CallerIDNum", "12155550121"), h("Exten", "12155550131")})
@@ -190,18 +190,18 @@ func TestListenerRecordsCall(t *testing.T) {
 		h("STIR_ERROR", "x5u_fetch_failed"), h("STIR_REASON", "Bad Identity Info"),
 		h("STIR_X5U", "https://cert.carrier.example/sp.pem"), h("STIR_SPC", "567J")))
 	p.Emit(ami.Message{h("Event", "Hangup"), h("Uniqueid", "1700000000.7"), h("Cause", "16"), h("Cause-txt", "Normal Clearing")})
-	want := store.Outcome{
+	want := outcome.Outcome{
 		Time: time.Unix(1700000001, 250000000).UTC(), System: "pbx1", UniqueID: "1700000000.7", LinkedID: "1700000000.7",
-		Kind: store.KindVerify, Direction: "inbound", Orig: "12155550121", Dest: "12155550131",
+		Kind: outcome.KindVerify, Direction: "inbound", Orig: "12155550121", Dest: "12155550131",
 		Result: "fail", Verstat: "TN-Validation-Failed", Attest: "B", OrigID: "de305d54-75b4-431b-adb2-eb6b9e546014",
 		SIPCode: 436, ErrorName: "x5u_fetch_failed", Reason: "Bad Identity Info",
-		X5U: "https://cert.carrier.example/sp.pem", SPC: "567J", HangupCause: "16 Normal Clearing", Source: store.SourceAMI,
+		X5U: "https://cert.carrier.example/sp.pem", SPC: "567J", HangupCause: "16 Normal Clearing", Source: outcome.SourceAMI,
 	}
 	waitFor(t, "merged row", 5*time.Second, func() bool {
-		got := query(t, r.st, store.Filter{})
+		got := query(t, r.st, outcome.Filter{})
 		return len(got) == 1 && got[0].HangupCause != ""
 	})
-	if got := query(t, r.st, store.Filter{}); !reflect.DeepEqual(got[0], want) {
+	if got := query(t, r.st, outcome.Filter{}); !reflect.DeepEqual(got[0], want) {
 		t.Errorf("row\n got %+v\nwant %+v", got[0], want)
 	}
 }
@@ -218,39 +218,40 @@ func waitLogin(t *testing.T, p *amitest.Peer, n int64) <-chan struct{} {
 // res_stir_shaken PBXes, table-driven.
 func TestListenerEventMapping(t *testing.T) {
 	p := startPeer(t, creds)
-	r := newRig(t, p.Addr(), nil, nil, store.WriterOptions{})
+	r := newRig(t, p.Addr(), nil, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
 	cases := []struct {
 		name string
 		ev   ami.Message
-		want func(o *store.Outcome)
+		want func(o *outcome.Outcome)
 	}{
 		{"native pass", stirEvent("n1", h("VerifyResult", "Verification passed"), h("Attestation", "A"), h("CallerIDNum", "12155550100")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.Attest, o.Direction, o.Source, o.Orig, o.Reason = "verify", "pass", "A", "inbound", store.SourceNative, "12155550100", "Verification passed"
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.Attest, o.Direction, o.Source, o.Orig, o.Reason = "verify", "pass", "A", "inbound", outcome.SourceNative, "12155550100", "Verification passed"
 			}},
 		{"native 20+ failure", stirEvent("n2", h("VerifyResult", "cert_not_trusted")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "cert_untrusted", "inbound", store.SourceNative, "cert_not_trusted"
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "cert_untrusted", "inbound", outcome.SourceNative, "cert_not_trusted"
+				o.SIPCode, o.Verstat = 437, "TN-Validation-Failed"
 			}},
 		{"native unknown", stirEvent("n3", h("VerifyResult", "something_new")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "native:something_new", "inbound", store.SourceNative, "something_new"
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Direction, o.Source, o.Reason = "verify", "fail", "native:something_new", "inbound", outcome.SourceNative, "something_new"
 			}},
 		{"sign by direction", stirEvent("s1", h("Direction", "outbound"), h("STIR_RESULT", "signed"), h("STIR_ATTEST", "a")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.Attest, o.Direction, o.Source = "sign", "signed", "A", "outbound", store.SourceAMI
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.Attest, o.Direction, o.Source = "sign", "signed", "A", "outbound", outcome.SourceAMI
 			}},
 		{"sign by result", stirEvent("s2", h("STIR_RESULT", "unsigned"), h("STIR_ERROR", "sign_not_allowed")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.ErrorName, o.Source = "sign", "unsigned", "sign_not_allowed", store.SourceAMI
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.Source = "sign", "unsigned", "sign_not_allowed", outcome.SourceAMI
 			}},
 		{"from channel variables", stirEvent("c1", h("ChanVariable", "STIR_RESULT=none"), h("ChanVariable", "STIR_ERROR=no_identity"), h("ChanVariable", "STIR_SIP_CODE=428")),
-			func(o *store.Outcome) {
-				o.Kind, o.Result, o.ErrorName, o.SIPCode, o.Source = "verify", "none", "no_identity", 428, store.SourceAMI
+			func(o *outcome.Outcome) {
+				o.Kind, o.Result, o.ErrorName, o.SIPCode, o.Source = "verify", "none", "no_identity", 428, outcome.SourceAMI
 			}},
 		{"header beats channel variable", stirEvent("c2", h("STIR_RESULT", "pass"), h("ChanVariable", "STIR_RESULT=fail")),
-			func(o *store.Outcome) { o.Kind, o.Result, o.Source = "verify", "pass", store.SourceAMI }},
+			func(o *outcome.Outcome) { o.Kind, o.Result, o.Source = "verify", "pass", outcome.SourceAMI }},
 	}
 	for _, tc := range cases {
 		p.Emit(append(tc.ev, h("Timestamp", "1700000000")))
@@ -259,14 +260,14 @@ func TestListenerEventMapping(t *testing.T) {
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "Other"), h("Uniqueid", "x")})
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "StirShaken")})
 	waitFor(t, "rows", 5*time.Second, func() bool {
-		return len(query(t, r.st, store.Filter{Kind: "verify"}))+len(query(t, r.st, store.Filter{Kind: "sign"})) == len(cases)
+		return len(query(t, r.st, outcome.Filter{Kind: "verify"}))+len(query(t, r.st, outcome.Filter{Kind: "sign"})) == len(cases)
 	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			uid := tc.ev.Get("Uniqueid")
-			want := store.Outcome{Time: time.Unix(1700000000, 0).UTC(), System: "pbx1", UniqueID: uid, LinkedID: uid}
+			want := outcome.Outcome{Time: time.Unix(1700000000, 0).UTC(), System: "pbx1", UniqueID: uid, LinkedID: uid}
 			tc.want(&want)
-			got := query(t, r.st, store.Filter{Kind: want.Kind})
+			got := query(t, r.st, outcome.Filter{Kind: want.Kind})
 			for _, o := range got {
 				if o.UniqueID == uid {
 					if !reflect.DeepEqual(o, want) {
@@ -286,13 +287,13 @@ func TestListenerEventMapping(t *testing.T) {
 func TestKillPeerMidStream(t *testing.T) {
 	p := startPeer(t, creds)
 	addr := p.Addr()
-	r := newRig(t, addr, nil, nil, store.WriterOptions{})
+	r := newRig(t, addr, nil, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
 
 	for i := range 300 {
 		p.Emit(stirEvent(fmt.Sprintf("before.%d", i), h("STIR_RESULT", "pass")))
 	}
-	waitFor(t, "first 300", 10*time.Second, func() bool { return len(query(t, r.st, store.Filter{})) == 300 })
+	waitFor(t, "first 300", 10*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{})) == 300 })
 
 	// Mid-stream: the kill lands while a burst is being written.
 	var emitted atomic.Int64
@@ -332,7 +333,7 @@ func TestKillPeerMidStream(t *testing.T) {
 	seen := func() map[string]bool {
 		m := map[string]bool{}
 		for _, o := range r.tap.outcomes() {
-			if o.Kind != store.KindGap {
+			if o.Kind != outcome.KindGap {
 				m[o.UniqueID] = true
 			}
 		}
@@ -343,10 +344,10 @@ func TestKillPeerMidStream(t *testing.T) {
 	p2.Emit(stirEvent("after.end", h("STIR_RESULT", "pass")))
 	waitFor(t, "the end marker", 10*time.Second, func() bool { return seen()["after.end"] })
 	waitFor(t, "everything received is stored", 10*time.Second, func() bool {
-		return len(query(t, r.st, store.Filter{})) == len(seen()) && !r.writer.Backlog()
+		return len(query(t, r.st, outcome.Filter{})) == len(seen()) && !r.writer.Backlog()
 	})
 
-	rows := query(t, r.st, store.Filter{})
+	rows := query(t, r.st, outcome.Filter{})
 	ids := map[string]int{}
 	for _, o := range rows {
 		ids[o.UniqueID]++
@@ -374,7 +375,7 @@ func TestKillPeerMidStream(t *testing.T) {
 		t.Error("nothing of the burst was stored")
 	}
 
-	gaps := query(t, r.st, store.Filter{Kind: store.KindGap})
+	gaps := query(t, r.st, outcome.Filter{Kind: outcome.KindGap})
 	if len(gaps) != 1 {
 		t.Fatalf("gaps %+v, want 1", gaps)
 	}
@@ -398,11 +399,11 @@ func TestKillPeerMidStream(t *testing.T) {
 func TestHalfOpen(t *testing.T) {
 	p := startPeer(t, creds)
 	p.MutePings(true) // before the login: the first Ping already vanishes
-	r := newRig(t, p.Addr(), func(o *ami.Options) { o.PingInterval = 200 * time.Millisecond }, nil, store.WriterOptions{})
+	r := newRig(t, p.Addr(), func(o *ami.Options) { o.PingInterval = 200 * time.Millisecond }, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
 	waitFor(t, "second login", 30*time.Second, func() bool { return p.Logins() >= 2 })
-	waitFor(t, "gap row", 10*time.Second, func() bool { return len(query(t, r.st, store.Filter{Kind: store.KindGap})) >= 1 })
-	g := query(t, r.st, store.Filter{Kind: store.KindGap})[0]
+	waitFor(t, "gap row", 10*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{Kind: outcome.KindGap})) >= 1 })
+	g := query(t, r.st, outcome.Filter{Kind: outcome.KindGap})[0]
 	if !strings.Contains(g.Reason, ami.ErrActionTimeout.Error()) || !strings.Contains(g.Reason, "Ping") {
 		t.Errorf("gap reason %q, want the Ping timeout", g.Reason)
 	}
@@ -425,7 +426,7 @@ func TestBackoffUntilAsteriskStarts(t *testing.T) {
 	addr := p.Addr()
 	p.Close()
 	logs := &logCount{}
-	r := newRig(t, addr, func(o *ami.Options) { o.Logger = slog.New(logs) }, nil, store.WriterOptions{})
+	r := newRig(t, addr, func(o *ami.Options) { o.Logger = slog.New(logs) }, nil, outcome.WriterOptions{})
 	// Asterisk starts only after the listener has been refused a few times.
 	waitFor(t, "refused dials", 10*time.Second, func() bool { return logs.count("ami connect failed") >= 3 })
 	p2, err := amitest.Listen(addr, creds)
@@ -434,7 +435,7 @@ func TestBackoffUntilAsteriskStarts(t *testing.T) {
 	}
 	defer p2.Close()
 	<-waitLogin(t, p2, 1)
-	if g := query(t, r.st, store.Filter{Kind: store.KindGap}); len(g) != 0 {
+	if g := query(t, r.st, outcome.Filter{Kind: outcome.KindGap}); len(g) != 0 {
 		t.Errorf("gap recorded before any session: %+v", g)
 	}
 }
@@ -456,8 +457,8 @@ func TestSlowStoreBurst(t *testing.T) {
 	release := func() { once.Do(func() { close(stuck.release) }) }
 	defer release()
 	r := newRig(t, p.Addr(), nil,
-		func(st store.Store) store.BatchRecorder { stuck.Store = st; return stuck },
-		store.WriterOptions{QueueSize: 1024})
+		func(st outcome.Store) outcome.BatchRecorder { stuck.Store = st; return stuck },
+		outcome.WriterOptions{QueueSize: 1024})
 	<-waitLogin(t, p, 1)
 	start := time.Now()
 	for i := range n {
@@ -472,7 +473,7 @@ func TestSlowStoreBurst(t *testing.T) {
 	}
 	release()
 	waitFor(t, "all stored", 60*time.Second, func() bool { return !r.writer.Backlog() && r.writer.Stats().Written+r.writer.Stats().Replayed >= n })
-	if got := len(query(t, r.st, store.Filter{})); got != n {
+	if got := len(query(t, r.st, outcome.Filter{})); got != n {
 		t.Fatalf("%d rows, want %d", got, n)
 	}
 	ws := r.writer.Stats()
@@ -492,7 +493,7 @@ func TestNoGoroutineLeakPerReconnect(t *testing.T) {
 	p := startPeer(t, creds)
 	addr := p.Addr()
 	before := goroutines()
-	r := newRig(t, addr, nil, nil, store.WriterOptions{})
+	r := newRig(t, addr, nil, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
 	for i := range 10 {
 		p.Close()
@@ -504,7 +505,7 @@ func TestNoGoroutineLeakPerReconnect(t *testing.T) {
 		<-waitLogin(t, p, 1)
 		p.Emit(stirEvent(fmt.Sprintf("r.%d", i), h("STIR_RESULT", "pass")))
 	}
-	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, store.Filter{})) == 10 })
+	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{})) == 10 })
 	during := goroutines()
 	r.stop()
 	p.Close()

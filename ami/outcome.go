@@ -5,7 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // The StirShaken UserEvent is the contract with the dialplan. A hangup
@@ -68,36 +69,60 @@ func eventTime(m Message, now time.Time) time.Time {
 	return time.Unix(s, ns).UTC()
 }
 
-// nativeResults maps res_stir_shaken's verify_result strings (both the
-// Asterisk 18 phrases and the 20+ response-code names) to stirgate's
-// result and, where the meaning is the same, its stable error name.
-var nativeResults = map[string]struct{ result, err string }{
-	"verification passed":        {"pass", ""},
-	"success":                    {"pass", ""},
-	"verification not present":   {"none", "no_identity"},
-	"no_identity_hdr":            {"none", "no_identity"},
-	"disabled":                   {"none", ""},
-	"signature failed":           {"fail", "signature_invalid"},
-	"signature_validation":       {"fail", "signature_invalid"},
-	"verification mismatch":      {"fail", "orig_mismatch"},
-	"iat_expired":                {"fail", "stale_iat"},
-	"no_iat":                     {"fail", "iat_invalid"},
-	"date_hdr_expired":           {"fail", "stale_date"},
-	"date_hdr_parse_failure":     {"fail", "date_invalid"},
-	"cert_retrieval_failure":     {"fail", "x5u_fetch_failed"},
-	"cert_not_trusted":           {"fail", "cert_untrusted"},
-	"cert_date_invalid":          {"fail", "cert_expired"},
-	"cert_no_tn_auth_ext":        {"fail", "cert_no_tnauthlist"},
-	"cert_contents_invalid":      {"fail", "cert_profile"},
-	"invalid_or_no_attest":       {"fail", "attest_invalid"},
-	"invalid_or_no_origid":       {"fail", "origid_invalid"},
-	"invalid_or_no_orig_tn":      {"fail", "orig_invalid"},
-	"invalid_or_no_dest_tn":      {"fail", "dest_invalid"},
-	"invalid_or_no_alg":          {"fail", "alg_unsupported"},
-	"invalid_or_no_typ":          {"fail", "typ_invalid"},
-	"invalid_or_no_ppt":          {"fail", "ppt_invalid"},
-	"invalid_or_no_x5u":          {"fail", "info_malformed"},
-	"verification_failed_noinfo": {"fail", ""},
+// nativeResult is what one of res_stir_shaken's verify_result strings
+// means in stirgate's vocabulary: a result and, where the meaning is the
+// same, the stable error (whose SIP code and verstat the record takes).
+type nativeResult struct {
+	result string
+	err    *stir.Error
+}
+
+// nativeResults maps res_stir_shaken's verify_result strings: the Asterisk
+// 18 phrases, and exactly the names of Asterisk 22's vs_rc_map
+// (res/res_stir_shaken/verification.c), which ast_stir_shaken_vs_rc_to_str
+// emits for STIR_SHAKEN(N,verify_result).
+var nativeResults = map[string]nativeResult{
+	// Asterisk 18 (res_stir_shaken.c stir_shaken_verification_result_to_string).
+	"verification passed":      {"pass", nil},
+	"verification not present": {"none", stir.ErrNoIdentity},
+	"signature failed":         {"fail", stir.ErrSignatureInvalid},
+	"verification mismatch":    {"fail", stir.ErrOrigMismatch},
+
+	// Asterisk 20+ vs_rc_map, in its order.
+	"success":                 {"pass", nil},
+	"disabled":                {"none", nil}, // verification off for the endpoint: nothing checked
+	"invalid_arguments":       {"error", stir.ErrInternal},
+	"internal_error":          {"error", stir.ErrInternal},
+	"missing_identity_hdr":    {"none", stir.ErrNoIdentity},
+	"missing_date_hdr":        {"fail", stir.ErrDateFormat},
+	"date_hdr_parse_failure":  {"fail", stir.ErrDateFormat},
+	"date_hdr_range_error":    {"fail", stir.ErrStaleDate},
+	"missing_jwt_hdr":         {"fail", stir.ErrHeaderMalformed},
+	"cert_cache_miss":         {"fail", stir.ErrX5UFetchFailed},
+	"cert_cache_invalid":      {"fail", stir.ErrX5UBadContent},
+	"cert_cache_expired":      {"fail", stir.ErrX5UFetchFailed},
+	"cert_retrieval_failure":  {"fail", stir.ErrX5UFetchFailed},
+	"cert_contents_invalid":   {"fail", stir.ErrX5UBadContent},
+	"cert_not_trusted":        {"fail", stir.ErrCertUntrusted},
+	"cert_date_failure":       {"fail", stir.ErrCertExpired},
+	"cert_no_tn_auth_ext":     {"fail", stir.ErrCertNoTNAuth},
+	"cert_no_spc_in_auth_ext": {"fail", stir.ErrCertProfile},
+	"no_raw_key":              {"fail", stir.ErrCertProfile},
+	"signature_validation":    {"fail", stir.ErrSignatureInvalid},
+	"missing_iat":             {"fail", stir.ErrIATInvalid},
+	"iat_range_error":         {"fail", stir.ErrStaleIAT},
+	"invalid_or_no_ppt":       {"fail", stir.ErrPptInvalid},
+	"invalid_or_no_alg":       {"fail", stir.ErrAlgUnsupported},
+	"invalid_or_no_typ":       {"fail", stir.ErrTypInvalid},
+	"invalid_or_no_grants":    {"fail", stir.ErrJSONMalformed},
+	"invalid_or_no_attest":    {"fail", stir.ErrAttestInvalid},
+	"missing_origid":          {"fail", stir.ErrOrigIDInvalid},
+	"missing_orig_tn":         {"fail", stir.ErrOrigInvalid},
+	"cid_orig_tn_mismatch":    {"fail", stir.ErrOrigMismatch},
+	"missing_dest_tn":         {"fail", stir.ErrDestInvalid},
+	"invalid_header":          {"fail", stir.ErrHeaderMalformed},
+	"invalid_grant":           {"fail", stir.ErrJSONMalformed},
+	"invalid_or_no_callerid":  {"fail", stir.ErrTNInvalid},
 }
 
 // kindOf decides whether a StirShaken event reports a signature or a
@@ -105,31 +130,31 @@ var nativeResults = map[string]struct{ result, err string }{
 // vocabulary (signed/unsigned only come from signing).
 func kindOf(kind, dir, result string) string {
 	switch strings.ToLower(kind) {
-	case store.KindSign, store.KindVerify:
+	case outcome.KindSign, outcome.KindVerify:
 		return strings.ToLower(kind)
 	}
 	switch strings.ToLower(dir) {
 	case "outbound":
-		return store.KindSign
+		return outcome.KindSign
 	case "inbound":
-		return store.KindVerify
+		return outcome.KindVerify
 	}
 	switch result {
 	case "signed", "unsigned":
-		return store.KindSign
+		return outcome.KindSign
 	}
-	return store.KindVerify
+	return outcome.KindVerify
 }
 
 // outcomeOf turns a StirShaken UserEvent into an outcome, filling the
 // caller and dialled number from the channel's Newchannel when the event
 // lacks them. ok is false for an event without a Uniqueid.
-func outcomeOf(m Message, system string, ch *channel, now time.Time) (store.Outcome, bool) {
+func outcomeOf(m Message, system string, ch *channel, now time.Time) (outcome.Outcome, bool) {
 	uid := m.Get("Uniqueid")
 	if uid == "" {
-		return store.Outcome{}, false
+		return outcome.Outcome{}, false
 	}
-	o := store.Outcome{
+	o := outcome.Outcome{
 		Time:      eventTime(m, now),
 		System:    system,
 		UniqueID:  uid,
@@ -145,13 +170,22 @@ func outcomeOf(m Message, system string, ch *channel, now time.Time) (store.Outc
 		Reason:    field(m, HdrReason),
 		X5U:       field(m, HdrX5U),
 		SPC:       field(m, HdrSPC),
-		Source:    store.SourceAMI,
+		Source:    outcome.SourceAMI,
 	}
 	o.SIPCode, _ = strconv.Atoi(field(m, HdrSIPCode))
 	if native := field(m, HdrVerifyResult); native != "" && o.Result == "" {
-		o.Source = store.SourceNative
+		o.Source = outcome.SourceNative
 		if r, ok := nativeResults[strings.ToLower(native)]; ok {
-			o.Result, o.ErrorName = r.result, r.err
+			o.Result = r.result
+			if r.err != nil {
+				o.ErrorName = r.err.Name
+				if o.SIPCode == 0 {
+					o.SIPCode = r.err.SIPCode
+				}
+				if o.Verstat == "" {
+					o.Verstat = string(r.err.Verstat)
+				}
+			}
 		} else {
 			o.Result = "fail"
 		}

@@ -159,14 +159,23 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 	orig, dest, reqErr := v.requestNumbers(req)
 
 	failures := perHeader
+	// reads[i] is what could be read of the header behind failures[i]
+	// (nil for a header that did not even parse), so that a failure is
+	// recorded with its orig, dest, x5u, SPC, iat, origid and attest.
+	reads := make([]*stir.Result, len(perHeader), len(perHeader)+len(candidates))
 	for _, h := range candidates {
 		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr)
 		if err == nil {
 			return r
 		}
 		failures = append(failures, err)
+		reads = append(reads, r)
 	}
-	return res.Failed(mostRelevant(failures))
+	i := mostRelevantIndex(failures)
+	if r := reads[i]; r != nil {
+		res.Attest, res.OrigID, res.Orig, res.Dest, res.X5U, res.SPC, res.IAT = r.Attest, r.OrigID, r.Orig, r.Dest, r.X5U, r.SPC, r.IAT
+	}
+	return res.Failed(relevant(failures, i))
 }
 
 // checkDate judges a Date header against now, which the caller has
@@ -204,11 +213,24 @@ func (v *Verifier) requestNumbers(req VerifyRequest) (string, string, error) {
 	return orig, dest, nil
 }
 
+// verifyOne judges one header. On failure it still returns what it read:
+// the claims as the token states them (unverified, unless the failure came
+// after the signature check) and the SPC once a certificate was obtained.
 func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error) (*stir.Result, error) {
+	read := &stir.Result{X5U: h.Info}
+	res, err := v.judgeOne(ctx, h, now, dateErr, orig, dest, reqErr, read)
+	if err != nil {
+		return read, err
+	}
+	return res, nil
+}
+
+func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error, read *stir.Result) (*stir.Result, error) {
 	tok, err := passport.Parse(h.Token)
 	if err != nil {
 		return nil, err
 	}
+	read.Attest, read.OrigID, read.Orig, read.Dest, read.IAT = tok.Claims.Attest, tok.Claims.OrigID, tok.Claims.Orig, tok.Claims.Dest, tok.Claims.IAT
 	if h.Ppt != "" && h.Ppt != tok.Header.Ppt {
 		return nil, stir.ErrPptInvalid.Withf("ppt parameter %q, token ppt %q", h.Ppt, tok.Header.Ppt)
 	}
@@ -262,6 +284,7 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 	if err != nil {
 		return nil, err
 	}
+	read.SPC = cred.SPC
 	// The chain was validated when fetched; the cache never outlives the
 	// leaf, but a fixed verification time (--at) may be outside it.
 	if now.Before(cred.Leaf.NotBefore) || now.After(cred.NotAfter) {
@@ -289,19 +312,35 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 // mostRelevant picks the failure to report when no header passed
 // (conformance row 13): 436 only when nothing better is known.
 func mostRelevant(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return relevant(errs, mostRelevantIndex(errs))
+}
+
+// mostRelevantIndex is the index of the failure mostRelevant reports.
+func mostRelevantIndex(errs []error) int {
 	var best *stir.Error
-	var bestErr error
-	for _, err := range errs {
+	bestI := 0
+	for i, err := range errs {
 		e := stir.As(err)
 		if e == nil {
 			e = stir.ErrInternal.With("", err)
-			err = e
 		}
 		if best == nil || stir.Rank(e) > stir.Rank(best) {
-			best, bestErr = e, err
+			best, bestI = e, i
 		}
 	}
-	return bestErr
+	return bestI
+}
+
+// relevant is errs[i] as mostRelevant reports it: a non-*stir.Error
+// becomes an internal error.
+func relevant(errs []error, i int) error {
+	if stir.As(errs[i]) == nil {
+		return stir.ErrInternal.With("", errs[i])
+	}
+	return errs[i]
 }
 
 func validUUID(s string) bool {

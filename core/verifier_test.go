@@ -480,3 +480,43 @@ func TestErrorNamesUnique(t *testing.T) {
 		t.Fatalf("only %d names", len(seen))
 	}
 }
+
+// TestVerifyFailureKeepsWhatWasRead: a failed verification still reports
+// the claims the token stated, its x5u, and the SPC once a certificate was
+// obtained, so that failures can be grouped by origin and signer.
+func TestVerifyFailureKeepsWhatWasRead(t *testing.T) {
+	f := newFixture(t)
+	good := f.sign(SignRequest{})
+	tok := strings.SplitN(good, ";", 2)[0]
+	parts := strings.Split(tok, ".")
+	badSig := strings.Replace(good, parts[2][:4], "AAAA", 1)
+	tests := []struct {
+		name     string
+		identity string
+		from     string
+		want     *stir.Error
+		spc      string
+	}{
+		// Fails before the fetch: no certificate, no SPC.
+		{"orig mismatch", good, "<sip:+12155550199@example.com>", stir.ErrOrigMismatch, ""},
+		// Fails after the fetch: the certificate's SPC is known.
+		{"signature", badSig, fromHdr, stir.ErrSignatureInvalid, f.lab.SPC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.verifier(nil).Verify(context.Background(), VerifyRequest{Identity: []string{tt.identity}, From: tt.from, To: toHdr})
+			if r.Result != stir.Fail || r.Error != tt.want.Name {
+				t.Fatalf("%s/%s, want fail/%s", r.Result, r.Error, tt.want.Name)
+			}
+			if r.Orig != origTN || len(r.Dest) != 1 || r.Dest[0] != destTN || r.X5U != f.x5u || r.IAT != testNow.Unix() ||
+				r.OrigID != uuidOK || r.Attest != "A" || r.SPC != tt.spc {
+				t.Errorf("read %+v", r)
+			}
+		})
+	}
+	// A header that does not parse leaves only its info parameter.
+	r := f.verifier(nil).Verify(context.Background(), VerifyRequest{Identity: []string{"e30.e30.AAAA;info=<" + f.x5u + ">;alg=ES256;ppt=shaken"}, From: fromHdr, To: toHdr})
+	if r.Result != stir.Fail || r.Orig != "" || r.Attest != "" {
+		t.Errorf("unparsed token: %+v", r)
+	}
+}

@@ -256,8 +256,12 @@ func sg_check(h C.int, ids **C.char, n C.int, from, pai, to, date *C.char, res *
 		res.reason = cstr(r.Reason)
 		res.error = cstr(r.Error)
 		res.detail = cstr(r.Detail)
-		res.attest = cstr(string(r.Attest))
-		res.origid = cstr(r.OrigID)
+		// The Result keeps a failed token's claims for the record; a
+		// script sees an attestation only once it is verified.
+		if r.Result == "pass" {
+			res.attest = cstr(string(r.Attest))
+			res.origid = cstr(r.OrigID)
+		}
 		res.orig = cstr(r.Orig)
 		res.dest = cstr(strings.Join(r.Dest, ","))
 		res.x5u = cstr(r.X5U)

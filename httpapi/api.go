@@ -25,6 +25,7 @@ import (
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Options configures an API. Zero fields take the defaults noted.
@@ -51,6 +52,14 @@ type Options struct {
 	// serving its path and everything below it.
 	Mount  map[string]http.Handler
 	Logger *slog.Logger
+
+	// Recorder, when set, is given one outcome per completed signing and
+	// verification (see record.go). It must not block; System names this
+	// node in it, and Client (default: ClientFrom the request's context)
+	// the authenticated client.
+	Recorder outcome.Recorder
+	System   string
+	Client   func(*http.Request) string
 }
 
 // API is an http.Handler. Build a new one to change its configuration and
@@ -350,10 +359,16 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 		a.o.Logger.Info("http sign refused", "error", e.Name, "detail", e.Error())
+		a.record(r, outcome.KindSign, func(o *outcome.Outcome) {
+			o.Result, o.ErrorName, o.Reason, o.SIPCode, o.Orig, o.Dest = "unsigned", e.Name, e.Error(), e.SIPCode, in.Orig, strings.Join(in.Dest, ",")
+		})
 		a.fail(w, r, status, e)
 		return
 	}
 	a.o.Metrics.Observe("http", "sign", time.Since(start), "signed", "")
+	a.record(r, outcome.KindSign, func(o *outcome.Outcome) {
+		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
+	})
 	var out SigningResponse
 	out.SigningResponse.Identity = res.Identity
 	writeJSON(w, http.StatusOK, out)
@@ -442,6 +457,14 @@ func (a *API) verification(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	res := a.o.Verifier.Verify(ctx, in)
 	a.o.Metrics.Observe("http", "verify", time.Since(start), string(res.Result), res.Error)
+	a.record(r, outcome.KindVerify, func(o *outcome.Outcome) {
+		o.Result, o.Verstat, o.Attest, o.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
+		o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
+		o.Orig, o.Dest = res.Orig, strings.Join(res.Dest, ",")
+		if o.Orig == "" {
+			o.Orig, o.Dest = vr.From.TN, vr.To.TN[0]
+		}
+	})
 	var out VerificationResponse
 	v := &out.VerificationResponse
 	v.Verstat = string(res.Verstat)

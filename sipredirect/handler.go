@@ -13,6 +13,7 @@ import (
 	"github.com/stirgate/stirgate/core/disposition"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Mode says what an INVITE on a listener asks for.
@@ -101,6 +102,12 @@ type Options struct {
 	// Observe, when set, is told of every signing and verification. It must
 	// not block.
 	Observe func(op string, d time.Duration, outcome, errName string)
+
+	// Recorder, when set, is given one outcome per signing and
+	// verification answer, keyed on the Call-ID. It must not block (an
+	// outcome.Writer queues and spills); System names this node in it.
+	Recorder outcome.Recorder
+	System   string
 
 	Logger *slog.Logger
 }
@@ -199,6 +206,7 @@ func (h *Handler) Handle(ctx context.Context, mode Mode, r *Request, src netip.A
 		return &Answer{Code: 481, Reason: "Call/Transaction Does Not Exist", Outcome: "in_dialog", Error: stir.ErrNotInitialInvite.Name}
 	}
 	prof := h.profile(src.Addr(), r)
+	listener := mode
 	if mode == Auto {
 		mode = Sign
 		if len(nonEmpty(h.identities(r, prof))) > 0 {
@@ -207,10 +215,46 @@ func (h *Handler) Handle(ctx context.Context, mode Mode, r *Request, src netip.A
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
 	defer cancel()
+	c := call{r: r, src: src, p: prof, mode: listener}
 	if mode == Verify {
-		return h.verify(ctx, r, prof)
+		return h.verify(ctx, c)
 	}
-	return h.sign(ctx, r, src, prof)
+	return h.sign(ctx, c)
+}
+
+// call is one INVITE being answered: what the record of it needs besides
+// the verdict.
+type call struct {
+	r    *Request
+	src  netip.AddrPort
+	p    Profile
+	mode Mode // the listener's mode before auto was resolved
+}
+
+// record hands the outcome of one answer to the Recorder.
+func (h *Handler) record(c call, kind string, fill func(*outcome.Outcome)) {
+	if h.o.Recorder == nil {
+		return
+	}
+	o := outcome.Outcome{
+		Time: time.Now().UTC(), System: h.o.System, UniqueID: c.r.CallID, Kind: kind,
+		Source: outcome.SourceSIP, Peer: c.src.Addr().Unmap().String(), Profile: c.p.Name, Mode: string(c.mode),
+	}
+	if o.Profile == "" {
+		o.Profile = "default"
+	}
+	if kind == outcome.KindSign {
+		o.Direction = "outbound"
+	} else {
+		o.Direction = "inbound"
+	}
+	if otg := param(headerParams(c.r.Get("from")), "otg"); otg != "" {
+		o.Peer = otg
+	}
+	fill(&o)
+	if err := h.o.Recorder.Record(context.Background(), o); err != nil {
+		h.o.Logger.Warn("outcome not recorded", "call_id", c.r.CallID, "err", err)
+	}
 }
 
 // profile picks the answer variant: an empty X-Identity field asks for the
@@ -304,15 +348,16 @@ func (h *Handler) observe(op string, start time.Time, outcome, errName string) {
 	}
 }
 
-func (h *Handler) sign(ctx context.Context, r *Request, src netip.AddrPort, p Profile) *Answer {
+func (h *Handler) sign(ctx context.Context, c call) *Answer {
+	r, src, p := c.r, c.src, c.p
 	start := time.Now()
 	if h.o.Signer == nil {
-		return h.unsigned(r, p, stir.ErrSignNotAllowed.Withf("no signer configured"), start)
+		return h.unsigned(c, stir.ErrSignNotAllowed.Withf("no signer configured"), start)
 	}
 	if len(nonEmpty(h.identities(r, p))) > 0 {
 		// Conformance §1.11: never a second SHAKEN Identity. The switch
 		// keeps what it has.
-		return h.unsigned(r, p, stir.ErrAlreadySigned.Withf("request already carries an Identity"), start)
+		return h.unsigned(c, stir.ErrAlreadySigned.Withf("request already carries an Identity"), start)
 	}
 	req := core.SignRequest{
 		From:   r.Get("from"),
@@ -329,14 +374,14 @@ func (h *Handler) sign(ctx context.Context, r *Request, src netip.AddrPort, p Pr
 		if v := strings.TrimSpace(r.Get(h.attHdr)); v != "" {
 			a, err := stir.ParseAttestation(strings.ToUpper(v))
 			if err != nil {
-				return h.unsigned(r, p, stir.ErrSignInput.With("attestation field", err), start)
+				return h.unsigned(c, stir.ErrSignInput.With("attestation field", err), start)
 			}
 			req.Attest = a
 		}
 	}
 	res, err := h.o.Signer.Sign(ctx, req)
 	if err != nil {
-		return h.unsigned(r, p, err, start)
+		return h.unsigned(c, err, start)
 	}
 	a := &Answer{Code: 302, Reason: "Moved Temporarily", Outcome: "signed"}
 	a.add("Contact", "<"+h.target(r)+">")
@@ -352,12 +397,16 @@ func (h *Handler) sign(ctx context.Context, r *Request, src netip.AddrPort, p Pr
 		a.add("Reason", disposition.ReasonHeader("SIP", 302, "Signed, attestation "+string(res.Attest)))
 	}
 	h.observe("sign", start, "signed", "")
+	h.record(c, outcome.KindSign, func(o *outcome.Outcome) {
+		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest, o.SIPCode = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ","), 0
+	})
 	h.o.Logger.Debug("signed", "call_id", r.CallID, "orig", res.Orig, "dest", res.Dest, "attest", res.Attest)
 	return a
 }
 
 // unsigned is the configured answer for a call that is not signed.
-func (h *Handler) unsigned(r *Request, p Profile, err error, start time.Time) *Answer {
+func (h *Handler) unsigned(c call, err error, start time.Time) *Answer {
+	r := c.r
 	e := stir.As(err)
 	if e == nil {
 		e = stir.ErrInternal.With("", err)
@@ -379,16 +428,23 @@ func (h *Handler) unsigned(r *Request, p Profile, err error, start time.Time) *A
 		a.add("Reason", disposition.ReasonHeader("SIP", h.o.Unsigned, "Not signed: "+e.Name))
 	}
 	h.observe("sign", start, "unsigned", e.Name)
+	h.record(c, outcome.KindSign, func(o *outcome.Outcome) {
+		o.Result, o.ErrorName, o.Reason, o.SIPCode = "unsigned", e.Name, e.Error(), e.SIPCode
+	})
 	if !errors.Is(e, stir.ErrAlreadySigned) {
 		h.o.Logger.Info("not signed", "call_id", r.CallID, "error", e.Name, "detail", e.Error())
 	}
 	return a
 }
 
-func (h *Handler) verify(ctx context.Context, r *Request, p Profile) *Answer {
+func (h *Handler) verify(ctx context.Context, c call) *Answer {
+	r, p := c.r, c.p
 	start := time.Now()
 	if h.o.Verifier == nil {
 		h.observe("verify", start, "error", "verifier_not_configured")
+		h.record(c, outcome.KindVerify, func(o *outcome.Outcome) {
+			o.Result, o.ErrorName, o.SIPCode = "error", "verifier_not_configured", 503
+		})
 		a := &Answer{Code: 503, Reason: "Service Unavailable", Outcome: "error", Error: "verifier_not_configured"}
 		a.add("Warning", `399 `+serverName+` "verifier_not_configured"`)
 		return a
@@ -405,6 +461,11 @@ func (h *Handler) verify(ctx context.Context, r *Request, p Profile) *Answer {
 	})
 	act := disposition.Decide(res, h.o.Disposition)
 	h.observe("verify", start, string(res.Result), res.Error)
+	h.record(c, outcome.KindVerify, func(o *outcome.Outcome) {
+		o.Result, o.Verstat, o.Attest, o.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
+		o.ErrorName, o.Reason, o.X5U, o.SPC = res.Error, res.Reason, res.X5U, res.SPC
+		o.Orig, o.Dest, o.SIPCode = res.Orig, strings.Join(res.Dest, ","), res.SIPCode
+	})
 	if act.Reject {
 		a := &Answer{Code: act.Code, Reason: act.Reason, Outcome: "rejected", Error: res.Error}
 		a.add("Warning", `399 `+serverName+` "`+res.Error+`"`)

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/agi"
-	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/httpapi"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 func init() {
@@ -211,9 +211,9 @@ func serveAGIMetrics(addr string, m *httpapi.Metrics, log *slog.Logger) (stop fu
 // agiRecorder opens [store] behind a Writer, so that a slow or unreachable
 // database never delays a session: outcomes queue, spill to a file and are
 // replayed. done closes once the writer has drained after ctx ends.
-func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Recorder, <-chan struct{}, error) {
+func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (outcome.Recorder, <-chan struct{}, error) {
 	sc := cfg.Store.WithDefaults()
-	st, err := store.Open(ctx, store.Options{
+	st, err := outcome.Open(ctx, outcome.Options{
 		Driver:    sc.Driver,
 		Path:      cfg.Resolve(sc.Path),
 		DSN:       sc.DSN.Reveal(),
@@ -223,7 +223,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (sto
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := store.NewWriter(st, store.WriterOptions{SpillPath: agiSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: agiSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/agi/agitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // syncBuffer is a log buffer the command under test writes while the test
@@ -152,12 +152,12 @@ spill_path = "spill.jsonl"
 		t.Fatal("did not stop")
 	}
 
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "outcomes.db")})
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(dir, "outcomes.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	out, err := st.Query(context.Background(), store.Filter{System: "pbx-test"})
+	out, err := st.Query(context.Background(), outcome.Filter{System: "pbx-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ spill_path = "spill.jsonl"
 		t.Fatalf("stored %d outcomes: %+v\n%s", len(out), out, stderr.String())
 	}
 	for _, o := range out {
-		if o.Kind != "sign" || o.Result != "signed" || o.Source != store.SourceAGI || o.Orig != "12155550121" {
+		if o.Kind != "sign" || o.Result != "signed" || o.Source != outcome.SourceAGI || o.Orig != "12155550121" {
 			t.Errorf("outcome %+v", o)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/ami"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 func init() {
@@ -48,7 +48,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// must not lose Asterisk's events: the listener starts anyway, the
 	// writer spills, and the store is opened on a later retry. SQLite
 	// failing to open is a local misconfiguration: fail at once.
-	st := store.NewDeferred(store.Options{
+	st := outcome.NewDeferred(outcome.Options{
 		Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(), Retention: retention, Logger: log,
 	})
 	defer st.Close()
@@ -58,7 +58,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn("outcome store unavailable; spilling until it answers", "err", err)
 	}
-	w := store.NewWriter(st, store.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
 	l := ami.New(ami.Options{
 		Address: ac.Address, Username: ac.Username, Secret: ac.Secret.Reveal(), System: system,
 		PingInterval: ac.PingInterval.Duration, Recorder: w, Logger: log,
@@ -89,7 +89,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // retain prunes the store hourly, so retention holds for a listener that
 // runs for months.
-func retain(ctx context.Context, d *store.Deferred, keep time.Duration, log interface {
+func retain(ctx context.Context, d *outcome.Deferred, keep time.Duration, log interface {
 	Info(string, ...any)
 	Warn(string, ...any)
 }) {
@@ -103,7 +103,7 @@ func retain(ctx context.Context, d *store.Deferred, keep time.Duration, log inte
 			st, err := d.Store(ctx)
 			var n int64
 			if err == nil {
-				n, err = store.Retain(ctx, st, keep, nil)
+				n, err = outcome.Retain(ctx, st, keep, nil)
 			}
 			if err != nil {
 				log.Warn("retention", "err", err)

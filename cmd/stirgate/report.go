@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 func init() {
@@ -57,7 +57,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(fmt.Errorf("--format %q: want table, json or csv", *format))
 	}
 	now := time.Now()
-	f := store.Filter{System: *system}
+	f := outcome.Filter{System: *system}
 	var err error
 	if f.Since, err = sinceValue(*since, now); err != nil {
 		return fail(fmt.Errorf("--since %w", err))
@@ -70,7 +70,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(err)
 	}
 	sc := cfg.Store.WithDefaults()
-	st, err := store.Open(ctx, store.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal()})
+	st, err := outcome.Open(ctx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal()})
 	if err != nil {
 		return fail(fmt.Errorf("store: %w", err))
 	}
@@ -104,7 +104,7 @@ func share(n, total int) string {
 	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + "%"
 }
 
-func period(r *store.Report) string {
+func period(r *outcome.Report) string {
 	from, to := "the beginning", "now"
 	if !r.Since.IsZero() {
 		from = r.Since.UTC().Format(time.RFC3339)
@@ -117,10 +117,10 @@ func period(r *store.Report) string {
 
 type reportSection struct {
 	title string
-	rows  []store.Count
+	rows  []outcome.Count
 }
 
-func sections(r *store.Report) []reportSection {
+func sections(r *outcome.Report) []reportSection {
 	return []reportSection{
 		{"result", r.ByResult},
 		{"attestation", r.ByAttest},
@@ -130,7 +130,7 @@ func sections(r *store.Report) []reportSection {
 	}
 }
 
-func reportTable(w io.Writer, r *store.Report) error {
+func reportTable(w io.Writer, r *outcome.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "outcomes from %s\n", period(r))
 	fmt.Fprintf(tw, "total\t%d\t\n", r.Total)
@@ -186,7 +186,7 @@ func byResult(m map[string]int) string {
 
 // reportCSV writes one row per figure: section,key,count,share. Hours are
 // section "hour" with key "<start>/<result>".
-func reportCSV(w io.Writer, r *store.Report) error {
+func reportCSV(w io.Writer, r *outcome.Report) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"section", "key", "count", "share"})
 	cw.Write([]string{"total", "", strconv.Itoa(r.Total), ""})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // amiConfig writes a config whose [store] lives in dir and whose [ami]
@@ -43,20 +43,20 @@ spill_path = "spill.jsonl"
 func TestReportFormats(t *testing.T) {
 	dir := t.TempDir()
 	cfg := amiConfig(t, dir, "127.0.0.1:5038")
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "outcomes.db")})
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(dir, "outcomes.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	var os []store.Outcome
+	var os []outcome.Outcome
 	for i, r := range []struct{ result, attest, err, x5u, orig string }{
 		{"pass", "A", "", "", "1"}, {"pass", "A", "", "", "2"}, {"fail", "B", "x5u_fetch_failed", "https://bad.example/a.pem", "3"},
 		{"fail", "", "cert_untrusted", "https://bad.example/b.pem", "3"}, {"none", "", "no_identity", "", "4"},
 	} {
-		os = append(os, store.Outcome{Time: now.Add(-time.Duration(i) * time.Minute), System: "pbx-test", UniqueID: fmt.Sprint(i),
+		os = append(os, outcome.Outcome{Time: now.Add(-time.Duration(i) * time.Minute), System: "pbx-test", UniqueID: fmt.Sprint(i),
 			Kind: "verify", Result: r.result, Attest: r.attest, ErrorName: r.err, X5U: r.x5u, Orig: r.orig})
 	}
-	os = append(os, store.Outcome{Time: now.Add(-72 * time.Hour), System: "pbx-test", UniqueID: "old", Kind: "verify", Result: "pass"})
+	os = append(os, outcome.Outcome{Time: now.Add(-72 * time.Hour), System: "pbx-test", UniqueID: "old", Kind: "verify", Result: "pass"})
 	if err := st.RecordBatch(context.Background(), os); err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +79,14 @@ func TestReportFormats(t *testing.T) {
 		}
 	})
 	t.Run("json", func(t *testing.T) {
-		var r store.Report
+		var r outcome.Report
 		if err := json.Unmarshal([]byte(run("--format", "json")), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Total != 5 || r.Unsigned != 1 || len(r.TopX5UHosts) != 1 || r.TopX5UHosts[0] != (store.Count{Key: "bad.example", N: 2}) {
+		if r.Total != 5 || r.Unsigned != 1 || len(r.TopX5UHosts) != 1 || r.TopX5UHosts[0] != (outcome.Count{Key: "bad.example", N: 2}) {
 			t.Errorf("report %+v", r)
 		}
-		var all store.Report
+		var all outcome.Report
 		json.Unmarshal([]byte(run("--format", "json", "--since", "")), &all)
 		if all.Total != 6 {
 			t.Errorf("--since '' total %d, want 6", all.Total)
@@ -161,12 +161,12 @@ func TestRunAMI(t *testing.T) {
 	if strings.Contains(errb.String(), "s3cret") {
 		t.Error("secret in the log")
 	}
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "outcomes.db")})
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(dir, "outcomes.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	got, _ := st.Query(context.Background(), store.Filter{})
+	got, _ := st.Query(context.Background(), outcome.Filter{})
 	if len(got) != 1 || got[0].System != "pbx-test" || got[0].Result != "pass" || got[0].Attest != "A" {
 		t.Errorf("rows %+v", got)
 	}

@@ -17,12 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
-	"github.com/stirgate/stirgate/ami/web"
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/httpapi"
+	"github.com/stirgate/stirgate/outcome"
+	"github.com/stirgate/stirgate/outcome/web"
 	"github.com/stirgate/stirgate/sipredirect"
 )
 
@@ -99,7 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sc := cfg.Store.WithDefaults()
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
-	if st, err := store.Open(octx, store.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
+	if st, err := outcome.Open(octx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour, Logger: log}); err != nil {
 		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
 	} else {

@@ -1,7 +1,7 @@
-// Package store keeps every verification and signing outcome durably: the
+// Package outcome keeps every verification and signing outcome durably: the
 // system of record that the FastAGI server writes and the AMI listener
 // enriches. SQLite is the embedded default; PostgreSQL serves several nodes.
-package store
+package outcome
 
 import (
 	"context"
@@ -42,6 +42,17 @@ type Outcome struct {
 	SPC         string
 	HangupCause string
 	Source      Source
+
+	// Peer is where the request came from: the source address of a SIP
+	// request, the otg of its From when present, or a Kamailio worker's
+	// source IP; the dashboard groups trunks by it.
+	Peer string
+	// Profile and Mode name the SIP redirect server's answer profile and
+	// listener mode (auto, sign, verify).
+	Profile string
+	Mode    string
+	// Client is the HTTP API's authenticated client.
+	Client string
 
 	// Until ends the interval that Time starts, for records that span one:
 	// a "gap" record says the listener saw nothing from Time to Until.

@@ -1,8 +1,9 @@
-package store
+package outcome
 
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -82,6 +83,7 @@ func testMerge(t *testing.T, st Store, _ Options) {
 		o.LinkedID, o.Direction, o.Orig, o.Dest = "1700000000.1", "inbound", "12155550121", "12155550131"
 		o.Result, o.Verstat, o.Attest, o.OrigID = "pass", "TN-Validation-Passed", "A", "origid-1"
 		o.X5U, o.SPC = "https://cert.example.net/a.pem", "1234"
+		o.Peer, o.Profile, o.Mode, o.Client = "192.0.2.7", "sippy", "auto", "acme"
 	})
 	// Hangup arrives later and knows only the cause; its time is later.
 	hangup := Outcome{Time: t0.Add(30 * time.Second), System: "pbx1", UniqueID: "1700000000.1", Kind: KindVerify, HangupCause: "16"}
@@ -301,5 +303,28 @@ func TestPostgresNodesStartTogether(t *testing.T) {
 	}
 	if got := all(t, st); len(got) != 1 {
 		t.Errorf("%d rows, want 1", len(got))
+	}
+}
+
+// TestSQLiteFileMode: the database holds call records, so neither it nor
+// its WAL is readable by others, whatever the umask.
+func TestSQLiteFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outcomes.db")
+	st, err := Open(context.Background(), Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Record(context.Background(), Outcome{Time: t0, System: "n1", UniqueID: "u1", Kind: KindVerify, Result: "pass"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s mode %o, want 600", filepath.Base(p), m)
+		}
 	}
 }

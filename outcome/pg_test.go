@@ -1,4 +1,4 @@
-package store
+package outcome
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/internal/testdeps"
+	"github.com/stirgate/stirgate/internal/testdeps"
 )
 
 // pgServer is a throwaway PostgreSQL cluster on a loopback port, started

@@ -1,4 +1,4 @@
-package store
+package outcome
 
 import (
 	"context"
@@ -38,6 +38,14 @@ func openSQLite(ctx context.Context, opts Options) (*sqlStore, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
+	// The file holds call records (numbers, times, carriers): create it
+	// 0600 before SQLite does, which would use 0644. SQLite gives its -wal
+	// and -shm files the mode of the database file.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f.Close()
 	// WAL lets the dashboard read while the listener writes; busy_timeout
 	// covers a second process (`stirgate report`) on the same file.
 	q := url.Values{}
@@ -116,6 +124,12 @@ var migrations = []string{
 	3: `CREATE INDEX outcomes_result_ts ON outcomes (result, ts)`,
 	4: `CREATE INDEX outcomes_error_ts ON outcomes (error_name, ts)`,
 	5: `CREATE INDEX outcomes_attest_ts ON outcomes (attest, ts)`,
+	// Every surface records: the SIP redirect server's source and listener,
+	// the HTTP API's client.
+	6: `ALTER TABLE outcomes ADD COLUMN peer TEXT NOT NULL DEFAULT ''`,
+	7: `ALTER TABLE outcomes ADD COLUMN profile TEXT NOT NULL DEFAULT ''`,
+	8: `ALTER TABLE outcomes ADD COLUMN mode TEXT NOT NULL DEFAULT ''`,
+	9: `ALTER TABLE outcomes ADD COLUMN client TEXT NOT NULL DEFAULT ''`,
 }
 
 // SchemaVersion is the version a freshly migrated store reports.
@@ -216,8 +230,9 @@ func keep(col string) string {
 }
 
 var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
-	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source,
+	peer, profile, mode, client)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
 	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
 	strings.Join([]string{
@@ -227,7 +242,7 @@ var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, lin
 		fill("x5u", "''"), fill("spc", "''"), fill("hangup_cause", "''"),
 		// The first surface to write a row names it: an AGI row stays "agi"
 		// when the AMI listener later adds the hangup cause.
-		keep("source"),
+		keep("source"), keep("peer"), keep("profile"), keep("mode"), keep("client"),
 	}, ", ")
 
 func ms(t time.Time) int64 {
@@ -246,7 +261,8 @@ func fromMS(v int64) time.Time {
 
 func upsertArgs(o Outcome) []any {
 	return []any{o.System, o.UniqueID, o.Kind, ms(o.Time), ms(o.Until), o.LinkedID, o.Direction, o.Orig, o.Dest,
-		o.Result, o.Verstat, o.Attest, o.OrigID, o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC, o.HangupCause, string(o.Source)}
+		o.Result, o.Verstat, o.Attest, o.OrigID, o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC, o.HangupCause, string(o.Source),
+		o.Peer, o.Profile, o.Mode, o.Client}
 }
 
 func (s *sqlStore) Record(ctx context.Context, o Outcome) error {
@@ -315,7 +331,7 @@ func where(f Filter) (string, []any) {
 }
 
 const columns = `system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest, result, verstat, attest,
-	origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source`
+	origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source, peer, profile, mode, client`
 
 func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	limit := f.Limit
@@ -339,7 +355,7 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 		)
 		if err := rows.Scan(&o.System, &o.UniqueID, &o.Kind, &ts, &until, &o.LinkedID, &o.Direction, &o.Orig, &o.Dest,
 			&o.Result, &o.Verstat, &o.Attest, &o.OrigID, &o.SIPCode, &o.ErrorName, &o.Reason, &o.X5U, &o.SPC,
-			&o.HangupCause, &src); err != nil {
+			&o.HangupCause, &src, &o.Peer, &o.Profile, &o.Mode, &o.Client); err != nil {
 			return nil, err
 		}
 		o.Time, o.Until, o.Source = fromMS(ts), fromMS(until), Source(src)

@@ -18,13 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Reader is what the handler needs from the store.
 type Reader interface {
-	Query(ctx context.Context, f store.Filter) ([]store.Outcome, error)
-	Report(ctx context.Context, f store.Filter) (*store.Report, error)
+	Query(ctx context.Context, f outcome.Filter) ([]outcome.Outcome, error)
+	Report(ctx context.Context, f outcome.Filter) (*outcome.Report, error)
 }
 
 // CertInfo is one of our own signing certificates, for the expiry panel.
@@ -88,10 +88,10 @@ func parseTime(v string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func (h *handler) filter(r *http.Request) (store.Filter, error) {
+func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 	q := r.URL.Query()
 	now := h.opts.Now()
-	var f store.Filter
+	var f outcome.Filter
 	var err error
 	if f.Since, err = parseTime(q.Get("since"), now); err != nil {
 		return f, err
@@ -103,8 +103,8 @@ func (h *handler) filter(r *http.Request) (store.Filter, error) {
 	f.Kind, f.System = q.Get("kind"), q.Get("system")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxLimit {
-			return f, fmt.Errorf("%w: limit %q: want 1..%d", errBadParam, v, store.MaxLimit)
+		if err != nil || n < 1 || n > outcome.MaxLimit {
+			return f, fmt.Errorf("%w: limit %q: want 1..%d", errBadParam, v, outcome.MaxLimit)
 		}
 		f.Limit = n
 	}
@@ -136,7 +136,7 @@ type OutcomeJSON struct {
 }
 
 // ToJSON converts an outcome to its wire form.
-func ToJSON(o store.Outcome) OutcomeJSON {
+func ToJSON(o outcome.Outcome) OutcomeJSON {
 	j := OutcomeJSON{
 		Time: o.Time, System: o.System, UniqueID: o.UniqueID, LinkedID: o.LinkedID, Kind: o.Kind,
 		Direction: o.Direction, Orig: o.Orig, Dest: o.Dest, Result: o.Result, Verstat: o.Verstat,
@@ -286,7 +286,7 @@ func pct(n, total int) string {
 	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + "%"
 }
 
-func bars(cs []store.Count, total int, fill func(string) string) []bar {
+func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
 	max := 1
 	for _, c := range cs {
 		if c.N > max {
@@ -304,7 +304,7 @@ func bars(cs []store.Count, total int, fill func(string) string) []bar {
 	return out
 }
 
-func buildView(r *store.Report, certs []CertInfo, f store.Filter, now time.Time) view {
+func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.Time) view {
 	v := view{
 		Since: f.Since.UTC().Format(time.RFC3339), Until: "now",
 		Total: r.Total, Unsigned: r.Unsigned, UnsignedPct: pct(r.Unsigned, r.Total), Gaps: r.Gaps,
@@ -370,7 +370,7 @@ var dashboardHTML string
 // only the hours that had calls.
 const maxSlots = 24 * 14
 
-func fillHours(hs []store.Hour, since, until, now time.Time) []store.Hour {
+func fillHours(hs []outcome.Hour, since, until, now time.Time) []outcome.Hour {
 	if until.IsZero() || until.After(now) {
 		until = now
 	}
@@ -381,15 +381,15 @@ func fillHours(hs []store.Hour, since, until, now time.Time) []store.Hour {
 	if since.IsZero() || !start.Before(end.Add(time.Hour)) || end.Sub(start)/time.Hour >= maxSlots {
 		return hs
 	}
-	by := map[time.Time]store.Hour{}
+	by := map[time.Time]outcome.Hour{}
 	for _, h := range hs {
 		by[h.Start] = h
 	}
-	var out []store.Hour
+	var out []outcome.Hour
 	for t := start; !t.After(end); t = t.Add(time.Hour) {
 		h, ok := by[t]
 		if !ok {
-			h = store.Hour{Start: t, ByResult: map[string]int{}}
+			h = outcome.Hour{Start: t, ByResult: map[string]int{}}
 		}
 		out = append(out, h)
 	}

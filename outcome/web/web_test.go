@@ -15,26 +15,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stirgate/stirgate/ami/internal/testdeps"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/internal/testdeps"
 	"github.com/stirgate/stirgate/internal/testlog"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 var now = time.Date(2026, 11, 23, 12, 30, 0, 0, time.UTC)
 
-func seeded(t *testing.T) store.Store {
+func seeded(t *testing.T) outcome.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	at := func(m int) time.Time { return now.Add(time.Duration(-m) * time.Minute) }
-	v := func(id string, m int, result, attest, errName, x5u, orig string) store.Outcome {
-		return store.Outcome{Time: at(m), System: "pbx1", UniqueID: id, Kind: store.KindVerify, Result: result,
-			Attest: attest, ErrorName: errName, X5U: x5u, Orig: orig, Source: store.SourceAMI}
+	v := func(id string, m int, result, attest, errName, x5u, orig string) outcome.Outcome {
+		return outcome.Outcome{Time: at(m), System: "pbx1", UniqueID: id, Kind: outcome.KindVerify, Result: result,
+			Attest: attest, ErrorName: errName, X5U: x5u, Orig: orig, Source: outcome.SourceAMI}
 	}
-	os := []store.Outcome{
+	os := []outcome.Outcome{
 		v("1", 10, "pass", "A", "", "https://good.example/a.pem", "12155550001"),
 		v("2", 20, "pass", "A", "", "https://good.example/a.pem", "12155550002"),
 		v("3", 30, "pass", "B", "", "https://good.example/b.pem", "12155550003"),
@@ -42,9 +42,9 @@ func seeded(t *testing.T) store.Store {
 		v("5", 80, "fail", "A", "x5u_fetch_failed", "https://certs.badcarrier.example/y.pem", "12155550666"),
 		v("6", 130, "fail", "", "signature_invalid", "https://evil.example/z.pem", "12155550777"),
 		v("7", 140, "none", "", "no_identity", "", "12155550888"),
-		{Time: at(150), System: "pbx1", UniqueID: "8", Kind: store.KindSign, Result: "unsigned", Source: store.SourceAGI},
-		{Time: at(5000), System: "pbx1", UniqueID: "old", Kind: store.KindVerify, Result: "pass"},
-		{Time: at(60), Until: at(59), System: "pbx1", UniqueID: "gap-1", Kind: store.KindGap},
+		{Time: at(150), System: "pbx1", UniqueID: "8", Kind: outcome.KindSign, Result: "unsigned", Source: outcome.SourceAGI},
+		{Time: at(5000), System: "pbx1", UniqueID: "old", Kind: outcome.KindVerify, Result: "pass"},
+		{Time: at(60), Until: at(59), System: "pbx1", UniqueID: "gap-1", Kind: outcome.KindGap},
 	}
 	if err := st.RecordBatch(context.Background(), os); err != nil {
 		t.Fatal(err)
@@ -132,10 +132,10 @@ func TestOutcomes(t *testing.T) {
 
 type brokenStore struct{}
 
-func (brokenStore) Query(context.Context, store.Filter) ([]store.Outcome, error) {
+func (brokenStore) Query(context.Context, outcome.Filter) ([]outcome.Outcome, error) {
 	return nil, errors.New("disk on fire")
 }
-func (brokenStore) Report(context.Context, store.Filter) (*store.Report, error) {
+func (brokenStore) Report(context.Context, outcome.Filter) (*outcome.Report, error) {
 	return nil, errors.New("disk on fire")
 }
 
