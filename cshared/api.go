@@ -32,6 +32,7 @@ const (
 	codeTooLarge   = -7
 	codeInternal   = -8
 	codeLimit      = -9
+	codeFork       = -10 // returned by shim.c alone: Go cannot run in a forked child
 )
 
 // Verification outcomes of stirgate.h.

@@ -529,7 +529,7 @@ func TestHeaderMatchesGo(t *testing.T) {
 		"STIRGATE_OK": codeOK, "STIRGATE_EINVAL": codeInval, "STIRGATE_EHANDLE": codeHandle,
 		"STIRGATE_ECONFIG": codeConfig, "STIRGATE_ENOSIGNER": codeNoSigner, "STIRGATE_ENOVERIFIER": codeNoVerifier,
 		"STIRGATE_ESIGN": codeSign, "STIRGATE_ETOOLARGE": codeTooLarge, "STIRGATE_EINTERNAL": codeInternal,
-		"STIRGATE_ELIMIT": codeLimit, "STIRGATE_MAX_INPUT": maxInput, "STIRGATE_MAX_TOML": maxTOML,
+		"STIRGATE_ELIMIT": codeLimit, "STIRGATE_EFORK": codeFork, "STIRGATE_MAX_INPUT": maxInput, "STIRGATE_MAX_TOML": maxTOML,
 		"STIRGATE_MAX_IDENTITY": maxIdentity, "STIRGATE_MAX_HANDLES": maxHandles, "STIRGATE_ABI": 1,
 	}
 	got := map[string]int{}

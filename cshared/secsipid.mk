@@ -5,7 +5,7 @@
 #   make bench-kamailio   Kamailio signing rate: drop-in vs Debian's library
 SECSIPID_DIR := $(BIN)/secsipid
 SECSIPID_LIB := $(SECSIPID_DIR)/libsecsipid.so.1
-SECSIPID_SRC := $(shell find cshared/secsipid core -name '*.go' -not -name '*_test.go' 2>/dev/null)
+SECSIPID_SRC := $(shell find cshared/secsipid core -name '*.go' -not -name '*_test.go' 2>/dev/null) cshared/secsipid/shim.c cshared/secsipid/libsecsipid.map
 
 .PHONY: secsipid secsipid-test bench-kamailio
 
@@ -13,7 +13,7 @@ secsipid: $(SECSIPID_LIB)
 
 $(SECSIPID_LIB): $(SECSIPID_SRC) cshared/secsipid/secsipid.h go.mod go.sum
 	mkdir -p $(SECSIPID_DIR)
-	$(GO) build -buildmode=c-shared -ldflags='-extldflags=-Wl,-soname,libsecsipid.so.1' -o $@ ./cshared/secsipid
+	$(GO) build -buildmode=c-shared -ldflags='-extldflags=-Wl,-soname,libsecsipid.so.1,--version-script,$(CURDIR)/cshared/secsipid/libsecsipid.map' -o $@ ./cshared/secsipid
 	rm -f $(SECSIPID_DIR)/libsecsipid.so.h
 	cp cshared/secsipid/secsipid.h $(SECSIPID_DIR)/secsipid.h
 	ln -sf libsecsipid.so.1 $(SECSIPID_DIR)/libsecsipid.so

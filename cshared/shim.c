@@ -2,16 +2,63 @@
 // compiler checks that the header and the library agree; each forwards to
 // the Go bridge of export.go (sg_*), except the ones that need no Go:
 // version, errmsg and the free functions.
+//
+// Every function that enters Go first checks that it runs in the process
+// that loaded the library (sg_forked). The Go runtime starts when the
+// library is loaded and does not survive fork(): in a child, its other
+// threads are gone, and the first cgo call waits for them forever. Go
+// itself cannot run the check (entering Go is what hangs), and a
+// pthread_atfork handler cannot repair the runtime, so the check is here,
+// in C, before any cgo call.
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "stirgate.h"
 #include "_cgo_export.h"
 
 #define STIRGATE_VERSION_STRING "0.1.0"
+
+void sg_record_error(int h, char *msg, size_t len);
+
+/* The process that loaded the library, recorded by a constructor: it runs
+ * at load (dlopen, or program start for a linked library), in the process
+ * whose Go runtime the library starts, before any call can be made. */
+static pid_t sg_load_pid;
+
+#define SG_EFORK_MSG "libstirgate was loaded in process %d; this process (%d) " \
+	"was forked from it afterwards, and the Go runtime does not survive " \
+	"fork(): load the library after fork()"
+
+__attribute__((constructor)) static void sg_record_load_pid(void)
+{
+	sg_load_pid = getpid();
+}
+
+/* sg_forked reports whether this process is not the one that loaded the
+ * library, and then records the error for stirgate_errmsg (C only: the
+ * per-thread error slot needs no Go). */
+static int sg_forked(int h)
+{
+	pid_t pid = getpid();
+	char *msg;
+	int n;
+
+	if(pid == sg_load_pid)
+		return 0;
+	n = snprintf(NULL, 0, SG_EFORK_MSG, (int)sg_load_pid, (int)pid);
+	msg = n > 0 ? malloc((size_t)n + 1) : NULL;
+	if(msg != NULL) {
+		snprintf(msg, (size_t)n + 1, SG_EFORK_MSG, (int)sg_load_pid, (int)pid);
+		sg_record_error(h, msg, (size_t)n);
+	}
+	return 1;
+}
 
 const char *stirgate_version(void)
 {
@@ -20,27 +67,42 @@ const char *stirgate_version(void)
 
 int stirgate_init_file(const char *path)
 {
+	if(sg_forked(-1))
+		return STIRGATE_EFORK;
 	return sg_init_file((char *)path);
 }
 
 int stirgate_init_toml(const char *toml)
 {
+	if(sg_forked(-1))
+		return STIRGATE_EFORK;
 	return sg_init_toml((char *)toml);
 }
 
 int stirgate_reload(int h, const char *path)
 {
+	if(sg_forked(h))
+		return STIRGATE_EFORK;
 	return sg_reload(h, (char *)path);
 }
 
 int stirgate_close(int h)
 {
+	if(sg_forked(h))
+		return STIRGATE_EFORK;
 	return sg_close(h);
 }
 
 int stirgate_sign(int h, const char *orig, const char *dest_csv,
 		const char *attest, const char *origid, char **identity, char **date)
 {
+	if(sg_forked(h)) {
+		if(identity != NULL)
+			*identity = NULL;
+		if(date != NULL)
+			*date = NULL;
+		return STIRGATE_EFORK;
+	}
 	return sg_sign(h, (char *)orig, (char *)dest_csv, (char *)attest,
 			(char *)origid, identity, date);
 }
@@ -48,6 +110,11 @@ int stirgate_sign(int h, const char *orig, const char *dest_csv,
 int stirgate_sign_call(int h, const stirgate_sign_request *req,
 		stirgate_signature *sig)
 {
+	if(sg_forked(h)) {
+		if(sig != NULL)
+			memset(sig, 0, sizeof(*sig));
+		return STIRGATE_EFORK;
+	}
 	return sg_sign_call(h, (stirgate_sign_request *)req, sig);
 }
 
@@ -55,6 +122,11 @@ int stirgate_verify(int h, const char *const *identity, int n_identity,
 		const char *from, const char *pai, const char *to, const char *date,
 		char **result_json)
 {
+	if(sg_forked(h)) {
+		if(result_json != NULL)
+			*result_json = NULL;
+		return STIRGATE_EFORK;
+	}
 	return sg_verify(h, (char **)identity, n_identity, (char *)from,
 			(char *)pai, (char *)to, (char *)date, result_json);
 }
@@ -63,6 +135,11 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 		const char *from, const char *pai, const char *to, const char *date,
 		stirgate_result *res)
 {
+	if(sg_forked(h)) {
+		if(res != NULL)
+			memset(res, 0, sizeof(*res));
+		return STIRGATE_EFORK;
+	}
 	return sg_check(h, (char **)identity, n_identity, (char *)from,
 			(char *)pai, (char *)to, (char *)date, res);
 }

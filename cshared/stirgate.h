@@ -35,8 +35,13 @@
  * a Go runtime does not survive fork(). Load it (dlopen) only in the
  * processes that will call it, after any fork: in Kamailio, in the worker
  * processes (child_init or on first use), never in the main process before
- * the workers are forked. A process that inherited a loaded library through
- * fork() must not call it.
+ * the workers are forked. The library records the pid that loaded it; in
+ * a process forked after that (whether or not the parent ever called it:
+ * a program linked with -lstirgate loads it, and starts Go, at start-up)
+ * every function that would enter Go returns STIRGATE_EFORK at once,
+ * without entering Go, instead of hanging; stirgate_errmsg() says so.
+ * stirgate_version(), stirgate_errmsg() and the free functions need no Go
+ * and work in any process. The parent is not affected.
  *
  * NETWORK. Verification may fetch a certificate (x5u) over HTTPS. A call
  * never waits longer than the configured [x5u] timeout (default 2 s) for
@@ -90,6 +95,10 @@ extern "C" {
                                   usable */
 #define STIRGATE_ELIMIT -9     /* too many open handles
                                   (STIRGATE_MAX_HANDLES) */
+#define STIRGATE_EFORK -10     /* called in a process forked after the
+                                  library was loaded (see FORK above);
+                                  nothing was done, every output is NULL
+                                  or zeroed. Load the library after fork() */
 
 /* Input limits. */
 #define STIRGATE_MAX_INPUT 65536      /* bytes of any one input string */

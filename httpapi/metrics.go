@@ -141,7 +141,7 @@ type sourceCollector struct{ m *Metrics }
 
 var (
 	descCache = prometheus.NewDesc("stirgate_x5u_cache_total",
-		"x5u cache events since the verifier was built (it is rebuilt on reload): hit, miss, fetch, fetch_error, negative_hit, stale_served, forbidden, disk_load, eviction.",
+		"x5u cache events since the verifier was built (it is rebuilt on reload): hit, miss, fetch, fetch_error, negative_hit, stale_served, forbidden, disk_load, eviction, throttled (refused for max_fetches), disk_removed.",
 		[]string{"event"}, nil)
 	descEntries = prometheus.NewDesc("stirgate_x5u_cache_entries", "Entries in the x5u cache.", nil, nil)
 	descExpiry  = prometheus.NewDesc("stirgate_signing_cert_expiry_days",
@@ -168,7 +168,7 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"hit", st.Hits}, {"miss", st.Misses}, {"fetch", st.Fetches}, {"fetch_error", st.FetchErrors},
 			{"negative_hit", st.NegativeHits}, {"stale_served", st.StaleServed}, {"forbidden", st.Forbidden},
-			{"disk_load", st.DiskLoads}, {"eviction", st.Evictions},
+			{"disk_load", st.DiskLoads}, {"eviction", st.Evictions}, {"throttled", st.Throttled}, {"disk_removed", st.DiskRemoved},
 		} {
 			ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(e.v), e.name)
 		}

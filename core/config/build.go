@@ -321,6 +321,11 @@ func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
 		MaxEntries:  x.MaxEntries,
 		Dir:         c.Resolve(x.CacheDir),
 		Offline:     x.Offline,
+
+		MaxFetches:        x.MaxFetches,
+		MaxFetchesPerHost: x.MaxFetchesPerHost,
+		DiskMaxEntries:    x.DiskMaxEntries,
+		DiskMaxBytes:      x.DiskMaxBytes,
 	}
 	if len(x.Preload) > 0 {
 		o.Preload = map[string]string{}

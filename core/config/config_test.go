@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/stirgate/stirgate/core/x5u"
 )
 
 func TestSampleHasEveryCoreKey(t *testing.T) {
@@ -22,6 +24,10 @@ func TestSampleHasEveryCoreKey(t *testing.T) {
 	// The sample's values are the defaults: spot-check a few.
 	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 5 || c.Signer.DateWindow.Duration != time.Minute {
 		t.Fatalf("sample values are not the documented defaults: %+v %+v", c.X5U, c.Verifier)
+	}
+	if x := c.X5U; x.MaxFetches != x5u.DefaultMaxFetches || x.MaxFetchesPerHost != x5u.DefaultMaxFetchesPerHost ||
+		x.DiskMaxEntries != x5u.DefaultDiskMaxEntries || x.DiskMaxBytes != x5u.DefaultDiskMaxBytes {
+		t.Fatalf("sample [x5u] bounds are not the x5u defaults: %+v", x)
 	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {

@@ -228,12 +228,18 @@ type X5U struct {
 	CacheDir    string            `toml:"cache_dir"`    // on-disk cache shared by processes
 	Offline     bool              `toml:"offline"`      // never fetch; preload or disk only
 	Preload     map[string]string `toml:"preload"`      // URL = "file.pem"
+
+	// Bounds against floods of distinct x5u URLs (any INVITE can name one).
+	MaxFetches        int   `toml:"max_fetches"`          // in flight, all hosts (default 64)
+	MaxFetchesPerHost int   `toml:"max_fetches_per_host"` // in flight, one host (default 8)
+	DiskMaxEntries    int   `toml:"disk_max_entries"`     // files in cache_dir, all processes (default 5000)
+	DiskMaxBytes      int64 `toml:"disk_max_bytes"`       // bytes in cache_dir, all processes (default 64 MiB)
 }
 
 // Validate checks the [x5u] section.
 func (x X5U) Validate() error {
 	var errs []error
-	if x.MaxBody < 0 || x.MaxEntries < 0 {
+	if x.MaxBody < 0 || x.MaxEntries < 0 || x.MaxFetches < 0 || x.MaxFetchesPerHost < 0 || x.DiskMaxEntries < 0 || x.DiskMaxBytes < 0 {
 		errs = append(errs, errors.New("x5u: limits must not be negative"))
 	}
 	if x.Timeout.Duration > 30*time.Second {

@@ -9,6 +9,14 @@
 // one fetch; failures are cached briefly; a value whose refresh fails is
 // served stale until its notAfter.
 //
+// Everything an unauthenticated caller can make it hold is bounded, since
+// any INVITE can name any x5u URL: fetches in flight (MaxFetches, and
+// MaxFetchesPerHost per host; beyond them a miss fails at once with
+// ErrX5UFetchFailed rather than queuing), memory entries (MaxEntries, in
+// two segments so that a flood of new URLs evicts other new URLs, not a
+// chain that is being used), and the disk cache (DiskMaxEntries,
+// DiskMaxBytes, shared by every process on the directory; see disk.go).
+//
 // The Cache is generic over the validated value so that it knows nothing
 // of X.509: what makes a body acceptable is the Validator's business.
 package x5u
@@ -47,6 +55,11 @@ const (
 	DefaultTTL         = time.Hour
 	DefaultNegativeTTL = 30 * time.Second
 	DefaultMaxEntries  = 10000
+
+	DefaultMaxFetches        = 64
+	DefaultMaxFetchesPerHost = 8
+	DefaultDiskMaxEntries    = 5000
+	DefaultDiskMaxBytes      = 64 << 20
 )
 
 // Options configures a Cache. Every field but Validate is optional; the
@@ -81,14 +94,32 @@ type Options[T any] struct {
 	// value is served before the next refresh attempt.
 	NegativeTTL time.Duration
 
-	// MaxEntries bounds the in-memory cache (default 10000); the entry
-	// stored longest ago is evicted first.
+	// MaxEntries bounds the in-memory cache (default 10000). Entries
+	// start on probation and move to a protected segment (four fifths of
+	// MaxEntries) once served from memory; eviction takes the oldest
+	// probation entry first, so URLs named once (a flood of them) evict
+	// each other, not a chain in use.
 	MaxEntries int
+
+	// MaxFetches bounds the network fetches in flight (default 64), and
+	// MaxFetchesPerHost those to one host (default 8). A miss beyond
+	// either fails at once with ErrX5UFetchFailed (SIP 436) instead of
+	// waiting: queuing would make every caller wait behind a flood of
+	// slow hosts. Such a refusal is not cached.
+	MaxFetches, MaxFetchesPerHost int
 
 	// Dir, when set, keeps fetched bodies on disk, one file per URL, so
 	// that a restart or a sibling process need not fetch again. Bodies read
-	// back are validated again; expired files are ignored.
+	// back are validated again; expired files are ignored, and removed at
+	// the next write.
 	Dir string
+
+	// DiskMaxEntries and DiskMaxBytes bound the files in Dir (defaults
+	// 5000 and 64 MiB), counted over the whole directory, whichever
+	// processes wrote them. Beyond them the files least recently used
+	// (written or read back) are removed.
+	DiskMaxEntries int
+	DiskMaxBytes   int64
 
 	// Preload maps x5u URLs to local PEM files, PreloadBytes to PEM bytes.
 	// They are served without network, after the URL policy check and
@@ -125,6 +156,8 @@ type Stats struct {
 	Forbidden    uint64 // Get refused by the URL policy
 	DiskLoads    uint64 // entries read back from Dir
 	Evictions    uint64 // entries dropped for MaxEntries
+	Throttled    uint64 // misses refused for MaxFetches or MaxFetchesPerHost
+	DiskRemoved  uint64 // files this Cache removed from Dir (expired or over a bound)
 	Entries      int    // entries held now
 }
 
@@ -140,17 +173,28 @@ type Cache[T any] struct {
 	defaultTTL  time.Duration
 	negativeTTL time.Duration
 	maxEntries  int
+	protCap     int // most entries in the protected segment
+	maxFetches  int
+	maxPerHost  int
 	dir         string
+	diskMaxN    int
+	diskMaxB    int64
+	diskMu      sync.Mutex // one writer per Cache; other processes: the lock file
 	preload     map[string][]byte
 	offline     bool
 	now         func() time.Time
 	log         *slog.Logger
 	observe     func(string, time.Duration, error)
 
-	mu    sync.RWMutex
-	m     map[string]*entry[T]
-	order *list.List               // keys, least recently stored first
-	pos   map[string]*list.Element // key → its element in order
+	mu        sync.RWMutex
+	m         map[string]*slot[T]
+	probation *list.List // of *slot[T], least recently stored first
+	protected *list.List // of *slot[T], least recently promoted first
+
+	flightMu   sync.Mutex
+	inFlight   int            // network fetches now
+	hostFlight map[string]int // per host
+	lastWarn   atomic.Int64   // unix nanos of the last throttling warning
 
 	sf        singleflight.Group
 	closed    bool // guarded by mu
@@ -158,7 +202,16 @@ type Cache[T any] struct {
 	inflight  sync.WaitGroup
 	closeOnce sync.Once
 
-	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, evictions atomic.Uint64
+	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, evictions, throttled, diskRemoved atomic.Uint64
+}
+
+// slot holds one key's entry and its place in the eviction order.
+type slot[T any] struct {
+	key  string
+	e    *entry[T] // guarded by Cache.mu
+	el   *list.Element
+	prot bool        // in the protected segment
+	hit  atomic.Bool // served from memory since it was last placed
 }
 
 // entry is immutable once stored, so readers need the lock only to find it.
@@ -188,15 +241,20 @@ func New[T any](opts Options[T]) (*Cache[T], error) {
 		defaultTTL:  orDefault(opts.DefaultTTL, DefaultTTL),
 		negativeTTL: orDefault(opts.NegativeTTL, DefaultNegativeTTL),
 		maxEntries:  orDefault(opts.MaxEntries, DefaultMaxEntries),
+		maxFetches:  orDefault(opts.MaxFetches, DefaultMaxFetches),
+		maxPerHost:  orDefault(opts.MaxFetchesPerHost, DefaultMaxFetchesPerHost),
 		dir:         opts.Dir,
+		diskMaxN:    orDefault(opts.DiskMaxEntries, DefaultDiskMaxEntries),
+		diskMaxB:    orDefault(opts.DiskMaxBytes, DefaultDiskMaxBytes),
 		preload:     map[string][]byte{},
 		offline:     opts.Offline,
 		now:         opts.Now,
 		log:         opts.Logger,
 		observe:     opts.Observe,
-		m:           map[string]*entry[T]{},
-		order:       list.New(),
-		pos:         map[string]*list.Element{},
+		m:           map[string]*slot[T]{},
+		probation:   list.New(),
+		protected:   list.New(),
+		hostFlight:  map[string]int{},
 		closing:     make(chan struct{}),
 	}
 	c.f = fetcher{resolver: opts.Resolver, roots: opts.RootCAs, maxBody: orDefault(opts.MaxBody, DefaultMaxBody)}
@@ -214,15 +272,21 @@ func New[T any](opts Options[T]) (*Cache[T], error) {
 		return nil, errors.New("x5u: negative Timeout, MaxBody or TTL")
 	case c.minTTL > c.maxTTL:
 		return nil, fmt.Errorf("x5u: MinTTL %v exceeds MaxTTL %v", c.minTTL, c.maxTTL)
-	case c.maxEntries < 0:
-		return nil, errors.New("x5u: negative MaxEntries")
+	case c.maxEntries < 0, c.maxFetches < 0, c.maxPerHost < 0, c.diskMaxN < 0, c.diskMaxB < 0:
+		return nil, errors.New("x5u: negative MaxEntries, MaxFetches, MaxFetchesPerHost, DiskMaxEntries or DiskMaxBytes")
 	}
+	c.protCap = c.maxEntries - max(1, c.maxEntries/5)
 	if err := c.loadPreloads(opts.Preload, opts.PreloadBytes); err != nil {
 		return nil, err
 	}
 	if c.dir != "" {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("x5u: cache dir: %w", err)
+		}
+		// Files left by an earlier run may be expired, or exceed bounds
+		// lowered since.
+		if !c.offline {
+			c.trimDisk("")
 		}
 	}
 	c.logRelaxations(opts.RootCAs != nil)
@@ -303,8 +367,12 @@ func (c *Cache[T]) logRelaxations(extraRoots bool) {
 // shared fetch goes on for the other callers and the cache.
 func (c *Cache[T]) Get(ctx context.Context, raw string) (T, error) {
 	now := c.now()
+	var e *entry[T]
 	c.mu.RLock()
-	e := c.m[raw]
+	s := c.m[raw]
+	if s != nil {
+		e = s.e
+	}
 	c.mu.RUnlock()
 	if e != nil && now.Before(e.expires) {
 		switch {
@@ -314,6 +382,9 @@ func (c *Cache[T]) Get(ctx context.Context, raw string) (T, error) {
 			c.stale.Add(1)
 		default:
 			c.hits.Add(1)
+		}
+		if e.err == nil && !s.hit.Load() {
+			s.hit.Store(true) // a failure repeated is no reason to keep it
 		}
 		return e.value, e.err
 	}
@@ -353,7 +424,10 @@ func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bo
 		return &entry[T]{err: stir.ErrX5UFetchFailed.Withf("cache closed")}
 	}
 	c.inflight.Add(1)
-	old := c.m[raw]
+	var old *entry[T]
+	if s := c.m[raw]; s != nil {
+		old = s.e
+	}
 	c.mu.Unlock()
 	defer c.inflight.Done()
 
@@ -393,6 +467,11 @@ func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bo
 		return &entry[T]{err: stir.ErrX5UOffline.Withf("%s is not preloaded", raw)}
 	}
 
+	release, err := c.acquireFetch(u)
+	if err != nil {
+		return c.throttledResult(raw, old, err)
+	}
+	defer release()
 	c.fetches.Add(1)
 	start := time.Now()
 	r, err := c.f.fetch(ctx, raw, u, lab)
@@ -454,24 +533,110 @@ func (c *Cache[T]) isClosed() bool {
 	}
 }
 
-// store publishes e for raw and evicts the oldest entries beyond
-// MaxEntries. It returns e.
+// acquireFetch takes a place for one network fetch of u, or refuses at
+// once when MaxFetches or MaxFetchesPerHost are in flight.
+func (c *Cache[T]) acquireFetch(u *url.URL) (release func(), err error) {
+	host := normHost(u.Hostname())
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	switch {
+	case c.inFlight >= c.maxFetches:
+		err = stir.ErrX5UFetchFailed.Withf("%d x5u fetches in flight (max_fetches): refused, not queued", c.inFlight)
+	case c.hostFlight[host] >= c.maxPerHost:
+		err = stir.ErrX5UFetchFailed.Withf("%d x5u fetches in flight to %s (max_fetches_per_host): refused, not queued", c.hostFlight[host], host)
+	}
+	if err != nil {
+		c.throttled.Add(1)
+		// One line per 10 s at most: a flood must not flood the log too.
+		now := time.Now().UnixNano()
+		if last := c.lastWarn.Load(); now-last > int64(10*time.Second) && c.lastWarn.CompareAndSwap(last, now) {
+			c.log.Warn("x5u: fetch limit reached, refusing misses", "host", host, "err", err, "throttled_total", c.throttled.Load())
+		}
+		return nil, err
+	}
+	c.inFlight++
+	c.hostFlight[host]++
+	return func() {
+		c.flightMu.Lock()
+		defer c.flightMu.Unlock()
+		c.inFlight--
+		if c.hostFlight[host]--; c.hostFlight[host] <= 0 {
+			delete(c.hostFlight, host)
+		}
+	}, nil
+}
+
+// throttledResult answers a miss refused for the fetch limits: the value
+// it replaces if that is still within its notAfter (served stale, as for
+// an unreachable host), else the error. Nothing is stored: the refusal
+// says nothing about the URL, and must not outlive the flood.
+func (c *Cache[T]) throttledResult(raw string, old *entry[T], err error) *entry[T] {
+	if old != nil && old.err == nil && !old.notAfter.IsZero() && c.now().Before(old.notAfter) {
+		return &entry[T]{value: old.value, notAfter: old.notAfter, stale: true, expires: old.expires}
+	}
+	return &entry[T]{err: err}
+}
+
+// store publishes e for raw and evicts beyond MaxEntries. It returns e.
 func (c *Cache[T]) store(raw string, e *entry[T]) *entry[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.pos[raw]; ok {
-		c.order.MoveToBack(el)
+	if s, ok := c.m[raw]; ok {
+		s.e = e
+		if s.prot {
+			c.protected.MoveToBack(s.el)
+		} else {
+			c.probation.MoveToBack(s.el)
+		}
 	} else {
-		c.pos[raw] = c.order.PushBack(raw)
+		s = &slot[T]{key: raw, e: e}
+		s.el = c.probation.PushBack(s)
+		c.m[raw] = s
 	}
-	c.m[raw] = e
-	for c.order.Len() > c.maxEntries {
-		k := c.order.Remove(c.order.Front()).(string)
-		delete(c.pos, k)
-		delete(c.m, k)
-		c.evictions.Add(1)
+	for len(c.m) > c.maxEntries {
+		c.evictOne()
 	}
 	return e
+}
+
+// evictOne removes one entry; c.mu is held. It is a segmented LRU with
+// CLOCK-style reference bits (no lock on the hit path): the oldest
+// probation entry goes, unless it was served from memory since it was
+// placed, in which case it is promoted to the protected segment and the
+// next one is considered. The protected segment overflows into the back
+// of probation, where its entries must earn another hit to stay. Every
+// step clears a bit or removes an entry, so the loop ends.
+func (c *Cache[T]) evictOne() {
+	for {
+		el := c.probation.Front()
+		if el == nil {
+			el = c.protected.Front() // everything is protected: its oldest
+			s := c.protected.Remove(el).(*slot[T])
+			delete(c.m, s.key)
+			c.evictions.Add(1)
+			return
+		}
+		s := el.Value.(*slot[T])
+		if c.protCap > 0 && s.hit.Swap(false) {
+			c.probation.Remove(el)
+			s.prot, s.el = true, c.protected.PushBack(s)
+			for c.protected.Len() > c.protCap {
+				f := c.protected.Front()
+				d := f.Value.(*slot[T])
+				if d.hit.Swap(false) {
+					c.protected.MoveToBack(f) // used again: a second chance
+					continue
+				}
+				c.protected.Remove(f)
+				d.prot, d.el = false, c.probation.PushBack(d)
+			}
+			continue
+		}
+		c.probation.Remove(el)
+		delete(c.m, s.key)
+		c.evictions.Add(1)
+		return
+	}
 }
 
 // clampTo returns t, or notAfter when that comes first.
@@ -497,6 +662,8 @@ func (c *Cache[T]) Stats() Stats {
 		Forbidden:    c.forbidden.Load(),
 		DiskLoads:    c.diskLoads.Load(),
 		Evictions:    c.evictions.Load(),
+		Throttled:    c.throttled.Load(),
+		DiskRemoved:  c.diskRemoved.Load(),
 		Entries:      n,
 	}
 }

@@ -179,7 +179,7 @@ func TestDiskExpiryBounded(t *testing.T) {
 			if _, err := c.Get(t.Context(), u); err != nil {
 				t.Fatal(err)
 			}
-			if got := c.m[u].expires; !got.Equal(tt.want) {
+			if got := c.m[u].e.expires; !got.Equal(tt.want) {
 				t.Fatalf("expires %v, want %v", got, tt.want)
 			}
 		})

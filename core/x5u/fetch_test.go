@@ -190,6 +190,9 @@ func TestResolvedAddressPolicy(t *testing.T) {
 		"ula.example":      {"fd00:ec2::254"},
 		"cgnat.example":    {"100.64.1.1"},
 		"mixed.example":    {"8.8.8.8", "192.168.0.10"},
+		"siit.example":     {"::ffff:0:7f00:1"},
+		"nat64.example":    {"64:ff9b::a00:7"},
+		"teredo.example":   {"2001:0:4136:e378:8000:63bf:3fff:fdd2"},
 	}}
 	c, err := New(Options[*chain]{Validate: (&validator{}).Validate, Resolver: res, Now: newClock().Now})
 	if err != nil {

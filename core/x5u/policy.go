@@ -306,9 +306,20 @@ var (
 		{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64"},
 		{netip.MustParsePrefix("100::/64"), "discard-only"},
 		{netip.MustParsePrefix("fec0::/10"), "site-local"},
+		// Teredo tunnels a client behind IPv4 NAT: the server and client
+		// IPv4 addresses it embeds (the client's obfuscated) are reached
+		// through a relay nobody here controls. A carrier's certificate
+		// repository never lives on a Teredo address, so the whole /32
+		// is refused rather than judged by what it embeds.
+		{netip.MustParsePrefix("2001::/32"), "Teredo"},
+		{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
 	}
 	nat64 = netip.MustParsePrefix("64:ff9b::/96")
 	six4  = netip.MustParsePrefix("2002::/16")
+	// siit is the IPv4-translated form ::ffff:0:a.b.c.d (RFC 2765). Unlike
+	// the IPv4-mapped ::ffff:a.b.c.d, netip does not unmap it, and a
+	// stateless translator on the path delivers it to a.b.c.d.
+	siit = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // forbiddenAddr returns why a may not be fetched from, or "" if it may.
@@ -342,14 +353,15 @@ func forbiddenAddr(a netip.Addr) string {
 		}
 	}
 	// Translation prefixes carry an IPv4 address that the network in
-	// between will reach; judge that one.
-	if nat64.Contains(a) || six4.Contains(a) {
+	// between will reach; judge that one. (IPv4-mapped ::ffff:0:0/96 was
+	// unmapped above, so it meets the IPv4 rules directly.)
+	if nat64.Contains(a) || siit.Contains(a) || six4.Contains(a) {
 		b := a.As16()
 		var v4 [4]byte
-		if nat64.Contains(a) {
-			copy(v4[:], b[12:])
-		} else {
+		if six4.Contains(a) {
 			copy(v4[:], b[2:6])
+		} else {
+			copy(v4[:], b[12:])
 		}
 		if why := forbiddenAddr(netip.AddrFrom4(v4)); why != "" {
 			return "a translation of an address that is " + why

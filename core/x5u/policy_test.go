@@ -107,6 +107,13 @@ func TestCheckURL(t *testing.T) {
 		{"IPv4-compatible", "https://[::127.0.0.1]/cert.pem", Policy{}, false},
 		{"NAT64 of private", "https://[64:ff9b::a00:1]/cert.pem", Policy{}, false},
 		{"6to4 of loopback", "https://[2002:7f00:1::1]/cert.pem", Policy{}, false},
+		{"IPv4-translated loopback", "https://[::ffff:0:7f00:1]/", Policy{}, false},
+		{"IPv4-translated metadata", "https://[::ffff:0:a9fe:a9fe]/cert.pem", Policy{}, false},
+		{"IPv4-mapped hex loopback", "https://[::ffff:7f00:1]/cert.pem", Policy{}, false},
+		{"NAT64 of loopback", "https://[64:ff9b::7f00:1]/cert.pem", Policy{}, false},
+		{"NAT64 of metadata", "https://[64:ff9b::a9fe:a9fe]/cert.pem", Policy{}, false},
+		{"Teredo", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/cert.pem", Policy{}, false},
+		{"Teredo of loopback", "https://[2001:0:7f00:1::80ff:fffe]/cert.pem", Policy{}, false},
 		{"localhost", "https://localhost/cert.pem", Policy{}, false},
 		{"localhost subdomain", "https://x.localhost/cert.pem", Policy{}, false},
 		{"lab host does not admit others", "https://127.0.0.2:9443/cert.pem", lab, false},
@@ -198,6 +205,15 @@ func TestForbiddenAddr(t *testing.T) {
 		{"64:ff9b::7f00:1", false},
 		{"64:ff9b:1::1", false},
 		{"100::1", false},
+		{"::ffff:0:7f00:1", false},                      // IPv4-translated loopback
+		{"::ffff:0:a00:1", false},                       // IPv4-translated private
+		{"::ffff:7f00:1", false},                        // IPv4-mapped loopback, hex
+		{"64:ff9b::a9fe:a9fe", false},                   // NAT64 of the metadata address
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", false}, // Teredo
+		{"2001::1", false},
+		{"2001:db8::1", false},
+		{"::ffff:0:808:808", true}, // IPv4-translated 8.8.8.8
+		{"2001:4860:4860::8888", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {

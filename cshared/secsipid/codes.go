@@ -15,6 +15,7 @@ const (
 
 	retErr      = -1 // generic failure, invalid argument (NULL, negative length)
 	retInternal = -2 // stirgate: internal error or recovered panic; the worker survives
+	retFork     = -3 // stirgate: called in a process forked after load; returned by shim.c alone (SECSIPID_EFORK)
 
 	retCertInvalid       = -101 // chain does not lead to a trust anchor
 	retCertInvalidFormat = -102 // no usable certificate or key in the x5u or key body

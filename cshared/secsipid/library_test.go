@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,31 @@ func TestEveryErrorHasACode(t *testing.T) {
 	}
 	if codeOf(nil) >= 0 || codeOf(os.ErrNotExist) != retInternal {
 		t.Error("a non-stir error must be an internal error")
+	}
+}
+
+// TestForkCodeMatchesHeader: the code shim.c returns in a forked child is
+// the one secsipid.h and this package document, and no other failure
+// uses it, so a script can tell "load after fork" from anything else.
+func TestForkCodeMatchesHeader(t *testing.T) {
+	h, err := os.ReadFile("secsipid.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^#define SECSIPID_EFORK \((-?\d+)\)`).FindSubmatch(h)
+	if m == nil {
+		t.Fatal("secsipid.h does not define SECSIPID_EFORK")
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n != retFork {
+		t.Fatalf("SECSIPID_EFORK is %d in secsipid.h, %d in codes.go", n, retFork)
+	}
+	if !regexp.MustCompile(`(?m)^ \*\s+` + strconv.Itoa(retFork) + `\s+\S`).Match(h) {
+		t.Errorf("secsipid.h's code list does not document %d", retFork)
+	}
+	for name, c := range codeByName {
+		if c == retFork {
+			t.Errorf("%s maps to the fork code %d", name, c)
+		}
 	}
 }
 

@@ -6,7 +6,10 @@
 //
 // Every exported function recovers from panics and returns an error code,
 // clears its output pointers before doing anything else, and never lets a
-// NUL-less, over-long or NULL argument reach the core unchecked.
+// NUL-less, over-long or NULL argument reach the core unchecked. The
+// public names are C functions in shim.c that refuse to enter Go in a
+// process forked after the library was loaded; the Go exports here are
+// their internal sgsip_* halves.
 package main
 
 /*
@@ -105,14 +108,14 @@ func output(out **C.char, s string) C.int {
 	return C.int(len(s))
 }
 
-//export SecSIPIDSignJSONHP
-func SecSIPIDSignJSONHP(headerJSON, payloadJSON, prvkeyPath *C.char, outPtr **C.char) (ret C.int) {
+//export sgsip_SecSIPIDSignJSONHP
+func sgsip_SecSIPIDSignJSONHP(headerJSON, payloadJSON, prvkeyPath *C.char, outPtr **C.char) (ret C.int) {
 	defer guard(&ret)
 	return signJSONExport(headerJSON, payloadJSON, prvkeyPath, nil, outPtr)
 }
 
-//export SecSIPIDSignJSONHPPrvKey
-func SecSIPIDSignJSONHPPrvKey(headerJSON, payloadJSON, prvkeyData *C.char, outPtr **C.char) (ret C.int) {
+//export sgsip_SecSIPIDSignJSONHPPrvKey
+func sgsip_SecSIPIDSignJSONHPPrvKey(headerJSON, payloadJSON, prvkeyData *C.char, outPtr **C.char) (ret C.int) {
 	defer guard(&ret)
 	return signJSONExport(headerJSON, payloadJSON, nil, prvkeyData, outPtr)
 }
@@ -144,14 +147,14 @@ func keyArg(path, data *C.char) (keySource, bool) {
 	return keySource{data: []byte(d)}, ok && d != ""
 }
 
-//export SecSIPIDGetIdentity
-func SecSIPIDGetIdentity(origTN, destTN, attestVal, origID, x5uVal, prvkeyPath *C.char, outPtr **C.char) (ret C.int) {
+//export sgsip_SecSIPIDGetIdentity
+func sgsip_SecSIPIDGetIdentity(origTN, destTN, attestVal, origID, x5uVal, prvkeyPath *C.char, outPtr **C.char) (ret C.int) {
 	defer guard(&ret)
 	return getIdentityExport(origTN, destTN, attestVal, origID, x5uVal, prvkeyPath, nil, outPtr)
 }
 
-//export SecSIPIDGetIdentityPrvKey
-func SecSIPIDGetIdentityPrvKey(origTN, destTN, attestVal, origID, x5uVal, prvkeyData *C.char, outPtr **C.char) (ret C.int) {
+//export sgsip_SecSIPIDGetIdentityPrvKey
+func sgsip_SecSIPIDGetIdentityPrvKey(origTN, destTN, attestVal, origID, x5uVal, prvkeyData *C.char, outPtr **C.char) (ret C.int) {
 	defer guard(&ret)
 	return getIdentityExport(origTN, destTN, attestVal, origID, x5uVal, nil, prvkeyData, outPtr)
 }
@@ -177,20 +180,20 @@ func getIdentityExport(origTN, destTN, attestVal, origID, x5uVal, keyPath, keyDa
 	return output(outPtr, s)
 }
 
-//export SecSIPIDCheck
-func SecSIPIDCheck(identityVal *C.char, identityLen, expireVal C.int, pubkeyPath *C.char, timeoutVal C.int) (ret C.int) {
+//export sgsip_SecSIPIDCheck
+func sgsip_SecSIPIDCheck(identityVal *C.char, identityLen, expireVal C.int, pubkeyPath *C.char, timeoutVal C.int) (ret C.int) {
 	defer guard(&ret)
 	return checkExport(identityVal, identityLen, expireVal, pubkeyPath, nil, 0, timeoutVal, checkToken)
 }
 
-//export SecSIPIDCheckFull
-func SecSIPIDCheckFull(identityVal *C.char, identityLen, expireVal C.int, pubkeyPath *C.char, timeoutVal C.int) (ret C.int) {
+//export sgsip_SecSIPIDCheckFull
+func sgsip_SecSIPIDCheckFull(identityVal *C.char, identityLen, expireVal C.int, pubkeyPath *C.char, timeoutVal C.int) (ret C.int) {
 	defer guard(&ret)
 	return checkExport(identityVal, identityLen, expireVal, pubkeyPath, nil, 0, timeoutVal, checkFull)
 }
 
-//export SecSIPIDCheckFullPubKey
-func SecSIPIDCheckFullPubKey(identityVal *C.char, identityLen, expireVal C.int, pubkeyVal *C.char, pubkeyLen C.int) (ret C.int) {
+//export sgsip_SecSIPIDCheckFullPubKey
+func sgsip_SecSIPIDCheckFullPubKey(identityVal *C.char, identityLen, expireVal C.int, pubkeyVal *C.char, pubkeyLen C.int) (ret C.int) {
 	defer guard(&ret)
 	if pubkeyVal == nil {
 		return retErr
@@ -222,8 +225,8 @@ func checkExport(identityVal *C.char, identityLen, expireVal C.int, keyPath, key
 	return C.int(rc)
 }
 
-//export SecSIPIDSetFileCacheOptions
-func SecSIPIDSetFileCacheOptions(dirPath *C.char, expireVal C.int) (ret C.int) {
+//export sgsip_SecSIPIDSetFileCacheOptions
+func sgsip_SecSIPIDSetFileCacheOptions(dirPath *C.char, expireVal C.int) (ret C.int) {
 	defer guard(&ret)
 	d, ok := optString(dirPath)
 	if !ok {
@@ -232,8 +235,8 @@ func SecSIPIDSetFileCacheOptions(dirPath *C.char, expireVal C.int) (ret C.int) {
 	return C.int(lib.setFileCache(d, int(expireVal)))
 }
 
-//export SecSIPIDGetURLContent
-func SecSIPIDGetURLContent(urlVal *C.char, timeoutVal C.int, outPtr **C.char, outLen *C.int) (ret C.int) {
+//export sgsip_SecSIPIDGetURLContent
+func sgsip_SecSIPIDGetURLContent(urlVal *C.char, timeoutVal C.int, outPtr **C.char, outLen *C.int) (ret C.int) {
 	// Kamailio 5.6 to 6.0 frees *outPtr after a failure without clearing
 	// it first, so both outputs are cleared before anything can fail.
 	if outPtr != nil {
@@ -267,8 +270,8 @@ func SecSIPIDGetURLContent(urlVal *C.char, timeoutVal C.int, outPtr **C.char, ou
 	return retOK
 }
 
-//export SecSIPIDOptSetS
-func SecSIPIDOptSetS(optName, optVal *C.char) (ret C.int) {
+//export sgsip_SecSIPIDOptSetS
+func sgsip_SecSIPIDOptSetS(optName, optVal *C.char) (ret C.int) {
 	defer guard(&ret)
 	n, ok1 := goString(optName)
 	v, ok2 := optString(optVal)
@@ -278,8 +281,8 @@ func SecSIPIDOptSetS(optName, optVal *C.char) (ret C.int) {
 	return C.int(lib.setS(n, v))
 }
 
-//export SecSIPIDOptSetN
-func SecSIPIDOptSetN(optName *C.char, optVal C.int) (ret C.int) {
+//export sgsip_SecSIPIDOptSetN
+func sgsip_SecSIPIDOptSetN(optName *C.char, optVal C.int) (ret C.int) {
 	defer guard(&ret)
 	n, ok := goString(optName)
 	if !ok {
@@ -288,8 +291,8 @@ func SecSIPIDOptSetN(optName *C.char, optVal C.int) (ret C.int) {
 	return C.int(lib.setN(n, int(optVal)))
 }
 
-//export SecSIPIDOptSetV
-func SecSIPIDOptSetV(optNameVal *C.char) (ret C.int) {
+//export sgsip_SecSIPIDOptSetV
+func sgsip_SecSIPIDOptSetV(optNameVal *C.char) (ret C.int) {
 	defer guard(&ret)
 	nv, ok := goString(optNameVal)
 	if !ok {
@@ -298,8 +301,8 @@ func SecSIPIDOptSetV(optNameVal *C.char) (ret C.int) {
 	return C.int(lib.setV(nv))
 }
 
-//export SecSIPIDOptGetN
-func SecSIPIDOptGetN(optName *C.char) (ret C.int) {
+//export sgsip_SecSIPIDOptGetN
+func sgsip_SecSIPIDOptGetN(optName *C.char) (ret C.int) {
 	defer guard(&ret)
 	n, ok := goString(optName)
 	if !ok {

@@ -23,12 +23,20 @@
  *     -2) and refuses NULL or over-long (> 64 KiB) arguments (code -1).
  *   - The library starts the Go runtime when loaded: load it only after
  *     fork(), in each process that uses it (Kamailio's secsipid module
- *     does, by dlopen()ing secsipid_proc.so in child_init).
+ *     does, by dlopen()ing secsipid_proc.so in child_init). The library
+ *     records the pid that loaded it; in a process forked after that
+ *     (even one whose parent never called it) every function fails at
+ *     once without entering Go, instead of hanging: SECSIPID_EFORK (-3)
+ *     from signing, check and fetch functions, -1 from the option
+ *     functions and SecSIPIDSetFileCacheOptions, outputs cleared, and one
+ *     line on stderr per process. The parent is not affected.
  *
  * Return codes (see README.md for the mapping from stirgate error names):
  *     0  valid / success
  *    -1  generic failure, invalid argument, unknown option
  *    -2  internal error or recovered panic                       (stirgate)
+ *    -3  called in a process forked after the library was loaded
+ *        (SECSIPID_EFORK; load the library after fork())         (stirgate)
  *  -101  certificate chain does not lead to a trust anchor
  *  -102  no usable certificate or public key in the key/x5u body
  *  -103  certificate outside its validity period
@@ -73,6 +81,9 @@
 #define STIRGATE_SECSIPID_H
 
 #define SECSIPID_VERSION 0x1020000
+
+/* Returned in a process forked after the library was loaded (stirgate). */
+#define SECSIPID_EFORK (-3)
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,7 +131,8 @@ extern int SecSIPIDCheckFullPubKey(char* identityVal, int identityLen,
 		int expireVal, char* pubkeyVal, int pubkeyLen);
 
 /* Set CacheDirPath and CacheExpires at once; dirPath "" disables the disk
- * cache. Returns 0. Setting the same values again keeps warm caches. */
+ * cache. Returns 0 (-1 after fork, see above). Setting the same values
+ * again keeps warm caches. */
 extern int SecSIPIDSetFileCacheOptions(char* dirPath, int expireVal);
 
 /* Fetch urlVal under the x5u URL policy (https only unless a ConfigFile

@@ -4,6 +4,12 @@
  * (cshared/cshared.mk): every output is freed exactly once here, so any
  * leak valgrind reports is the library's.
  *
+ * It also forks twice: once before any call (the library is linked, so
+ * loaded, and its Go runtime started, at program start) and once after
+ * handles are open. In each child every function that would enter Go must
+ * return STIRGATE_EFORK at once instead of hanging, and the parent must go
+ * on working.
+ *
  * usage: stirgate_test LABDIR          run the tests
  *        stirgate_test LABDIR DEFECT   the same, then plant one memory
  *                                      error on purpose (leak, double-free
@@ -15,10 +21,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -510,6 +519,79 @@ static int plant_defect(const char *kind)
 	return 0;
 }
 
+/* fork_child calls every function of the API in a forked child, with
+ * arguments that would succeed (or fail otherwise) in the parent: each
+ * that needs Go returns STIRGATE_EFORK and leaves its outputs NULL or
+ * zeroed; the C-only ones still work. */
+static void fork_child(int h)
+{
+	char buf[512], *identity = (char *)buf, *date = (char *)buf, *json = (char *)buf, *c;
+	const char *ids[1] = {"x.y.z;info=<" X5U ">"};
+	stirgate_sign_request req;
+	stirgate_signature sig;
+	stirgate_result res;
+
+	c = config("");
+	CHECK_RC(stirgate_init_toml(c), STIRGATE_EFORK);
+	free(c);
+	CHECK(stirgate_errmsg(-1, buf, sizeof(buf)) > 0 && strstr(buf, "fork") != NULL,
+			"errmsg after EFORK: %s", buf);
+	CHECK_RC(stirgate_init_file("/nonexistent/stirgate.toml"), STIRGATE_EFORK);
+	CHECK_RC(stirgate_init_file(NULL), STIRGATE_EFORK);
+	CHECK_RC(stirgate_reload(h, NULL), STIRGATE_EFORK);
+	CHECK(stirgate_errmsg(h, buf, sizeof(buf)) > 0 && strstr(buf, "fork") != NULL,
+			"errmsg of h after EFORK: %s", buf);
+	CHECK_RC(stirgate_sign(h, "2155550121", "2155550131", "A", NULL, &identity, &date), STIRGATE_EFORK);
+	CHECK(identity == NULL && date == NULL, "sign outputs not cleared");
+	memset(&req, 0, sizeof(req));
+	req.orig = "2155550121";
+	req.dest = "2155550131";
+	memset(&sig, 0xff, sizeof(sig));
+	CHECK_RC(stirgate_sign_call(h, &req, &sig), STIRGATE_EFORK);
+	CHECK(sig.identity == NULL && sig.error == NULL && sig.iat == 0, "signature not zeroed");
+	CHECK_RC(stirgate_verify(h, ids, 1, FROM, PAI, TO, NULL, &json), STIRGATE_EFORK);
+	CHECK(json == NULL, "verify output not cleared");
+	memset(&res, 0xff, sizeof(res));
+	CHECK_RC(stirgate_check(h, ids, 1, FROM, PAI, TO, NULL, &res), STIRGATE_EFORK);
+	CHECK(res.verstat == NULL && res.json == NULL && res.result == 0, "result not zeroed");
+	stirgate_result_free(&res);
+	stirgate_signature_free(&sig);
+	CHECK_RC(stirgate_close(h), STIRGATE_EFORK);
+	CHECK(strstr(stirgate_version(), "stirgate") != NULL, "version in the child");
+	stirgate_free(NULL);
+}
+
+/* test_fork forks, runs fork_child in the child and checks that it exits
+ * cleanly. Before the guard existed the child deadlocked in its first call
+ * into Go; the alarm turns such a hang into a failure of this test instead
+ * of a hung build (a safety net far beyond what the child needs, not a
+ * timing assumption). */
+static void test_fork(int h, const char *when)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if(pid == 0) {
+		/* Go handles SIGALRM in the parent; its handler cannot run here. */
+		signal(SIGALRM, SIG_DFL);
+		alarm(120);
+		failures = 0;
+		fork_child(h);
+		_exit(failures == 0 ? 0 : 1);
+	}
+	CHECK(pid > 0, "fork: %s", strerror(errno));
+	if(pid <= 0)
+		return;
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"%s: child exit %d, signal %d (14 = hung in the library)", when,
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int main(int argc, char **argv)
 {
 	int relaxed, strict;
@@ -526,6 +608,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Nothing called yet: the library is only linked. */
+	test_fork(1, "fork before any call");
+
 	test_version_errmsg();
 	test_init();
 
@@ -538,6 +623,14 @@ int main(int argc, char **argv)
 	test_verify(strict, 1);
 	test_threads(relaxed);
 	test_close_race();
+
+	/* Handles open, Go busy: the child is refused, the parent goes on. */
+	test_fork(relaxed, "fork after use");
+	{
+		char *again = sign_good(relaxed);
+		CHECK(again != NULL, "parent cannot sign after fork");
+		stirgate_free(again);
+	}
 
 	CHECK_RC(stirgate_close(relaxed), 0);
 	CHECK_RC(stirgate_close(strict), 0);

@@ -69,7 +69,7 @@ local M = {PASS = 0, NONE = 1, FAIL = 2, MAX_IDENTITY = 256}
 local names = {
 	[-1] = "EINVAL", [-2] = "EHANDLE", [-3] = "ECONFIG", [-4] = "ENOSIGNER",
 	[-5] = "ENOVERIFIER", [-6] = "ESIGN", [-7] = "ETOOLARGE", [-8] = "EINTERNAL",
-	[-9] = "ELIMIT",
+	[-9] = "ELIMIT", [-10] = "EFORK",
 }
 local outcomes = {[0] = "pass", [1] = "none", [2] = "fail"}
 

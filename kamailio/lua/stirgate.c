@@ -129,6 +129,7 @@ static const char *code_name(int code)
 		case STIRGATE_ETOOLARGE: return "ETOOLARGE";
 		case STIRGATE_EINTERNAL: return "EINTERNAL";
 		case STIRGATE_ELIMIT: return "ELIMIT";
+		case STIRGATE_EFORK: return "EFORK";
 	}
 	return "EUNKNOWN";
 }

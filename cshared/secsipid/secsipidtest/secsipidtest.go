@@ -70,8 +70,11 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The version script keeps the internal Go exports (sgsip_*) out of
+	// the symbol table, so that only the fork-guarded C functions of
+	// shim.c can be called; the same flags as secsipid.mk.
 	cmd := exec.Command("go", "build", "-buildmode=c-shared",
-		"-ldflags=-extldflags=-Wl,-soname,"+SOName,
+		"-ldflags=-extldflags=-Wl,-soname,"+SOName+",--version-script,"+filepath.Join(root, "cshared/secsipid/libsecsipid.map"),
 		"-o", filepath.Join(tmp, SOName), "./cshared/secsipid")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -93,7 +96,7 @@ func sourceHash(root string) (string, error) {
 	h := sha256.New()
 	for _, top := range []string{"cshared/secsipid", "core", "go.mod", "go.sum"} {
 		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".h") || strings.HasPrefix(d.Name(), "go.")) {
+			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".h") || strings.HasSuffix(p, ".c") || strings.HasSuffix(p, ".map") || strings.HasPrefix(d.Name(), "go.")) {
 				return err
 			}
 			b, err := os.ReadFile(p)

@@ -14,13 +14,23 @@
  *   SECSIPID_CONFIG  stirgate TOML admitting the loopback server
  *   SECSIPID_CACHE   an empty directory for the x5u disk cache
  *
+ * It also forks twice, before any call (the library is linked, so loaded
+ * with its Go runtime at start-up) and after use: in each child every
+ * function must fail at once (SECSIPID_EFORK, or -1 for the option
+ * functions) with its outputs cleared, and the parent must go on working.
+ *
  * Exit status 0 when every check passed.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../secsipid.h"
 
@@ -517,6 +527,70 @@ static void plant_defect(const char *kind)
 	(void)out;
 }
 
+/* fork_child calls every export in a forked child, with arguments that
+ * succeed in the parent. */
+static void fork_child(void)
+{
+	char *out = SENTINEL, *keydata = slurp(key);
+	int n = 42;
+	const char *tok = "eyJhbGciOiJFUzI1NiJ9.e30.AAAA;info=<https://x.example/a.pem>;alg=ES256;ppt=shaken";
+
+	CHECK(SecSIPIDGetIdentity("12155550121", "12155550131", "A", NULL,
+			(char *)x5u, (char *)key, &out) == SECSIPID_EFORK && out == NULL, "GetIdentity");
+	out = SENTINEL;
+	CHECK(SecSIPIDGetIdentityPrvKey("12155550121", "12155550131", "A", NULL,
+			(char *)x5u, keydata, &out) == SECSIPID_EFORK && out == NULL, "GetIdentityPrvKey");
+	out = SENTINEL;
+	CHECK(SecSIPIDSignJSONHP("{}", "{}", (char *)key, &out) == SECSIPID_EFORK && out == NULL,
+			"SignJSONHP");
+	out = SENTINEL;
+	CHECK(SecSIPIDSignJSONHPPrvKey("{}", "{}", keydata, &out) == SECSIPID_EFORK && out == NULL,
+			"SignJSONHPPrvKey");
+	CHECK(SecSIPIDCheck((char *)tok, 0, 60, NULL, TO) == SECSIPID_EFORK, "Check");
+	CHECK(SecSIPIDCheckFull((char *)tok, 0, 60, NULL, TO) == SECSIPID_EFORK, "CheckFull");
+	CHECK(SecSIPIDCheckFullPubKey((char *)tok, 0, 60, keydata, 0) == SECSIPID_EFORK,
+			"CheckFullPubKey");
+	out = SENTINEL;
+	CHECK(SecSIPIDGetURLContent((char *)x5u, TO, &out, &n) == SECSIPID_EFORK
+			&& out == NULL && n == 0, "GetURLContent");
+	CHECK(SecSIPIDSetFileCacheOptions((char *)cachedir, 900) == -1, "SetFileCacheOptions");
+	CHECK(SecSIPIDOptSetS("ConfigFile", (char *)config) == -1, "OptSetS");
+	CHECK(SecSIPIDOptSetN("CacheExpires", 60) == -1, "OptSetN");
+	CHECK(SecSIPIDOptSetV("CacheExpires=60") == -1, "OptSetV");
+	CHECK(SecSIPIDOptGetN("CacheExpires") == -1, "OptGetN");
+	free(keydata);
+}
+
+/* test_fork runs fork_child in a child and checks its exit. Before the
+ * guard the child deadlocked in its first call into Go; the alarm turns
+ * such a hang into a failure rather than a hung test (a safety net, not a
+ * timing assumption). */
+static void test_fork(const char *when)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if(pid == 0) {
+		/* Go handles SIGALRM in the parent; its handler cannot run here. */
+		signal(SIGALRM, SIG_DFL);
+		alarm(120);
+		failures = 0;
+		fork_child();
+		_exit(failures == 0 ? 0 : 1);
+	}
+	CHECK(pid > 0, "fork: %s", strerror(errno));
+	if(pid <= 0)
+		return;
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"%s: child exit %d, signal %d (14 = hung in the library)", when,
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int main(void)
 {
 	const char *plant = getenv("SECSIPID_PLANT");
@@ -530,6 +604,7 @@ int main(void)
 	config = env("SECSIPID_CONFIG");
 	cachedir = env("SECSIPID_CACHE");
 
+	test_fork("fork before any call");
 	test_options();
 	test_sign();
 	test_check();
@@ -537,6 +612,13 @@ int main(void)
 	test_concurrency();
 	if(plant != NULL && *plant != '\0')
 		plant_defect(plant);
+	test_fork("fork after use");
+	{
+		/* The parent still works. */
+		char *full = sign("12155550121", "12155550131", "A");
+		CHECK(full != NULL, "parent cannot sign after fork");
+		free(full);
+	}
 
 	printf("%d checks, %d failures\n", checks, failures);
 	fflush(stdout);
