@@ -296,7 +296,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 		res = (&stir.Result{}).Failed(stir.ErrInternal.Withf("verifier returned no result"))
 	}
 	if optErr != nil {
-		s.log.Warn("agi verify: bad options", "uniqueid", out.UniqueID, "err", optErr)
+		s.rl.Warn(s.log, "agi verify: bad options", "uniqueid", out.UniqueID, "err", optErr)
 	}
 
 	code := ""

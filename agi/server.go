@@ -15,12 +15,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/internal/ratelog"
 	"github.com/stirgate/stirgate/outcome"
 )
 
@@ -77,6 +79,21 @@ type Options struct {
 	// beyond it is closed at once: the dialplan goes on without STIR
 	// variables instead of waiting in a queue.
 	MaxSessions int
+	// MaxSessionsPerSource caps concurrent sessions from one address
+	// (default half of MaxSessions), so that one host's silent or slow
+	// connections cannot take the sessions another PBX needs, while a
+	// single busy PBX still has most of the pool. A connection beyond it is
+	// closed at once, as beyond MaxSessions.
+	MaxSessionsPerSource int
+	// Allow lists the addresses and prefixes that may open sessions; a
+	// connection from elsewhere is closed at accept, before anything is
+	// read. Empty admits loopback only: FastAGI has no authentication, and
+	// the server usually runs on the PBX itself.
+	Allow []netip.Prefix
+	// LogInterval is the least time between two log lines of one kind
+	// about single connections (refusals, failed sessions); the lines in
+	// between are counted in the next one (default 10 s).
+	LogInterval time.Duration
 	// RecordTimeout bounds the outcome write after a session (default 5 s).
 	RecordTimeout time.Duration
 
@@ -94,7 +111,8 @@ type Options struct {
 	// STIR_RESULT value and errName the stable error name or "".
 	Observe func(op string, d time.Duration, outcome, errName string)
 	// Dropped, when set, is told of each connection that ended without a
-	// result: "max_sessions", "no_environment", "unknown_script",
+	// result: "not_allowed", "max_sessions", "max_sessions_per_source",
+	// "no_environment", "unknown_script",
 	// "no_service" or "session_failed".
 	Dropped func(reason string)
 }
@@ -115,7 +133,7 @@ var ErrServerClosed = errors.New("agi: server closed")
 // Stats counts sessions since the server was made.
 type Stats struct {
 	Accepted  int64 // connections given a session
-	Rejected  int64 // connections closed at once: over MaxSessions
+	Rejected  int64 // connections closed at once: not allowed, over MaxSessions or MaxSessionsPerSource
 	Failed    int64 // sessions ended by a transport or protocol error
 	Active    int64 // sessions running now
 	Recorded  int64 // outcomes written
@@ -127,11 +145,13 @@ type Stats struct {
 type Server struct {
 	opts Options
 	log  *slog.Logger
+	rl   *ratelog.Limiter // lines a peer can cause once per connection
 	svc  atomic.Pointer[serviceBox]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]netip.Addr // open sessions and their source
+	perSrc    map[netip.Addr]int
 	closing   bool
 
 	wg sync.WaitGroup
@@ -159,6 +179,9 @@ func NewServer(opts Options) *Server {
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
 	}
+	if opts.MaxSessionsPerSource <= 0 {
+		opts.MaxSessionsPerSource = max(opts.MaxSessions/2, 1)
+	}
 	if opts.RecordTimeout <= 0 {
 		opts.RecordTimeout = DefaultRecordTimeout
 	}
@@ -168,8 +191,10 @@ func NewServer(opts Options) *Server {
 	s := &Server{
 		opts:      opts,
 		log:       opts.Logger,
+		rl:        ratelog.New(ratelog.Options{Interval: opts.LogInterval}),
 		listeners: map[net.Listener]struct{}{},
-		conns:     map[net.Conn]struct{}{},
+		conns:     map[net.Conn]netip.Addr{},
+		perSrc:    map[netip.Addr]int{},
 	}
 	// The hard-stop context is the server's own root: sessions must not
 	// inherit a caller's cancellation for their outcome writes.
@@ -232,7 +257,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			// EMFILE and the like pass: back off as net/http does
 			// rather than give up serving calls.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("agi accept failed; retrying", "err", err, "delay", delay)
+			s.rl.Warn(s.log, "agi accept failed; retrying", "err", err, "delay", delay)
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -253,34 +278,85 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// admit registers conn (and adds its session to s.wg), or closes it when
-// the server is full or closing.
-func (s *Server) admit(conn net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing || len(s.conns) >= s.opts.MaxSessions {
-		s.rejected.Add(1)
-		_ = conn.Close()
-		if !s.closing {
-			s.drop("max_sessions")
-			s.log.Warn("agi session refused: max_sessions reached", "remote", conn.RemoteAddr().String(), "max", s.opts.MaxSessions)
+// Allowed reports whether src may open sessions.
+func (s *Server) Allowed(src netip.Addr) bool {
+	src = src.Unmap()
+	if len(s.opts.Allow) == 0 {
+		return src.IsLoopback()
+	}
+	for _, p := range s.opts.Allow {
+		if p.Contains(src) {
+			return true
 		}
+	}
+	return false
+}
+
+// remoteAddr is the source address of conn; the zero Addr for a
+// connection that is not TCP (a pipe in tests), which counts as loopback.
+func remoteAddr(conn net.Conn) netip.Addr {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.IPv6Loopback()
+}
+
+// admit registers conn (and adds its session to s.wg), or closes it when
+// its source is not allowed or over its share, or the server is full or
+// closing. A refusal is logged at most once per LogInterval: a flood of
+// connections must not become a flood of log lines.
+func (s *Server) admit(conn net.Conn) bool {
+	src := remoteAddr(conn)
+	reason := ""
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		reason = "closing"
+	case !s.Allowed(src):
+		reason = "not_allowed"
+	case len(s.conns) >= s.opts.MaxSessions:
+		reason = "max_sessions"
+	case s.perSrc[src] >= s.opts.MaxSessionsPerSource:
+		reason = "max_sessions_per_source"
+	}
+	if reason == "" {
+		// The session joins the WaitGroup here, under the lock Shutdown
+		// takes to set closing: a Shutdown that sees it active also waits
+		// for it.
+		s.wg.Add(1)
+		s.conns[conn] = src
+		s.perSrc[src]++
+		s.accepted.Add(1)
+		s.active.Add(1)
+		s.mu.Unlock()
+		return true
+	}
+	s.mu.Unlock()
+	_ = conn.Close()
+	s.rejected.Add(1)
+	if reason == "closing" {
 		return false
 	}
-	// The session joins the WaitGroup here, under the lock Shutdown takes
-	// to set closing: a Shutdown that sees it active also waits for it.
-	s.wg.Add(1)
-	s.conns[conn] = struct{}{}
-	s.accepted.Add(1)
-	s.active.Add(1)
-	return true
+	s.drop(reason)
+	switch reason {
+	case "not_allowed":
+		s.rl.Warn(s.log, "agi connection refused: source not in [agi] allow", "remote", conn.RemoteAddr().String())
+	case "max_sessions":
+		s.rl.Warn(s.log, "agi session refused: max_sessions reached", "remote", conn.RemoteAddr().String(), "max", s.opts.MaxSessions)
+	default:
+		s.rl.Warn(s.log, "agi session refused: max_sessions_per_source reached", "remote", conn.RemoteAddr().String(), "max", s.opts.MaxSessionsPerSource)
+	}
+	return false
 }
 
 func (s *Server) release(conn net.Conn) {
 	_ = conn.Close()
 	s.mu.Lock()
-	if _, ok := s.conns[conn]; ok {
+	if src, ok := s.conns[conn]; ok {
 		delete(s.conns, conn)
+		if s.perSrc[src]--; s.perSrc[src] <= 0 {
+			delete(s.perSrc, src)
+		}
 		s.active.Add(-1)
 	}
 	s.mu.Unlock()
@@ -302,6 +378,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.rl.Flush() // held-back counts are written, not lost
 	select {
 	case <-done:
 		s.hardCancel()
@@ -334,7 +411,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	if err := sess.ReadEnv(ctx); err != nil {
 		s.failed.Add(1)
 		s.drop("no_environment")
-		log.Info("agi session ended before its environment", "err", err)
+		s.rl.Info(log, "agi session ended before its environment", "err", err)
 		return
 	}
 	start := time.Now()
@@ -369,7 +446,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		case out == nil:
 			s.drop("session_failed")
 		}
-		log.Warn("agi session failed", "err", err, "hungup", sess.HungUp())
+		s.rl.Warn(log, "agi session failed", "err", err, "hungup", sess.HungUp())
 	}
 	// Close before the store write: Asterisk resumes the dialplan as soon
 	// as the connection ends, and the call must not wait for a database.
@@ -403,7 +480,7 @@ func (s *Server) record(log *slog.Logger, o outcome.Outcome) {
 	defer cancel()
 	if err := s.opts.Recorder.Record(ctx, o); err != nil {
 		s.recordErr.Add(1)
-		log.Error("agi outcome not recorded", "err", err, "kind", o.Kind, "result", o.Result)
+		s.rl.Error(log, "agi outcome not recorded", "err", err, "kind", o.Kind, "result", o.Result)
 		return
 	}
 	s.recorded.Add(1)

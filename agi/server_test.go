@@ -524,7 +524,7 @@ func TestSessionTimeout(t *testing.T) {
 }
 
 func TestMaxSessions(t *testing.T) {
-	srv, addr := start(t, Options{Service: &fakeService{}, MaxSessions: 2, SessionTimeout: 2 * time.Second})
+	srv, addr := start(t, Options{Service: &fakeService{}, MaxSessions: 2, MaxSessionsPerSource: 2, SessionTimeout: 2 * time.Second})
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", addr)

@@ -41,12 +41,23 @@ type ServerOptions struct {
 	// MaxConns bounds open TCP connections (default 1024); one beyond it is
 	// closed at once, so idle or slow peers cannot exhaust the server.
 	MaxConns int
+	// MaxConnsPerSource bounds open TCP connections from one source address
+	// (default 64), so that one host, even an allowed one, cannot hold
+	// every connection and lock the other switches out.
+	MaxConnsPerSource int
+	// FirstMessageTimeout is how long a new TCP connection has to deliver
+	// its first complete message (default 5 s); IdleTimeout applies only
+	// after it. A connection that opens and stays silent is closed soon.
+	FirstMessageTimeout time.Duration
 	// TxTTL is how long an INVITE's answer is kept for retransmissions
 	// (default 32 s, 64*T1) and MaxTx how many are kept (default 200000).
 	TxTTL time.Duration
 	MaxTx int
 	// Dropped, when set, is told of each message dropped or refused before
-	// the Handler saw it (reason: malformed, overload, response).
+	// the Handler saw it (reason: malformed, overload, response), and of
+	// each TCP connection closed at accept (not_allowed, connections,
+	// connections_per_source) or for want of a first message
+	// (first_message_timeout).
 	Dropped func(reason string)
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -68,6 +79,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
+	perSrc  map[netip.Addr]int // open TCP connections by source address
 	closed  bool
 	done    chan struct{}
 	closeMu sync.Once
@@ -100,6 +112,12 @@ func Listen(o ServerOptions) (*Server, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 1024
 	}
+	if o.MaxConnsPerSource <= 0 {
+		o.MaxConnsPerSource = 64
+	}
+	if o.FirstMessageTimeout <= 0 {
+		o.FirstMessageTimeout = 5 * time.Second
+	}
 	if o.TxTTL <= 0 {
 		o.TxTTL = 32 * time.Second
 	}
@@ -114,11 +132,12 @@ func Listen(o ServerOptions) (*Server, error) {
 	}
 	o.Limits = o.Limits.withDefaults()
 	s := &Server{
-		o:     o,
-		tx:    newTxCache(o.TxTTL, o.MaxTx),
-		sem:   make(chan struct{}, o.MaxInflight),
-		conns: map[net.Conn]struct{}{},
-		done:  make(chan struct{}),
+		o:      o,
+		tx:     newTxCache(o.TxTTL, o.MaxTx),
+		sem:    make(chan struct{}, o.MaxInflight),
+		conns:  map[net.Conn]struct{}{},
+		perSrc: map[netip.Addr]int{},
+		done:   make(chan struct{}),
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.handler.Store(o.Handler)
@@ -335,13 +354,17 @@ func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bo
 		s.o.Logger.Debug("sip malformed", "from", src, "reason", err)
 		return
 	}
-	if r.Method != "INVITE" {
+	// The allow-list comes before the transaction cache: a refused source
+	// must neither read an answer made for another (a replayed branch would
+	// get its signed 302) nor plant one (its 403 would answer the allowed
+	// switch that later sends the same branch). Refusals are not cached.
+	if r.Method != "INVITE" || !h.Allowed(src.Addr()) {
 		if a := h.Handle(s.base, mode, r, src); a != nil {
 			write(encode(r, a, src), r)
 		}
 		return
 	}
-	key := r.txKey()
+	key := txKey(r, src, datagram)
 	cached, first := s.tx.begin(key, s.o.Now())
 	if !first {
 		if cached != nil {
@@ -357,6 +380,19 @@ func (s *Server) process(data []byte, src netip.AddrPort, mode Mode, datagram bo
 	write(b, r)
 }
 
+// txKey is the retransmission-cache key: the transaction (RFC 3261
+// §17.2.3) as seen from one source over one transport. The source and
+// transport are part of it because the branch is chosen by the sender:
+// anyone can send a branch they have seen, and only the host that sent it
+// first may get the answer made for it.
+func txKey(r *Request, src netip.AddrPort, datagram bool) string {
+	tr := "tcp|"
+	if datagram {
+		tr = "udp|"
+	}
+	return tr + src.Addr().Unmap().String() + "|" + r.txKey()
+}
+
 func (s *Server) acceptTCP(t boundTCP) {
 	defer s.wg.Done()
 	for {
@@ -369,30 +405,49 @@ func (s *Server) acceptTCP(t boundTCP) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		// Refused before anything is read: a source outside the allow-list,
+		// or one over its share, holds no connection slot.
+		src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		if !s.handler.Load().Allowed(src) {
+			_ = c.Close()
+			s.drop("not_allowed")
+			continue
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			_ = c.Close()
 			return
 		}
-		if len(s.conns) >= s.o.MaxConns {
+		reason := ""
+		switch {
+		case len(s.conns) >= s.o.MaxConns:
+			reason = "connections"
+		case s.perSrc[src] >= s.o.MaxConnsPerSource:
+			reason = "connections_per_source"
+		}
+		if reason != "" {
 			s.mu.Unlock()
-			s.drop("connections")
 			_ = c.Close()
+			s.drop(reason)
 			continue
 		}
 		s.conns[c] = struct{}{}
+		s.perSrc[src]++
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.serveTCP(c, t.mode)
+		go s.serveTCP(c, src, t.mode)
 	}
 }
 
-func (s *Server) serveTCP(c *net.TCPConn, mode Mode) {
+func (s *Server) serveTCP(c *net.TCPConn, srcAddr netip.Addr, mode Mode) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perSrc[srcAddr]--; s.perSrc[srcAddr] <= 0 {
+			delete(s.perSrc, srcAddr)
+		}
 		s.mu.Unlock()
 		_ = c.Close()
 	}()
@@ -407,11 +462,23 @@ func (s *Server) serveTCP(c *net.TCPConn, mode Mode) {
 		}
 	}
 	br := bufio.NewReaderSize(c, 16<<10)
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+	// The first message must arrive soon after the connect; only a
+	// connection that has carried one earns the long idle timeout.
+	_ = c.SetReadDeadline(time.Now().Add(s.o.FirstMessageTimeout))
+	for first := true; ; first = false {
+		if !first {
+			_ = c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+		}
 		msg, err := readStream(br, s.o.Limits, write)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				if first {
+					_ = c.Close() // before the report, which tests wait on
+					s.drop("first_message_timeout")
+				}
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 				s.drop("malformed")
 				s.o.Logger.Debug("sip tcp", "from", src, "error", err)
 			}

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +46,14 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	if *listen != "" {
+		// --listen is held to the rule config check applies to the file.
+		exposed := cfg.AGI
+		exposed.Listen = *listen
+		if err := exposed.CheckExposure(); err != nil {
+			return fail(err)
+		}
+	}
 	log := newLogger(stderr, cfg.Log).With("surface", "agi")
 	metrics := httpapi.NewMetrics(nil)
 	svc, closeSvc, err := agiService(cfg, log, metrics)
@@ -55,6 +65,10 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ac := cfg.AGI.WithDefaults()
 	if *listen != "" {
 		ac.Listen = *listen
+	}
+	allow, err := config.ParsePrefixes(ac.Allow)
+	if err != nil {
+		return fail(fmt.Errorf("agi.allow: %w", err))
 	}
 	system := ac.System
 	if system == "" {
@@ -74,14 +88,16 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	srv := agi.NewServer(agi.Options{
-		Service:            svc,
-		Recorder:           rec,
-		Logger:             log,
-		System:             system,
-		SessionTimeout:     ac.SessionTimeout.Duration,
-		MaxSessions:        ac.MaxSessions,
-		RequireIdentity:    cfg.Verifier.RequireIdentity,
-		MaxIdentityHeaders: cfg.Verifier.MaxHeaders,
+		Service:              svc,
+		Recorder:             rec,
+		Logger:               log,
+		System:               system,
+		SessionTimeout:       ac.SessionTimeout.Duration,
+		MaxSessions:          ac.MaxSessions,
+		MaxSessionsPerSource: ac.MaxSessionsPerSource,
+		Allow:                allow,
+		RequireIdentity:      cfg.Verifier.RequireIdentity,
+		MaxIdentityHeaders:   cfg.Verifier.MaxHeaders,
 		Observe: func(op string, d time.Duration, outcome, errName string) {
 			metrics.Observe("agi", op, d, outcome, errName)
 		},
@@ -104,7 +120,8 @@ func runAGI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer stopMetrics()
 	}
 	log.Info("agi listening", "addr", ln.Addr().String(), "system", system, "config", cfg.Hash,
-		"session_timeout", ac.SessionTimeout.Duration, "max_sessions", ac.MaxSessions)
+		"session_timeout", ac.SessionTimeout.Duration, "max_sessions", ac.MaxSessions,
+		"max_sessions_per_source", ac.MaxSessionsPerSource, "allow", agiAllowed(allow))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), ln) }()
 
@@ -128,7 +145,7 @@ loop:
 					old := closeSvc
 					time.AfterFunc(ac.SessionTimeout.Duration, old)
 					closeSvc = closeNext
-					if next.AGI.WithDefaults() != cfg.AGI.WithDefaults() {
+					if !reflect.DeepEqual(next.AGI.WithDefaults(), cfg.AGI.WithDefaults()) {
 						log.Warn("agi: [agi] changes take effect at restart")
 					}
 					metrics.Reloaded(true)
@@ -241,4 +258,16 @@ func agiSpillPath(p string) string {
 		return base + ".agi.jsonl"
 	}
 	return p + ".agi"
+}
+
+// agiAllowed says in the startup log who may open sessions.
+func agiAllowed(allow []netip.Prefix) string {
+	if len(allow) == 0 {
+		return "loopback only ([agi] allow is empty)"
+	}
+	parts := make([]string, len(allow))
+	for i, p := range allow {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -179,6 +179,7 @@ func TestAGICommandUsage(t *testing.T) {
 	}{
 		{"bad flag", []string{"--nope"}, "flag provided but not defined"},
 		{"missing config", []string{"--config", "/nonexistent/stirgate.toml"}, "stirgate agi:"},
+		{"exposed listen without allow", []string{"--listen", "0.0.0.0:0"}, "agi.allow"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

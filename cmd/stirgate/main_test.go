@@ -207,6 +207,7 @@ default = "C"
 		"bad attest":   {"[policy]\ndefault = \"D\"\n", "policy.default"},
 		"missing file": {"[verifier]\ntrust = [\"nope.pem\"]\n", "nope.pem"},
 		"two problems": {"[verifier]\nmode = \"loose\"\n[log]\nlevel = \"loud\"\n", "log.level"},
+		"agi exposed":  {"[agi]\nlisten = \"0.0.0.0:4573\"\n", "set agi.allow"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".toml")

@@ -182,8 +182,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			MaxInflight: sc.MaxInflight,
 			IdleTimeout: sc.IdleTimeout.Duration,
 			MaxConns:    sc.MaxConns,
-			Dropped:     func(reason string) { metrics.Dropped("sip", reason) },
-			Logger:      log,
+			// A source's share and the first-message deadline keep idle
+			// TCP peers from locking the switches out.
+			MaxConnsPerSource:   sc.TCPMaxPerSource,
+			FirstMessageTimeout: sc.TCPFirstMessageTimeout.Duration,
+			Dropped:             func(reason string) { metrics.Dropped("sip", reason) },
+			Logger:              log,
 		})
 		switch {
 		case err != nil && lab:

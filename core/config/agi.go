@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -25,6 +26,14 @@ type AGI struct {
 	// at once, so the dialplan continues (STIR_RESULT stays empty) instead
 	// of queueing behind slow peers.
 	MaxSessions int `toml:"max_sessions"`
+	// MaxSessionsPerSource caps concurrent sessions from one address
+	// (default half of MaxSessions), so that one host's silent connections
+	// cannot take every session.
+	MaxSessionsPerSource int `toml:"max_sessions_per_source"`
+	// Allow lists the addresses and CIDR prefixes that may open sessions;
+	// others are closed at accept. Empty admits loopback only, and then
+	// Listen must be a loopback address: FastAGI has no authentication.
+	Allow []string `toml:"allow"`
 	// System names this Asterisk in the outcome store, as [ami] system
 	// does; both surfaces must use the same name for their records of one
 	// call to merge. Empty means [ami] system, else the host name.
@@ -58,6 +67,9 @@ func (a AGI) WithDefaults() AGI {
 	if a.MaxSessions == 0 {
 		a.MaxSessions = DefaultAGIMaxSessions
 	}
+	if a.MaxSessionsPerSource == 0 {
+		a.MaxSessionsPerSource = max(a.MaxSessions/2, 1)
+	}
 	if a.ShutdownGrace.Duration == 0 {
 		a.ShutdownGrace.Duration = DefaultAGIShutdownGrace
 	}
@@ -70,7 +82,12 @@ func (a AGI) Validate() error {
 	if a.Listen != "" {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("agi.listen %q: %w", a.Listen, err))
+		} else if err := a.CheckExposure(); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if _, err := ParsePrefixes(a.Allow); err != nil {
+		errs = append(errs, fmt.Errorf("agi.allow: %w", err))
 	}
 	if a.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(a.MetricsListen); err != nil {
@@ -83,5 +100,30 @@ func (a AGI) Validate() error {
 	if a.MaxSessions < 0 {
 		errs = append(errs, errors.New("agi.max_sessions: negative"))
 	}
+	if a.MaxSessionsPerSource < 0 {
+		errs = append(errs, errors.New("agi.max_sessions_per_source: negative"))
+	}
 	return errors.Join(errs...)
+}
+
+// CheckExposure refuses a listener that other hosts can reach with an
+// empty allow-list: FastAGI has no authentication, so whoever connects can
+// sign calls; the sources must be named. (With an empty list only loopback
+// would be served anyway, so such a config is a mistake either way.)
+func (a AGI) CheckExposure() error {
+	if len(a.Allow) > 0 || a.Listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return nil // reported by Validate
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("agi.listen %q is not a loopback address and agi.allow is empty: "+
+		"set agi.allow to the Asterisk hosts (addresses or CIDR prefixes) that may use FastAGI", a.Listen)
 }

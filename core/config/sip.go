@@ -47,6 +47,12 @@ type SIP struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// MaxConns bounds open TCP connections (default 1024).
 	MaxConns int `toml:"max_conns"`
+	// TCPMaxPerSource bounds open TCP connections from one address
+	// (default 64), so one host cannot hold every connection.
+	TCPMaxPerSource int `toml:"tcp_max_per_source"`
+	// TCPFirstMessageTimeout is how long a new TCP connection has to send
+	// its first complete message (default 5s); idle_timeout applies after.
+	TCPFirstMessageTimeout Duration `toml:"tcp_first_message_timeout"`
 	// Profiles adapt answers per source: [[sip.profile]].
 	Profiles []SIPProfile `toml:"profile"`
 }
@@ -75,6 +81,9 @@ const (
 	DefaultSIPTimeout     = 1500 * time.Millisecond
 	DefaultSIPMaxInflight = 4096
 	DefaultSIPIdleTimeout = 5 * time.Minute
+
+	DefaultSIPTCPMaxPerSource        = 64
+	DefaultSIPTCPFirstMessageTimeout = 5 * time.Second
 )
 
 // Enabled reports whether the SIP redirect server runs.
@@ -93,6 +102,12 @@ func (s SIP) WithDefaults() SIP {
 	}
 	if s.IdleTimeout.Duration == 0 {
 		s.IdleTimeout.Duration = DefaultSIPIdleTimeout
+	}
+	if s.TCPMaxPerSource == 0 {
+		s.TCPMaxPerSource = DefaultSIPTCPMaxPerSource
+	}
+	if s.TCPFirstMessageTimeout.Duration == 0 {
+		s.TCPFirstMessageTimeout.Duration = DefaultSIPTCPFirstMessageTimeout
 	}
 	s.Listen = append([]SIPListen(nil), s.Listen...)
 	for i := range s.Listen {
@@ -159,6 +174,12 @@ func (s SIP) Validate() error {
 	}
 	if s.MaxInflight < 0 || s.MaxConns < 0 {
 		errs = append(errs, errors.New("sip: max_inflight and max_conns must not be negative"))
+	}
+	if s.TCPMaxPerSource < 0 {
+		errs = append(errs, errors.New("sip.tcp_max_per_source: negative"))
+	}
+	if d := s.TCPFirstMessageTimeout.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Minute) {
+		errs = append(errs, fmt.Errorf("sip.tcp_first_message_timeout %s: want 100ms..1m", d))
 	}
 	for i, p := range s.Profiles {
 		if _, err := ParsePrefixes(p.Sources); err != nil {

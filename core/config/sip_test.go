@@ -53,6 +53,9 @@ cert_max_age = "48h"
 	if h.CertMaxAge.Duration != 48*time.Hour || h.MaxBody != DefaultHTTPMaxBody || h.Timeout.Duration != DefaultHTTPTimeout {
 		t.Errorf("http = %+v", h)
 	}
+	if s.TCPMaxPerSource != DefaultSIPTCPMaxPerSource || s.TCPFirstMessageTimeout.Duration != DefaultSIPTCPFirstMessageTimeout {
+		t.Errorf("sip tcp defaults = %d %s", s.TCPMaxPerSource, s.TCPFirstMessageTimeout)
+	}
 	if (SIP{}).Enabled() {
 		t.Error("empty [sip] must not run the redirect server")
 	}
@@ -68,6 +71,8 @@ func TestSIPHTTPValidate(t *testing.T) {
 		{"allow", "[sip]\nallow = [\"10.0.0.0/33\"]", "sip.allow"},
 		{"contact", "[sip]\ncontact = \"tel:+1215\"", "sip.contact"},
 		{"unsigned", "[sip]\nunsigned = 486", "sip.unsigned"},
+		{"tcp per source", "[sip]\ntcp_max_per_source = -1", "sip.tcp_max_per_source"},
+		{"tcp first message", "[sip]\ntcp_first_message_timeout = \"10m\"", "sip.tcp_first_message_timeout"},
 		{"timeout", "[sip]\ntimeout = \"1m\"", "sip.timeout"},
 		{"profile without sources", "[[sip.profile]]\nname = \"x\"", "sip.profile[0]: no sources"},
 		{"profile source", "[[sip.profile]]\nname = \"x\"\nsources = [\"host.example\"]", "sip.profile[0].sources"},
