@@ -1,0 +1,31 @@
+# The native Kamailio module (kamailio/module/), built against the source of
+# the Kamailio release installed on this host (Debian has no kamailio-dev):
+#   make kamailio-module   bin/kamailio/stirgate.so
+#   make install-kamailio-module  into $(KAMAILIO_MODULES_DIR)
+# The source is fetched once with apt-get source (deb-src entries derived
+# from the system's apt sources, in a private apt state) into
+# bin/kamailio-src/ and configured with the options of Debian's build, so
+# that the module's version and compile flags match the binary's.
+
+KAMAILIO_SRC         := $(BIN)/kamailio-src/kamailio
+KAMAILIO_MODULE      := $(BIN)/kamailio/stirgate.so
+KAMAILIO_MODULES_DIR ?= /usr/lib/x86_64-linux-gnu/kamailio/modules
+
+.PHONY: kamailio-module install-kamailio-module
+
+kamailio-module: $(KAMAILIO_MODULE)
+
+$(KAMAILIO_SRC)/src/config.mak:
+	kamailio/module/kamailio-source.sh $(BIN)/kamailio-src
+	$(MAKE) -C $(KAMAILIO_SRC) cfg quiet=silent prefix=/usr cfg_target=/etc/kamailio/ FLAVOUR=kamailio \
+		CC_EXTRA_OPTS="$$(dpkg-buildflags --get CPPFLAGS) $$(dpkg-buildflags --get CFLAGS) -DVERSION_NODATE" \
+		LD_EXTRA_OPTS="$$(dpkg-buildflags --get LDFLAGS)" group_include=kstandard >/dev/null
+
+$(KAMAILIO_MODULE): $(KAMAILIO_SRC)/src/config.mak kamailio/module/stirgate_mod.c kamailio/module/Makefile cshared/stirgate.h
+	@mkdir -p $(KAMAILIO_SRC)/src/modules/stirgate $(dir $@)
+	cp kamailio/module/stirgate_mod.c kamailio/module/Makefile $(KAMAILIO_SRC)/src/modules/stirgate/
+	$(MAKE) -C $(KAMAILIO_SRC)/src/modules/stirgate quiet=silent STIRGATE_INCLUDE=$(CURDIR)/cshared
+	cp $(KAMAILIO_SRC)/src/modules/stirgate/stirgate.so $@
+
+install-kamailio-module: $(KAMAILIO_MODULE)
+	install -D -m 0644 $(KAMAILIO_MODULE) $(DESTDIR)$(KAMAILIO_MODULES_DIR)/stirgate.so
