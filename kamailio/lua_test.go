@@ -275,7 +275,17 @@ func one(t *testing.T, msg, name string) string {
 
 func TestLuaKamailio(t *testing.T) {
 	b := luaBuild(t)
-	k := b.start(t, "relaxed", b.toml(`mode = "relaxed"`, ""), 4)
+	gatewayCases(t, b, b.start)
+}
+
+// gatewayStart starts one Kamailio gateway (app_lua, native module, KEMI)
+// with the given stirgate configuration.
+type gatewayStart func(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio
+
+// gatewayCases are the cases every Kamailio gateway must answer alike,
+// whatever drives libstirgate.
+func gatewayCases(t *testing.T, b *luaBuilt, start gatewayStart) {
+	k := start(t, "relaxed", b.toml(`mode = "relaxed"`, ""), 4)
 
 	t.Run("egress signs by policy", func(t *testing.T) {
 		carrier := luaUAS(t, luaCarrier, 2, true, 60*time.Second)
@@ -373,7 +383,7 @@ func TestLuaKamailio(t *testing.T) {
 	})
 
 	t.Run("ingress strict rejects", func(t *testing.T) {
-		ks := b.start(t, "strict", b.toml("mode = \"strict\"\nrequire_identity = true", ""), 2)
+		ks := start(t, "strict", b.toml("mode = \"strict\"\nrequire_identity = true", ""), 2)
 		inside := luaUAS(t, "127.0.0.1", 1, true, 60*time.Second)
 		good := b.sign(t, luaCaller, time.Now())
 		cases := []struct {
@@ -422,7 +432,7 @@ func TestLuaKamailio(t *testing.T) {
 	})
 
 	t.Run("slow x5u host holds one worker for the deadline only", func(t *testing.T) {
-		luaSlowX5U(t, b)
+		luaSlowX5U(t, b, start)
 	})
 
 	t.Run("load with 4 workers", func(t *testing.T) {
@@ -593,7 +603,7 @@ func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
 // luaSlowX5U: a certificate host that never answers costs the INVITE that
 // needs it the [x5u] timeout (1 s) and nothing more, and the other worker
 // keeps relaying calls meanwhile.
-func luaSlowX5U(t *testing.T, b *luaBuilt) {
+func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
 	release := make(chan struct{})
 	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -612,7 +622,7 @@ func luaSlowX5U(t *testing.T, b *luaBuilt) {
 	if err := os.WriteFile(caFile, append(fast, certs.EncodePEM(slow.Certificate())...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := b.start(t, "slow", b.tomlHosts(`mode = "relaxed"`, t.TempDir(), []string{b.x5uHost, slowHost}, caFile), 2)
+	k := startGW(t, "slow", b.tomlHosts(`mode = "relaxed"`, t.TempDir(), []string{b.x5uHost, slowHost}, caFile), 2)
 
 	cred, err := certs.LoadSigner(mustRead(t, filepath.Join(b.labDir, "sp.key")), mustRead(t, filepath.Join(b.labDir, "sp-chain.pem")))
 	if err != nil {

@@ -1,0 +1,160 @@
+package kamailio_test
+
+// The native module (kamailio/module/), proven in Debian's Kamailio with
+// SIPp on loopback, with the same cases and the same assertions as the
+// app_lua path (gatewayCases): kamailio-native.cfg drives the module from
+// the native cfg language, kamailio-python.cfg + stirgate.py from KEMI.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stirgate/stirgate/kamailio/kamtest"
+)
+
+// nativeModule builds stirgate.so with `make kamailio-module` (the
+// Kamailio source is fetched and configured once, then cached in bin/).
+func nativeModule(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "-s", "kamailio-module")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make kamailio-module: %v\n%s", err, out)
+	}
+	return filepath.Join(root, "bin", "kamailio", "stirgate.so")
+}
+
+// startNative runs cfg (kamailio-native.cfg or a KEMI one) with the module.
+func (b *luaBuilt) startNative(module, cfg string, defines ...string) gatewayStart {
+	return func(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio {
+		t.Helper()
+		cfgPath := filepath.Join(b.dir, name+".toml")
+		if err := os.WriteFile(cfgPath, []byte(stirgateTOML), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return kamtest.Start(t, kamtest.Options{
+			Config:   cfg,
+			Children: children,
+			Defines: append([]string{
+				fmt.Sprintf("STIRGATE_CONFIG=%q", cfgPath),
+				fmt.Sprintf("STIRGATE_MODULE=%q", module),
+				`INTERNAL_SOURCES="127.0.0.1"`,
+			}, defines...),
+			Env: []string{"STIRGATE_LIBRARY=" + b.lib},
+		})
+	}
+}
+
+func TestNativeKamailio(t *testing.T) {
+	b := luaBuild(t)
+	mod := nativeModule(t)
+	start := b.startNative(mod, "kamailio-native.cfg")
+	gatewayCases(t, b, start)
+
+	t.Run("pseudo-variables, RPC and reload", func(t *testing.T) {
+		nativeRPC(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
+	})
+}
+
+func TestKEMIPythonKamailio(t *testing.T) {
+	b := luaBuild(t)
+	mod := nativeModule(t)
+	script, err := filepath.Abs("stirgate.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)))
+}
+
+// kamcmd runs an RPC command over the instance's ctl socket.
+func kamcmd(t *testing.T, k *kamtest.Kamailio, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("kamcmd", append([]string{"-s", "unix:" + filepath.Join(k.Dir, "kamailio_ctl")}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kamcmd %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// nativeRPC: $stirgate(...) reaches the log after a signature and a check;
+// stirgate.status lists the workers that loaded the library and their
+// counters; stirgate.reload makes every worker reload at its next call,
+// and a broken file keeps the old configuration in force.
+func nativeRPC(t *testing.T, b *luaBuilt, start gatewayStart) {
+	k := start(t, "rpc", b.toml(`mode = "relaxed"`, ""), 2)
+	cfgPath := filepath.Join(b.dir, "rpc.toml")
+	carrier := luaUAS(t, luaCarrier, 0, false, 2*time.Minute)
+	inside := luaUAS(t, "127.0.0.1", 0, false, 2*time.Minute)
+
+	if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: pv", "X-N: 1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := luaCall(t, k, luaCarrier, inside.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: pv",
+		"Identity: "+b.sign(t, luaCaller, time.Now())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{
+		`stirgate signed: result=signed attest=A origid=[0-9a-f-]{36} x5u=` + regexp.QuoteMeta(b.x5uURL) + ` identity=eyJ`,
+		`stirgate checked: result=pass verstat=TN-Validation-Passed sip_code=0 attest=A spc=1234`,
+	} {
+		if err := k.WaitLog(regexp.MustCompile(re), 10*time.Second); err != nil {
+			t.Errorf("log line %s: %v", re, err)
+		}
+	}
+
+	status := kamcmd(t, k, "stirgate.status")
+	t.Logf("stirgate.status:\n%s", status)
+	for _, want := range []string{"config: " + cfgPath, "generation: 0", "signed: 1", "verified: 1"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("stirgate.status lacks %q", want)
+		}
+	}
+	if n := strings.Count(status, "pid: "); n != 2 {
+		t.Errorf("stirgate.status lists %d workers with the library, want the 2 SIP workers", n)
+	}
+
+	// A broken file: reload fails in every worker, the old configuration
+	// stays in force (calls are still signed), and status says why.
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte("[signer]\nkey = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kamcmd(t, k, "stirgate.reload")
+	for i := 0; i < 4; i++ { // reach both workers
+		if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: reload-bad", "X-N: 1").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.WaitLog(regexp.MustCompile(`stirgate: reload of .* failed, the previous configuration stays in force`), 10*time.Second); err != nil {
+		t.Error(err)
+	}
+	if m := regexp.MustCompile(`not signed`).FindString(k.Log()); m != "" {
+		t.Errorf("a call went unsigned after a failed reload: %s", m)
+	}
+	if err := os.WriteFile(cfgPath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kamcmd(t, k, "stirgate.reload")
+	status = kamcmd(t, k, "stirgate.status")
+	if !strings.Contains(status, "generation: 2") {
+		t.Errorf("generation after two reloads:\n%s", status)
+	}
+	carrier.Stop()
+	inside.Stop()
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
