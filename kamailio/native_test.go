@@ -59,7 +59,7 @@ func TestNativeKamailio(t *testing.T) {
 	b := luaBuild(t)
 	mod := nativeModule(t)
 	start := b.startNative(mod, "kamailio-native.cfg")
-	gatewayCases(t, b, start)
+	gatewayCases(t, b, start, true)
 
 	t.Run("pseudo-variables, RPC and reload", func(t *testing.T) {
 		nativeRPC(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
@@ -73,7 +73,7 @@ func TestKEMIPythonKamailio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)))
+	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)), false)
 }
 
 // kamcmd runs an RPC command over the instance's ctl socket.
