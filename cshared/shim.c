@@ -67,6 +67,11 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 			(char *)pai, (char *)to, (char *)date, res);
 }
 
+int stirgate_status(int h, char **json)
+{
+	return sg_status(h, json);
+}
+
 void stirgate_free(void *p)
 {
 	free(p);
