@@ -6,6 +6,8 @@ package kamailio_test
 // the native cfg language, kamailio-python.cfg + stirgate.py from KEMI.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,6 +78,12 @@ func TestKEMIPythonKamailio(t *testing.T) {
 	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)), false)
 }
 
+// configHash is how the library names a configuration (core/config).
+func configHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
 // kamcmd runs an RPC command over the instance's ctl socket.
 func kamcmd(t *testing.T, k *kamtest.Kamailio, args ...string) string {
 	t.Helper()
@@ -112,9 +120,14 @@ func nativeRPC(t *testing.T, b *luaBuilt, start gatewayStart) {
 		}
 	}
 
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	status := kamcmd(t, k, "stirgate.status")
 	t.Logf("stirgate.status:\n%s", status)
-	for _, want := range []string{"config: " + cfgPath, "generation: 0", "signed: 1", "verified: 1"} {
+	for _, want := range []string{"config: " + cfgPath, "generation: 0", "signed: 1", "verified: 1",
+		`"config_hash":"` + configHash(good) + `"`, `"cert_not_after":`, `"x5u_cache":{`, `"spc":"1234"`} {
 		if !strings.Contains(status, want) {
 			t.Errorf("stirgate.status lacks %q", want)
 		}
@@ -123,34 +136,45 @@ func nativeRPC(t *testing.T, b *luaBuilt, start gatewayStart) {
 		t.Errorf("stirgate.status lists %d workers with the library, want the 2 SIP workers", n)
 	}
 
+	// call places egress calls until both workers have taken generation
+	// gen (each worker reloads at its next call), at most 20 calls.
+	call := func(gen int) string {
+		t.Helper()
+		for i := 0; i < 20; i++ {
+			if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: reload", "X-N: 1").Err(); err != nil {
+				t.Fatal(err)
+			}
+			st := kamcmd(t, k, "stirgate.status")
+			if strings.Count(st, fmt.Sprintf("generation: %d", gen)) == 3 { // the total and 2 workers
+				return st
+			}
+		}
+		t.Fatalf("the workers did not all reach generation %d:\n%s", gen, kamcmd(t, k, "stirgate.status"))
+		return ""
+	}
+
 	// A broken file: reload fails in every worker, the old configuration
 	// stays in force (calls are still signed), and status says why.
-	good, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(cfgPath, []byte("[signer]\nkey = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	kamcmd(t, k, "stirgate.reload")
-	for i := 0; i < 4; i++ { // reach both workers
-		if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: reload-bad", "X-N: 1").Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := k.WaitLog(regexp.MustCompile(`stirgate: reload of .* failed, the previous configuration stays in force`), 10*time.Second); err != nil {
-		t.Error(err)
+	status = call(1)
+	if strings.Count(status, "last_error: "+cfgPath) != 2 || strings.Count(status, `"config_hash":"`+configHash(good)+`"`) != 2 {
+		t.Errorf("after a broken reload: want the error and the old configuration in both workers:\n%s", status)
 	}
 	if m := regexp.MustCompile(`not signed`).FindString(k.Log()); m != "" {
 		t.Errorf("a call went unsigned after a failed reload: %s", m)
 	}
-	if err := os.WriteFile(cfgPath, good, 0o644); err != nil {
+	// A good new file: both workers take it.
+	changed := append(good, []byte("\n# changed\n")...)
+	if err := os.WriteFile(cfgPath, changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	kamcmd(t, k, "stirgate.reload")
-	status = kamcmd(t, k, "stirgate.status")
-	if !strings.Contains(status, "generation: 2") {
-		t.Errorf("generation after two reloads:\n%s", status)
+	status = call(2)
+	if strings.Count(status, `"config_hash":"`+configHash(changed)+`"`) != 2 {
+		t.Errorf("after a good reload: want the new configuration in both workers:\n%s", status)
 	}
 	carrier.Stop()
 	inside.Stop()

@@ -80,6 +80,8 @@ static struct {
 	int (*check)(int, const char *const *, int, const char *, const char *,
 			const char *, const char *, stirgate_result *);
 	void (*result_free)(stirgate_result *);
+	int (*status)(int, char **); /* optional: NULL in older libraries */
+	void (*free)(void *);
 } api;
 
 static int sg_handle = 0;	  /* this process's handle, 0 until opened */
@@ -93,6 +95,8 @@ typedef struct {
 	int generation;
 	unsigned long signed_ok, sign_refused, verified, errors, reloads;
 	char last_error[256];
+	time_t status_at;  /* when library was last written */
+	char library[1024]; /* stirgate_status() JSON of this worker's handle */
 } sg_slot_t;
 
 static atomic_t *sg_shm_generation = NULL;
@@ -251,11 +255,32 @@ static const char *load_api(void)
 	SYM(signature_free, "stirgate_signature_free");
 	SYM(check, "stirgate_check");
 	SYM(result_free, "stirgate_result_free");
+	SYM(free, "stirgate_free");
 #undef SYM
+	*(void **)(&api.status) = dlsym(dl, "stirgate_status");
 	/* Never dlclose: a Go runtime cannot be unloaded. */
 	api.dl = dl;
 	api.pid = getpid();
 	return NULL;
+}
+
+/* publish_status copies this worker's stirgate_status() into its shared
+ * slot, at most every few seconds (and after an open or reload), so that
+ * the RPC process can report it without loading the library. */
+static void publish_status(int force)
+{
+	sg_slot_t *s = my_slot();
+	time_t now = time(NULL);
+	char *js = NULL;
+
+	if(s == NULL || api.status == NULL || sg_handle <= 0)
+		return;
+	if(!force && now - s->status_at < 5)
+		return;
+	s->status_at = now;
+	if(api.status(sg_handle, &js) == 0 && js != NULL)
+		snprintf(s->library, sizeof(s->library), "%s", js);
+	api.free(js);
 }
 
 /* handle opens the configuration in this process on first use and follows
@@ -287,7 +312,9 @@ static int handle(const char **err)
 			}
 			if(s != NULL)
 				s->generation = gen;
+			publish_status(1);
 		}
+		publish_status(0);
 		return sg_handle;
 	}
 	h = api.init_file(sg_config);
@@ -303,6 +330,7 @@ static int handle(const char **err)
 		s->loaded = 1;
 		s->generation = gen;
 	}
+	publish_status(1);
 	return h;
 }
 
@@ -494,7 +522,6 @@ static void strip_hdr_verstat(sip_msg_t *msg, hdr_field_t *hf)
 static void source_of(sip_msg_t *msg, char *buf, size_t len)
 {
 	struct to_body *fb;
-	struct to_param *p;
 
 	if(parse_from_header(msg) == 0 && (fb = get_from(msg)) != NULL) {
 		sip_uri_t u;
@@ -512,7 +539,6 @@ static void source_of(sip_msg_t *msg, char *buf, size_t len)
 				s = n != NULL ? n + 1 : NULL;
 			}
 		}
-		(void)p;
 	}
 	snprintf(buf, len, "%s", ip_addr2a(&msg->rcv.src_ip));
 }
@@ -766,6 +792,7 @@ static int ki_stirgate_reload(sip_msg_t *msg)
 	}
 	if(my_slot() != NULL)
 		my_slot()->reloads++;
+	publish_status(1);
 	LM_INFO("stirgate: %s reloaded (generation %d)\n", sg_config, gen);
 	return 1;
 }
@@ -875,11 +902,11 @@ static void rpc_status(rpc_t *rpc, void *ctx)
 			continue;
 		if(rpc->add(ctx, "{", &wh) < 0)
 			return;
-		rpc->struct_add(wh, "dddjjjjjs", "pid", s->pid, "process", i,
+		rpc->struct_add(wh, "dddjjjjjss", "pid", s->pid, "process", i,
 				"generation", s->generation, "signed", s->signed_ok,
 				"sign_refused", s->sign_refused, "verified", s->verified,
 				"errors", s->errors, "reloads", s->reloads, "last_error",
-				s->last_error);
+				s->last_error, "library", s->library);
 	}
 }
 
