@@ -29,3 +29,14 @@ $(KAMAILIO_MODULE): $(KAMAILIO_SRC)/src/config.mak kamailio/module/stirgate_mod.
 
 install-kamailio-module: $(KAMAILIO_MODULE)
 	install -D -m 0644 $(KAMAILIO_MODULE) $(DESTDIR)$(KAMAILIO_MODULES_DIR)/stirgate.so
+
+# Kamailio CPU time per signed call: the native module vs app_lua (Lua C
+# module) vs the secsipid module on the libsecsipid drop-in, in one run.
+# Part of `make bench`.
+.PHONY: bench-kamailio-module
+EXTRA_BENCH += bench-kamailio-module
+
+bench-kamailio-module: $(KAMAILIO_MODULE) $(LIBSTIRGATE) $(LUA_MODULE) secsipid
+	STIRGATE_LIB=$(CURDIR)/$(BIN)/libstirgate.so.1 STIRGATE_LUA_DIR=$(CURDIR)/$(dir $(LUA_MODULE)) \
+		STIRGATE_MODULE=$(CURDIR)/$(KAMAILIO_MODULE) SECSIPID_LIB_DIR=$(CURDIR)/$(SECSIPID_DIR) \
+		$(GO) run ./kamailio/module/benchsign
