@@ -45,6 +45,7 @@
 #include "../../modules/sl/sl.h"
 
 #include "stirgate.h"
+#include "verstat.h"
 
 MODULE_VERSION
 
@@ -466,42 +467,6 @@ static int replace_body(sip_msg_t *msg, hdr_field_t *hf, const char *value)
 		return -1;
 	}
 	return 0;
-}
-
-/* strip_verstat removes every ;verstat=... parameter (any case) from a
- * copy of v: the fallback when the library cannot be asked, so that no
- * verstat from outside travels on as if this proxy had set it. 1 when
- * something was removed. */
-static int strip_verstat(const char *v, char *out)
-{
-	const char *p = v;
-	char *o = out;
-	int removed = 0;
-
-	while(*p != '\0') {
-		if(*p == ';') {
-			const char *q = p + 1;
-			while(*q == ' ' || *q == '\t')
-				q++;
-			if(strncasecmp(q, "verstat", 7) == 0) {
-				q += 7;
-				while(*q == ' ' || *q == '\t')
-					q++;
-				if(*q == '=') {
-					q++;
-					while(*q != '\0' && *q != ';' && *q != '@' && *q != '>'
-							&& *q != ',')
-						q++;
-					p = q;
-					removed = 1;
-					continue;
-				}
-			}
-		}
-		*o++ = *p++;
-	}
-	*o = '\0';
-	return removed;
 }
 
 static void strip_hdr_verstat(sip_msg_t *msg, hdr_field_t *hf)
