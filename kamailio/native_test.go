@@ -63,6 +63,10 @@ func TestNativeKamailio(t *testing.T) {
 	start := b.startNative(mod, "kamailio-native.cfg")
 	gatewayCases(t, b, start, true)
 
+	t.Run("library missing: calls go on, no inbound verstat survives", func(t *testing.T) {
+		nativeNoLibrary(t, b, mod)
+	})
+
 	t.Run("pseudo-variables, RPC and reload", func(t *testing.T) {
 		nativeRPC(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
 	})
@@ -178,6 +182,56 @@ func nativeRPC(t *testing.T, b *luaBuilt, start gatewayStart) {
 	}
 	carrier.Stop()
 	inside.Stop()
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
+}
+
+// nativeNoLibrary: a worker whose libstirgate cannot be loaded still
+// routes. Signing answers -2 (the call goes out unsigned, sign_required
+// being 0), checking answers -2 after removing the verstat that arrived on
+// From and P-Asserted-Identity; the error is in $stirgate(error) and the
+// log, and nothing crashes.
+func nativeNoLibrary(t *testing.T, b *luaBuilt, mod string) {
+	cfgPath := filepath.Join(b.dir, "nolib.toml")
+	if err := os.WriteFile(cfgPath, []byte(b.toml(`mode = "relaxed"`, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := kamtest.Start(t, kamtest.Options{
+		Config:   "kamailio-native.cfg",
+		Children: 2,
+		Defines: []string{fmt.Sprintf("STIRGATE_CONFIG=%q", cfgPath), fmt.Sprintf("STIRGATE_MODULE=%q", mod),
+			`INTERNAL_SOURCES="127.0.0.1"`},
+		Env: []string{"STIRGATE_LIBRARY=" + filepath.Join(b.dir, "no-such-libstirgate.so.1")},
+	})
+	carrier := luaUAS(t, luaCarrier, 1, true, time.Minute)
+	if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", "X-Case: nolib", "X-N: 1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	out := carrier.Wait()
+	if inv := invites(out); len(inv) != 1 || len(kamtest.Header(inv[0], "Identity")) != 0 {
+		t.Errorf("egress without the library: want one unsigned INVITE, got %d", len(inv))
+	}
+	inside := luaUAS(t, "127.0.0.1", 1, true, time.Minute)
+	pai := "P-Asserted-Identity: <sip:" + luaCaller + ";verstat=TN-Validation-Passed@carrier.example.net;user=phone>"
+	if err := luaCall(t, k, luaCarrier, inside.Addr(), "sipp/uac.xml", luaCaller, ";VerStat=TN-Validation-Passed;user=phone", pai,
+		"Identity: "+b.sign(t, luaCaller, time.Now())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invites(inside.Wait())
+	if len(inv) != 1 {
+		t.Fatalf("inside got %d INVITEs", len(inv))
+	}
+	for _, h := range []string{"From", "P-Asserted-Identity"} {
+		if v := one(t, inv[0], h); strings.Contains(strings.ToLower(v), "verstat") {
+			t.Errorf("%s %q: an inbound verstat went on while verification could not run", h, v)
+		}
+	}
+	for _, re := range []string{`not signed: ELOAD: dlopen .*no-such-libstirgate`, `not verified: ELOAD: dlopen`} {
+		if err := k.WaitLog(regexp.MustCompile(re), 10*time.Second); err != nil {
+			t.Errorf("log %s: %v", re, err)
+		}
+	}
 	if err := k.Healthy(); err != nil {
 		t.Error(err)
 	}
