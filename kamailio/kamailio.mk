@@ -21,11 +21,13 @@ $(KAMAILIO_SRC)/src/config.mak:
 		CC_EXTRA_OPTS="$$(dpkg-buildflags --get CPPFLAGS) $$(dpkg-buildflags --get CFLAGS) -DVERSION_NODATE" \
 		LD_EXTRA_OPTS="$$(dpkg-buildflags --get LDFLAGS)" group_include=kstandard >/dev/null
 
+# The module is replaced, not overwritten: a running Kamailio maps the old
+# file.
 $(KAMAILIO_MODULE): $(KAMAILIO_SRC)/src/config.mak kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/Makefile cshared/stirgate.h
 	@mkdir -p $(KAMAILIO_SRC)/src/modules/stirgate $(dir $@)
 	cp kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/Makefile $(KAMAILIO_SRC)/src/modules/stirgate/
 	$(MAKE) -C $(KAMAILIO_SRC)/src/modules/stirgate quiet=silent STIRGATE_INCLUDE=$(CURDIR)/cshared
-	cp $(KAMAILIO_SRC)/src/modules/stirgate/stirgate.so $@
+	cp $(KAMAILIO_SRC)/src/modules/stirgate/stirgate.so $@.tmp && mv -f $@.tmp $@
 
 install-kamailio-module: $(KAMAILIO_MODULE)
 	install -D -m 0644 $(KAMAILIO_MODULE) $(DESTDIR)$(KAMAILIO_MODULES_DIR)/stirgate.so

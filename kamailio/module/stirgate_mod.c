@@ -189,6 +189,7 @@ static void slot_error(const char *msg)
 	sg_slot_t *s = my_slot();
 	if(s == NULL)
 		return;
+	s->pid = getpid();
 	s->errors++;
 	snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
 }
@@ -289,6 +290,7 @@ static void publish_status(int force)
 static int handle(const char **err)
 {
 	static char buf[1024];
+	static time_t init_failed_at;
 	sg_slot_t *s = my_slot();
 	int gen = sg_shm_generation != NULL ? atomic_get(sg_shm_generation) : 0;
 	int h, rc;
@@ -318,12 +320,22 @@ static int handle(const char **err)
 		publish_status(0);
 		return sg_handle;
 	}
-	h = api.init_file(sg_config);
-	if(h < 0) {
-		api.errmsg(-1, buf, sizeof(buf));
+	/* A configuration that failed to load is retried at most once a
+	 * second, not rebuilt for every request in between. */
+	if(init_failed_at != 0 && time(NULL) == init_failed_at) {
 		*err = buf;
 		return 0;
 	}
+	if(s != NULL)
+		s->pid = getpid();
+	h = api.init_file(sg_config);
+	if(h < 0) {
+		api.errmsg(-1, buf, sizeof(buf));
+		init_failed_at = time(NULL);
+		*err = buf;
+		return 0;
+	}
+	init_failed_at = 0;
 	sg_handle = h;
 	sg_generation = gen;
 	if(s != NULL) {
@@ -863,11 +875,12 @@ static void rpc_status(rpc_t *rpc, void *ctx)
 			sg_shm_generation != NULL ? atomic_get(sg_shm_generation) : 0);
 	for(i = 0; i < sg_nslots; i++) {
 		sg_slot_t *s = &sg_slots[i];
-		if(!s->loaded)
-			continue;
+		if(s->pid == 0)
+			continue; /* never tried: not a SIP worker */
 		if(rpc->add(ctx, "{", &wh) < 0)
 			return;
-		rpc->struct_add(wh, "dddjjjjjss", "pid", s->pid, "process", i,
+		rpc->struct_add(wh, "ddddjjjjjss", "pid", s->pid, "process", i,
+				"loaded", s->loaded,
 				"generation", s->generation, "signed", s->signed_ok,
 				"sign_refused", s->sign_refused, "verified", s->verified,
 				"errors", s->errors, "reloads", s->reloads, "last_error",
