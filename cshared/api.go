@@ -81,6 +81,7 @@ type state struct {
 	verifier *core.Verifier
 	disp     disposition.Options
 	timeout  time.Duration // the x5u fetch deadline, the longest a call waits
+	hash     string        // config.Config.Hash: which bytes were loaded
 	refs     sync.WaitGroup
 }
 
@@ -230,7 +231,7 @@ func build(path, text string) (st *state, err error) {
 	if err != nil {
 		return nil, fail(codeConfig, "%v", err)
 	}
-	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier}
+	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier, hash: cfg.Hash}
 	if st.timeout <= 0 {
 		st.timeout = x5u.DefaultTimeout
 	}
@@ -377,4 +378,37 @@ func run(h int, f func() (int, error)) (rc int) {
 		return codeOf(err)
 	}
 	return n
+}
+
+// status implements stirgate_status: what a handle runs on, for an
+// operator's status command. Times are Unix seconds (0: none).
+func status(h int) (string, error) {
+	inst, err := lookup(h)
+	if err != nil {
+		return "", err
+	}
+	st, err := inst.acquire()
+	if err != nil {
+		return "", err
+	}
+	defer st.refs.Done()
+	inst.mu.Lock()
+	path := inst.path
+	inst.mu.Unlock()
+	out := map[string]any{"config": path, "config_hash": st.hash,
+		"signer": st.signer != nil, "verifier": st.verifier != nil}
+	if st.signer != nil {
+		out["x5u"] = st.signer.X5U()
+		if c := st.signer.Credential(); c != nil {
+			out["spc"] = c.SPC
+			out["cert_not_after"] = c.NotAfter.Unix()
+		}
+	}
+	if st.verifier != nil {
+		cs := st.verifier.CacheStats()
+		out["x5u_cache"] = map[string]any{"entries": cs.Entries, "hits": cs.Hits, "misses": cs.Misses,
+			"fetches": cs.Fetches, "fetch_errors": cs.FetchErrors, "stale_served": cs.StaleServed,
+			"disk_loads": cs.DiskLoads, "evictions": cs.Evictions}
+	}
+	return mustJSON(out), nil
 }

@@ -548,3 +548,47 @@ func TestHeaderMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestStatus: stirgate_status names the configuration by its hash and
+// reports the signing certificate's expiry and the x5u cache.
+func TestStatus(t *testing.T) {
+	dir := writeLab(t)
+	relaxed := mustOpen(t, labTOML(dir, ""))
+	strict := mustOpen(t, labTOML(dir, "mode = \"strict\""))
+	type st struct {
+		ConfigHash   string         `json:"config_hash"`
+		Signer       bool           `json:"signer"`
+		Verifier     bool           `json:"verifier"`
+		SPC          string         `json:"spc"`
+		CertNotAfter int64          `json:"cert_not_after"`
+		X5UCache     map[string]int `json:"x5u_cache"`
+	}
+	get := func(h int) st {
+		t.Helper()
+		js, err := status(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s st
+		if err := json.Unmarshal([]byte(js), &s); err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return s
+	}
+	a, b := get(relaxed), get(strict)
+	if len(a.ConfigHash) != 16 || a.ConfigHash == b.ConfigHash {
+		t.Errorf("config hashes %q and %q: want 16 hex digits, different configurations apart", a.ConfigHash, b.ConfigHash)
+	}
+	if !a.Signer || !a.Verifier || a.CertNotAfter <= time.Now().Unix() {
+		t.Errorf("status %+v: want signer, verifier and a certificate valid now", a)
+	}
+	if _, ok := a.X5UCache["entries"]; !ok {
+		t.Errorf("status %+v: no x5u cache entries count", a)
+	}
+	if err := closeHandle(strict); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := status(strict); codeOf(err) != codeHandle {
+		t.Errorf("status of a closed handle: %v, want EHANDLE", err)
+	}
+}

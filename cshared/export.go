@@ -280,3 +280,21 @@ func sg_check(h C.int, ids **C.char, n C.int, from, pai, to, date *C.char, res *
 		return outcome(r), nil
 	}))
 }
+
+//export sg_status
+func sg_status(h C.int, out **C.char) C.int {
+	if out != nil {
+		*out = nil
+	}
+	return C.int(run(int(h), func() (int, error) {
+		if out == nil {
+			return 0, fail(codeInval, "json is NULL")
+		}
+		js, err := status(int(h))
+		if err != nil {
+			return 0, err
+		}
+		*out = C.CString(js)
+		return 0, nil
+	}))
+}

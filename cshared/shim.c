@@ -144,6 +144,16 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 			(char *)pai, (char *)to, (char *)date, res);
 }
 
+int stirgate_status(int h, char **json)
+{
+	if(sg_forked(h)) {
+		if(json != NULL)
+			*json = NULL;
+		return STIRGATE_EFORK;
+	}
+	return sg_status(h, json);
+}
+
 void stirgate_free(void *p)
 {
 	free(p);

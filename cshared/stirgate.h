@@ -286,6 +286,21 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 /* Frees every string of *res and zeroes it. NULL is ignored. */
 void stirgate_result_free(stirgate_result *res);
 
+/* ------------------------------------------------------------------------
+ * Status
+ */
+
+/* *json receives what handle h runs on, as one JSON object: config (the
+ * file, "" for text), config_hash (of the bytes loaded; changes with a
+ * reload of another file content), signer and verifier (booleans), and,
+ * with a signer, x5u, spc and cert_not_after (Unix seconds, the earliest
+ * notAfter of the signing chain), with a verifier, x5u_cache (entries,
+ * hits, misses, fetches, fetch_errors, stale_served, disk_loads,
+ * evictions: this process's certificate cache). Release with
+ * stirgate_free(). Returns 0 or STIRGATE_EINVAL (json NULL),
+ * STIRGATE_EHANDLE, STIRGATE_EINTERNAL. */
+int stirgate_status(int h, char **json);
+
 #ifdef __cplusplus
 }
 #endif

@@ -538,6 +538,9 @@ static void fork_child(int h)
 			"errmsg after EFORK: %s", buf);
 	CHECK_RC(stirgate_init_file("/nonexistent/stirgate.toml"), STIRGATE_EFORK);
 	CHECK_RC(stirgate_init_file(NULL), STIRGATE_EFORK);
+	CHECK_RC(stirgate_status(h, &json), STIRGATE_EFORK);
+	CHECK(json == NULL, "status output not cleared after EFORK");
+	json = (char *)buf;
 	CHECK_RC(stirgate_reload(h, NULL), STIRGATE_EFORK);
 	CHECK(stirgate_errmsg(h, buf, sizeof(buf)) > 0 && strstr(buf, "fork") != NULL,
 			"errmsg of h after EFORK: %s", buf);
@@ -592,6 +595,55 @@ static void test_fork(int h, const char *when)
 			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* json_str copies the string value of "key" from flat JSON into buf. */
+static int json_str(const char *js, const char *key, char *buf, size_t len)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	if((p = strstr(js, pat)) == NULL)
+		return -1;
+	p += strlen(pat);
+	if((e = strchr(p, '"')) == NULL || (size_t)(e - p) >= len)
+		return -1;
+	memcpy(buf, p, (size_t)(e - p));
+	buf[e - p] = '\0';
+	return 0;
+}
+
+/* test_status: what a handle runs on, for a host's status command. */
+static void test_status(int relaxed, int strict)
+{
+	char *js = (char *)1, *js2 = NULL, hash[64], hash2[64], x5u[256];
+	const char *p;
+	long long not_after;
+
+	CHECK_RC(stirgate_status(relaxed, NULL), STIRGATE_EINVAL);
+	CHECK_RC(stirgate_status(9999, &js), STIRGATE_EHANDLE);
+	CHECK(js == NULL, "output not cleared on failure");
+	CHECK_RC(stirgate_status(relaxed, &js), 0);
+	CHECK_RC(stirgate_status(strict, &js2), 0);
+	if(js == NULL || js2 == NULL) {
+		CHECK(0, "no status JSON");
+		return;
+	}
+	CHECK(json_str(js, "config_hash", hash, sizeof(hash)) == 0 && strlen(hash) == 16,
+			"config_hash in %s", js);
+	CHECK(json_str(js2, "config_hash", hash2, sizeof(hash2)) == 0 && strcmp(hash, hash2) != 0,
+			"two configurations, one hash: %s / %s", js, js2);
+	CHECK(json_str(js, "x5u", x5u, sizeof(x5u)) == 0 && strcmp(x5u, X5U) == 0, "x5u in %s", js);
+	CHECK(strstr(js, "\"signer\":true") != NULL && strstr(js, "\"verifier\":true") != NULL,
+			"signer/verifier in %s", js);
+	p = strstr(js, "\"cert_not_after\":");
+	not_after = p != NULL ? atoll(p + strlen("\"cert_not_after\":")) : 0;
+	CHECK(not_after > (long long)time(NULL), "cert_not_after %lld in %s", not_after, js);
+	CHECK(strstr(js, "\"x5u_cache\":{") != NULL && strstr(js, "\"entries\":") != NULL,
+			"x5u_cache in %s", js);
+	stirgate_free(js);
+	stirgate_free(js2);
+}
+
 int main(int argc, char **argv)
 {
 	int relaxed, strict;
@@ -619,6 +671,7 @@ int main(int argc, char **argv)
 	CHECK(relaxed >= 1 && strict > relaxed, "handles %d %d", relaxed, strict);
 
 	test_sign(relaxed);
+	test_status(relaxed, strict);
 	test_verify(relaxed, 0);
 	test_verify(strict, 1);
 	test_threads(relaxed);
