@@ -51,6 +51,8 @@ type SignerOptions struct {
 type Signer struct {
 	opts   SignerOptions
 	header string // base64url JOSE header, fixed per x5u
+	// divHeader is the ppt=div JOSE header (RFC 8946), built beside header.
+	divHeader string
 }
 
 // NewSigner validates opts and builds a Signer.
@@ -80,7 +82,8 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U)}
+	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U),
+		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv)}
 	now := opts.Now()
 	c := opts.Credential
 	switch {

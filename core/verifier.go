@@ -130,13 +130,21 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 		return res.Failed(err)
 	}
 	require := req.RequireIdentity || v.opts.RequireIdentity
-	var candidates []*identity.Header
+	var candidates, divHdrs []*identity.Header
 	for _, h := range hdrs {
-		if h.IsShaken() {
+		switch {
+		case h.IsShaken():
 			candidates = append(candidates, h)
+		case h.IsDiv():
+			divHdrs = append(divHdrs, h)
 		}
 	}
 	if len(candidates) == 0 {
+		// A div PASSporT without the SHAKEN one it diverts cannot complete
+		// a chain (conformance §6 D2).
+		if len(divHdrs) > 0 {
+			return res.Failed(stir.ErrDivNoShaken.Withf("%d div PASSporT(s) and no SHAKEN PASSporT", len(divHdrs)))
+		}
 		// A header that could not even be parsed may still have been meant
 		// as SHAKEN: report it rather than "no identity".
 		if best := mostRelevant(perHeader); best != nil {
@@ -159,8 +167,17 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 	orig, dest, reqErr := v.requestNumbers(req)
 
 	failures := perHeader
+	var divs *divSet
+	if len(divHdrs) > 0 {
+		divs = v.parseDivs(divHdrs)
+	}
+	if divs != nil && reqErr == nil && req.Target != "" {
+		if dest, err = tn.FromHeader(req.Target, v.opts.Numbers); err != nil {
+			reqErr = stir.ErrDestMismatch.With("Request-URI of the request", err)
+		}
+	}
 	for _, h := range candidates {
-		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr)
+		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr, divs)
 		if err == nil {
 			return r
 		}
@@ -204,19 +221,10 @@ func (v *Verifier) requestNumbers(req VerifyRequest) (string, string, error) {
 	return orig, dest, nil
 }
 
-func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error) (*stir.Result, error) {
-	tok, err := passport.Parse(h.Token)
+func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error, divs *divSet) (*stir.Result, error) {
+	tok, err := parseToken(h, passport.Ppt)
 	if err != nil {
 		return nil, err
-	}
-	if h.Ppt != "" && h.Ppt != tok.Header.Ppt {
-		return nil, stir.ErrPptInvalid.Withf("ppt parameter %q, token ppt %q", h.Ppt, tok.Header.Ppt)
-	}
-	if h.Alg != "" && h.Alg != passport.Alg {
-		return nil, stir.ErrAlgUnsupported.Withf("alg parameter %q", h.Alg)
-	}
-	if tok.Header.X5U != h.Info {
-		return nil, stir.ErrX5UMismatch.Withf("x5u %q, info %q", tok.Header.X5U, h.Info)
 	}
 	if v.opts.Strict && !validUUID(tok.Claims.OrigID) {
 		return nil, stir.ErrOrigIDInvalid.Withf("origid %q is not a UUID", tok.Claims.OrigID)
@@ -227,15 +235,8 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 	// Duration would negate to itself and pass the future bound.
 	// iat has whole seconds, so the clock is read in whole seconds too:
 	// otherwise a token exactly at the limit fails for most of each second.
-	iatSec := tok.Claims.IAT
-	if lim := now.Unix() + 1<<32; iatSec > lim {
-		iatSec = lim
-	}
-	iat := time.Unix(iatSec, 0)
-	if age := now.Truncate(time.Second).Sub(iat); age > v.opts.MaxAge {
-		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
-	} else if age < -v.opts.MaxFuture {
-		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
+	if err := v.checkIAT(tok, now); err != nil {
+		return nil, err
 	}
 	if dateErr != nil {
 		return nil, dateErr
@@ -247,17 +248,85 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 	if tok.Claims.Orig != orig {
 		return nil, stir.ErrOrigMismatch.Withf("orig.tn %s, request %s", tok.Claims.Orig, orig)
 	}
-	found := false
-	for _, d := range tok.Claims.Dest {
-		if d == dest {
-			found = true
-			break
+	var chain []divLink
+	if divs == nil {
+		if !contains(tok.Claims.Dest, dest) {
+			return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
 		}
-	}
-	if !found {
-		return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
+	} else if chain, err = divs.chain(tok, dest); err != nil {
+		return nil, err
 	}
 
+	cred, err := v.checkSigned(ctx, h, tok, now)
+	if err != nil {
+		return nil, err
+	}
+	// Every link is as fresh and as well signed as the SHAKEN PASSporT
+	// (conformance §6 D4, D5), judged in chain order.
+	var hops []stir.Div
+	for _, l := range chain {
+		if err := v.checkIAT(l.tok, now); err != nil {
+			return nil, err
+		}
+		if _, err := v.checkSigned(ctx, l.hdr, l.tok, now); err != nil {
+			return nil, err
+		}
+		hops = append(hops, stir.Div{TN: l.tok.Claims.Div, Dest: l.tok.Claims.Dest, X5U: l.hdr.Info})
+	}
+	return &stir.Result{
+		Result:  stir.Pass,
+		Verstat: stir.VerstatPassed,
+		Attest:  tok.Claims.Attest,
+		OrigID:  tok.Claims.OrigID,
+		Orig:    tok.Claims.Orig,
+		Dest:    tok.Claims.Dest,
+		X5U:     h.Info,
+		SPC:     cred.SPC,
+		IAT:     tok.Claims.IAT,
+		Div:     hops,
+	}, nil
+}
+
+// parseToken decodes one Identity header's PASSporT and checks that the
+// header parameters agree with it (conformance rows 4-5). want is the ppt
+// the header was sorted under: a header without a ppt parameter is SHAKEN.
+func parseToken(h *identity.Header, want string) (*passport.Token, error) {
+	tok, err := passport.ParseAs(h.Token, want)
+	if err != nil {
+		return nil, err
+	}
+	if h.Alg != "" && h.Alg != passport.Alg {
+		return nil, stir.ErrAlgUnsupported.Withf("alg parameter %q", h.Alg)
+	}
+	if tok.Header.X5U != h.Info {
+		return nil, stir.ErrX5UMismatch.Withf("x5u %q, info %q", tok.Header.X5U, h.Info)
+	}
+	return tok, nil
+}
+
+// checkIAT judges a PASSporT's iat against now (conformance row 7).
+func (v *Verifier) checkIAT(tok *passport.Token, now time.Time) error {
+	// iat may be any positive int64. Clamped to ~136 years ahead, it can
+	// neither overflow time.Unix nor saturate now.Sub, whose minimum
+	// Duration would negate to itself and pass the future bound.
+	// iat has whole seconds, so the clock is read in whole seconds too:
+	// otherwise a token exactly at the limit fails for most of each second.
+	iatSec := tok.Claims.IAT
+	if lim := now.Unix() + 1<<32; iatSec > lim {
+		iatSec = lim
+	}
+	iat := time.Unix(iatSec, 0)
+	if age := now.Truncate(time.Second).Sub(iat); age > v.opts.MaxAge {
+		return stir.ErrStaleIAT.Withf("%s iat is %s old, limit %s", tok.Header.Ppt, age.Round(time.Second), v.opts.MaxAge)
+	} else if age < -v.opts.MaxFuture {
+		return stir.ErrFutureIAT.Withf("%s iat is %s in the future, limit %s", tok.Header.Ppt, (-age).Round(time.Second), v.opts.MaxFuture)
+	}
+	return nil
+}
+
+// checkSigned fetches the credential of h and checks tok's signature with
+// it (conformance rows 9-12).
+func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *passport.Token, now time.Time) (*certs.Credential, error) {
 	cred, err := v.cache.Get(ctx, h.Info)
 	if err != nil {
 		return nil, err
@@ -271,19 +340,18 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 		return nil, err
 	}
 	if v.opts.Strict && !tok.Canonical() {
-		return nil, stir.ErrNonCanonical.Withf("token JSON is not in canonical form")
+		return nil, stir.ErrNonCanonical.Withf("%s token JSON is not in canonical form", tok.Header.Ppt)
 	}
-	return &stir.Result{
-		Result:  stir.Pass,
-		Verstat: stir.VerstatPassed,
-		Attest:  tok.Claims.Attest,
-		OrigID:  tok.Claims.OrigID,
-		Orig:    tok.Claims.Orig,
-		Dest:    tok.Claims.Dest,
-		X5U:     h.Info,
-		SPC:     cred.SPC,
-		IAT:     tok.Claims.IAT,
-	}, nil
+	return cred, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // mostRelevant picks the failure to report when no header passed

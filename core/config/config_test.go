@@ -20,7 +20,7 @@ func TestSampleHasEveryCoreKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sample's values are the defaults: spot-check a few.
-	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 5 || c.Signer.DateWindow.Duration != time.Minute {
+	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 6 || c.Signer.DateWindow.Duration != time.Minute {
 		t.Fatalf("sample values are not the documented defaults: %+v %+v", c.X5U, c.Verifier)
 	}
 	var raw map[string]any

@@ -27,9 +27,21 @@ type Result struct {
 	X5U     string      `json:"x5u,omitempty"`
 	SPC     string      `json:"spc,omitempty"`
 	IAT     int64       `json:"iat,omitempty"`
+	// Div lists the verified diversions (RFC 8946), first diversion
+	// first; only on pass.
+	Div []Div `json:"div,omitempty"`
 
 	// Err is the failure behind Result when it is not Pass; nil on Pass.
 	Err *Error `json:"-"`
+}
+
+// Div is one verified diversion: the number that diverted the call, and
+// the new target it chose. The JSON form carries "tn" (the contract of
+// `stirgate verify`); Dest and X5U are for surfaces that want more.
+type Div struct {
+	TN   string   `json:"tn"`
+	Dest []string `json:"-"`
+	X5U  string   `json:"-"`
 }
 
 // Failed fills r from err and returns r. A non-*Error is reported as an
@@ -40,6 +52,7 @@ func (r *Result) Failed(err error) *Result {
 		e = ErrInternal.With("", err)
 	}
 	r.Err = e
+	r.Div = nil
 	r.Result = Fail
 	if e.Verstat == VerstatNone {
 		r.Result = None

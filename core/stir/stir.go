@@ -191,6 +191,14 @@ var (
 	ErrSignatureInvalid   = invalid("signature_invalid")
 	ErrNonCanonical       = invalid("non_canonical_json")
 
+	_             = at(6) // div claims (RFC 8946 §3).
+	ErrDivInvalid = invalid("div_invalid")
+
+	_                  = at(8) // div chain (conformance §6, D1-D3).
+	ErrDivNoShaken     = invalid("div_without_shaken")
+	ErrDivChainBroken  = invalid("div_chain_broken")
+	ErrDivOrigMismatch = invalid("div_orig_mismatch")
+
 	_                   = at(1) // Request shape.
 	ErrNotInitialInvite = verr("not_initial_invite", 0, "", VerstatNone)
 
