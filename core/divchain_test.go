@@ -11,6 +11,7 @@ import (
 	"github.com/stirgate/stirgate/core/passport"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
 )
 
 // Conformance §6 D1-D5 through the public Verifier: a diverted call carries
@@ -218,4 +219,70 @@ func TestSignDiv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyDiv feeds the Verifier a SHAKEN header with fuzzed div headers
+// and Request-URI: whatever arrives, a result with a known code, and a
+// "div" list only on pass.
+func FuzzVerifyDiv(f *testing.F) {
+	lab, err := certs.NewLab(certs.LabOptions{Now: testNow.Add(-24 * time.Hour)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const u = "https://cert.example.org/sp.pem"
+	cred, err := lab.Signer()
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := NewSigner(SignerOptions{Credential: cred, X5U: u, Numbers: tn.NANP(), Now: func() time.Time { return testNow }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	good, err := s.Sign(ctx, SignRequest{Orig: origTN, Dest: []string{destTN}, Attest: "A", OrigID: uuidOK})
+	if err != nil {
+		f.Fatal(err)
+	}
+	d1, err := s.SignDiv(ctx, DivRequest{Identity: []string{good.Identity}, Dest: []string{hopTN(1)}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	d2, err := s.SignDiv(ctx, DivRequest{Identity: []string{good.Identity, d1.Identity}, Dest: []string{hopTN(2)}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := NewVerifier(VerifierOptions{Roots: lab.Roots(), Numbers: tn.NANP(),
+		Fetch: x5u.Options[*certs.Credential]{Offline: true, PreloadBytes: map[string][]byte{u: lab.ChainPEM()}},
+		Now:   func() time.Time { return testNow }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer v.Close()
+	f.Add(d1.Identity, d2.Identity, "sip:+"+hopTN(2)+"@example.net")
+	f.Add(d2.Identity, d1.Identity, "tel:+"+hopTN(2))
+	f.Add(d1.Identity, "", "sip:+"+hopTN(1)+"@example.net")
+	f.Add(strings.Replace(d1.Identity, "ppt=div", "ppt=shaken", 1), d2.Identity, "")
+
+	codes := map[int]bool{403: true, 428: true, 436: true, 437: true, 438: true}
+	f.Fuzz(func(t *testing.T, div1, div2, target string) {
+		ids := []string{good.Identity}
+		for _, d := range []string{div1, div2} {
+			if d != "" {
+				ids = append(ids, d)
+			}
+		}
+		r := v.Verify(ctx, VerifyRequest{Identity: ids, From: fromHdr, To: toHdr, Target: target})
+		switch r.Result {
+		case stir.Pass:
+			if r.Verstat != stir.VerstatPassed || r.Err != nil {
+				t.Fatalf("pass %+v", r)
+			}
+		case stir.Fail:
+			if r.Err == nil || !codes[r.SIPCode] || len(r.Div) != 0 || r.Error == stir.ErrInternal.Name {
+				t.Fatalf("fail %+v", r)
+			}
+		default:
+			t.Fatalf("result %+v", r)
+		}
+	})
 }
