@@ -42,6 +42,9 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 			return nil, stir.ErrSignInput.With("diverting number", err)
 		}
 	}
+	if err := s.mayVouchFor(div); err != nil {
+		return nil, err
+	}
 	if len(req.HI) > maxHI || strings.ContainsAny(req.HI, "\"\\\x00") {
 		return nil, stir.ErrSignInput.Withf("History-Info index %q", req.HI)
 	}

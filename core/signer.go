@@ -113,6 +113,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayVouchFor(orig); err != nil {
+		return nil, err
+	}
 	now := req.At
 	if now.IsZero() {
 		now = s.opts.Now()
@@ -183,6 +186,15 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		IAT:      claims.IAT,
 		X5U:      s.opts.X5U,
 	}, nil
+}
+
+// mayVouchFor refuses a number a delegate certificate (RFC 9060) does not
+// list: every verifier would refuse the PASSporT (cert_tn_out_of_scope).
+func (s *Signer) mayVouchFor(tn string) error {
+	if t := s.opts.Credential.TNAuth; t.IsDelegate() && !t.Covers(tn) {
+		return stir.ErrSignNotAllowed.Withf("%s is outside the delegate certificate's TNAuthList", tn)
+	}
+	return nil
 }
 
 func (s *Signer) numbers(req SignRequest) (string, []string, error) {

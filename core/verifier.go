@@ -274,10 +274,10 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, linkErrs[i] = v.checkSigned(ctx, l.hdr, l.tok, now)
+			_, linkErrs[i] = v.checkSigned(ctx, l.hdr, l.tok, now, l.tok.Claims.Div)
 		}()
 	}
-	cred, err := v.checkSigned(ctx, h, tok, now)
+	cred, err := v.checkSigned(ctx, h, tok, now, tok.Claims.Orig)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -342,7 +342,13 @@ func (v *Verifier) checkIAT(tok *passport.Token, now time.Time) error {
 
 // checkSigned fetches the credential of h and checks tok's signature with
 // it (conformance rows 9-12).
-func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *passport.Token, now time.Time) (*certs.Credential, error) {
+//
+// tn is the number the certificate must vouch for: orig.tn of a SHAKEN
+// PASSporT, div.tn of a div one. An SPC certificate vouches for any; a
+// delegate certificate (RFC 9060) only for its TNs and ranges (§6 C1). The
+// certificate's JWT claim constraints are then enforced on the verified
+// claims (§6 C2).
+func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *passport.Token, now time.Time, tn string) (*certs.Credential, error) {
 	cred, err := v.cache.Get(ctx, h.Info)
 	if err != nil {
 		return nil, err
@@ -352,11 +358,20 @@ func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *pas
 	if now.Before(cred.Leaf.NotBefore) || now.After(cred.NotAfter) {
 		return nil, stir.ErrCertExpired.Withf("credential valid %s..%s", cred.Leaf.NotBefore.UTC().Format(time.RFC3339), cred.NotAfter.UTC().Format(time.RFC3339))
 	}
+	if !cred.Covers(tn) {
+		return nil, stir.ErrCertTNScope.Withf("%s PASSporT for %s: the delegate certificate's TNAuthList does not cover it", tok.Header.Ppt, tn)
+	}
 	if err := tok.Verify(cred.PublicKey); err != nil {
 		return nil, err
 	}
 	if v.opts.Strict && !tok.Canonical() {
 		return nil, stir.ErrNonCanonical.Withf("%s token JSON is not in canonical form", tok.Header.Ppt)
+	}
+	if err := cred.Constraints.Check(func(name string) (string, bool) {
+		val, _, ok := tok.Claim(name)
+		return val, ok
+	}); err != nil {
+		return nil, err
 	}
 	return cred, nil
 }

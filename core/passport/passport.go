@@ -68,6 +68,25 @@ type Token struct {
 	Signature    []byte // raw R||S, 64 bytes
 
 	headerJSON, claimsJSON []byte
+	claims                 *jvalue // the decoded claims object, for Claim
+}
+
+// Claim returns a claim of the token by name: a string claim's value, or
+// any other claim as canonical JSON (members sorted, no whitespace), and
+// whether it is present. Certificate claim constraints (RFC 8226 §8,
+// RFC 9118) are judged with it.
+func (t *Token) Claim(name string) (value string, isString, present bool) {
+	if t.claims == nil {
+		return "", false, false
+	}
+	v := t.claims.get(name)
+	if v == nil {
+		return "", false, false
+	}
+	if v.kind == kString {
+		return v.str, true, true
+	}
+	return string(appendCanonical(nil, v)), false, true
 }
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -340,6 +359,7 @@ func (t *Token) parseClaims() error {
 	if v.kind != kObject {
 		return stir.ErrJSONMalformed.Withf("claims are not an object")
 	}
+	t.claims = v
 	c := &t.Claims
 
 	iat := v.get("iat")

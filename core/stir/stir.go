@@ -185,11 +185,17 @@ var (
 	ErrCertRevoked   = cred("cert_revoked")
 	ErrCertNoTNAuth  = cred("cert_no_tnauthlist")
 	ErrCRLUnusable   = cred("crl_unusable")
+	// Delegate certificates (RFC 9060, conformance §6 C1): a TNAuthList
+	// outside its issuer's, or a signed number outside the certificate's.
+	ErrCertTNScope = cred("cert_tn_out_of_scope")
 
 	_                     = at(12) // Signature.
 	ErrSignatureMalformed = invalid("signature_malformed")
 	ErrSignatureInvalid   = invalid("signature_invalid")
 	ErrNonCanonical       = invalid("non_canonical_json")
+	// JWT claim constraints of the certificate (RFC 8226 §8, RFC 9118;
+	// conformance §6 C2).
+	ErrClaimConstraint = invalid("claim_constraint_violated")
 
 	_             = at(6) // div claims (RFC 8946 §3).
 	ErrDivInvalid = invalid("div_invalid")
