@@ -365,3 +365,28 @@ func benchSessions(b *testing.B, script string) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
+
+// TestEndToEndDivertedCall: a call signed at origin, diverted once by a
+// forwarding network (RFC 8946), reaches the PBX at the new number; the
+// verify script judges the chain and reports the diversion.
+func TestEndToEndDivertedCall(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	ctx := context.Background()
+	shaken, err := signer.Sign(ctx, core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	div, err := signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken.Identity}, Dest: []string{"12155550141"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := map[string][]string{"Identity": {div.Identity, shaken.Identity}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {shaken.Date}}
+	verified := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.21", Headers: hdrs, Args: []string{"target=12155550141"}})
+	checkVars(t, verified, map[string]string{VarResult: "pass", VarDivCount: "1", VarDiv: "12155550131", VarAttest: "A"})
+
+	// Reaching a number nobody diverted to: fail, and no diversion reported.
+	wrong := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.22", Headers: hdrs, Args: []string{"target=12155550199"}})
+	checkVars(t, wrong, map[string]string{VarResult: "fail", VarError: "dest_mismatch", VarSIPCode: "438", VarDivCount: "0", VarDiv: ""})
+}

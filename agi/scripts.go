@@ -29,6 +29,11 @@ const (
 	VarReason   = "STIR_REASON"   // verify: reason phrase for STIR_SIP_CODE
 	VarSPC      = "STIR_SPC"      // verify: service provider code of the signer
 	VarX5U      = "STIR_X5U"      // verify: certificate URL
+	// A diverted call (RFC 8946), on pass: how many diversions were
+	// verified, and the diverting numbers, first diversion first,
+	// comma-separated. "0" and empty otherwise.
+	VarDivCount = "STIR_DIV_COUNT"
+	VarDiv      = "STIR_DIV_TN"
 )
 
 // Sign outcomes (STIR_RESULT of the sign script).
@@ -54,7 +59,7 @@ func (o options) get(k string) string {
 
 var allowed = map[string]map[string]bool{
 	"sign":   {"orig": true, "dest": true, "attest": true, "origid": true, "customer": true, "source": true, "callid": true, "linkedid": true},
-	"verify": {"require": true, "linkedid": true},
+	"verify": {"require": true, "linkedid": true, "target": true},
 }
 
 func parseOptions(env Env) (options, error) {
@@ -255,7 +260,9 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	if optErr != nil {
 		res = (&stir.Result{}).Failed(stir.ErrInternal.With("agi options", optErr))
 	} else {
-		req := core.VerifyRequest{RequireIdentity: s.opts.RequireIdentity}
+		// target is the Request-URI or dialled number a diverted call
+		// reached (${EXTEN}): the last div PASSporT's dest must name it.
+		req := core.VerifyRequest{RequireIdentity: s.opts.RequireIdentity, Target: o.get("target")}
 		switch strings.ToLower(o.get("require")) {
 		case "":
 		case "yes", "true", "1":
@@ -306,13 +313,23 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	vars := []variable{
 		{VarVerstat, string(res.Verstat)}, {VarSIPCode, code}, {VarReason, res.Reason},
 		{VarError, res.Error}, {VarAttest, string(res.Attest)}, {VarOrigID, res.OrigID},
-		{VarSPC, res.SPC}, {VarX5U, res.X5U}, {VarResult, string(res.Result)},
+		{VarSPC, res.SPC}, {VarX5U, res.X5U},
+		{VarDivCount, strconv.Itoa(len(res.Div))}, {VarDiv, divTNs(res.Div)},
+		{VarResult, string(res.Result)},
 	}
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	out.SIPCode, out.ErrorName, out.Reason, out.X5U, out.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
 	judged(out)
 	return out, setAll(ctx, sess, vars)
+}
+
+func divTNs(div []stir.Div) string {
+	tns := make([]string, len(div))
+	for i, d := range div {
+		tns[i] = d.TN
+	}
+	return strings.Join(tns, ",")
 }
 
 // recordBroken marks an outcome whose headers could not be read: nothing

@@ -52,9 +52,10 @@ type VerifyRequest struct {
 	PAI      string   // P-Asserted-Identity header value, if any
 	To       string   // To header value
 	Date     string   // Date header value, if any
-	// Target is the Request-URI: after a diversion (RFC 8946) the call's
-	// target, which the last div PASSporT's dest must name. Empty means
-	// To. A request without div PASSporTs is judged against To alone.
+	// Target is the Request-URI (or a bare number): after a diversion
+	// (RFC 8946) the call's target, which the last div PASSporT's dest
+	// must name. Empty means To. A request without div PASSporTs is
+	// judged against To alone.
 	Target string
 
 	// RequireIdentity makes a request with no SHAKEN Identity a failure

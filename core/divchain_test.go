@@ -113,6 +113,7 @@ func TestVerifyDivConformance(t *testing.T) {
 	}{
 		// D1: a chain in any order, up to five diversions.
 		{name: "pass one diversion", identity: one, target: target(1), result: stir.Pass, div: []string{hopTN(0)}},
+		{name: "pass bare-number target", identity: one, target: "+1 " + hopTN(1)[1:], result: stir.Pass, div: []string{hopTN(0)}},
 		{name: "pass To is the new target", identity: one, to: "<sip:+" + hopTN(1) + "@example.net>", result: stir.Pass, div: []string{hopTN(0)}},
 		{name: "pass two diversions", identity: two, target: target(2), result: stir.Pass, div: []string{hopTN(0), hopTN(1)}},
 		{name: "pass headers reversed", identity: reversed, target: target(2), result: stir.Pass, div: []string{hopTN(0), hopTN(1)}},

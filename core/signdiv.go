@@ -98,11 +98,13 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 }
 
 // anyNumber canonicalises a bare number or the URI of a header value.
-func (s *Signer) anyNumber(v string) (string, error) {
+func (s *Signer) anyNumber(v string) (string, error) { return anyNumber(v, s.opts.Numbers) }
+
+func anyNumber(v string, r tn.Rules) (string, error) {
 	if strings.ContainsAny(v, ":<") {
-		return tn.FromHeader(v, s.opts.Numbers)
+		return tn.FromHeader(v, r)
 	}
-	return tn.Canonical(v, s.opts.Numbers)
+	return tn.Canonical(v, r)
 }
 
 // receivedChain decodes the received Identity headers and returns the

@@ -173,7 +173,7 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 		divs = v.parseDivs(divHdrs)
 	}
 	if divs != nil && reqErr == nil && req.Target != "" {
-		if dest, err = tn.FromHeader(req.Target, v.opts.Numbers); err != nil {
+		if dest, err = anyNumber(req.Target, v.opts.Numbers); err != nil {
 			reqErr = stir.ErrDestMismatch.With("Request-URI of the request", err)
 		}
 	}
