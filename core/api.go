@@ -7,6 +7,7 @@ package core
 import (
 	"time"
 
+	"github.com/stirgate/stirgate/core/passport"
 	"github.com/stirgate/stirgate/core/stir"
 )
 
@@ -29,7 +30,17 @@ type SignRequest struct {
 	Source   string           // source address or trunk tag, a policy key for gateway traffic
 
 	At time.Time // signing time; zero = Options.Now()
+
+	// RCD is rich call data (RFC 9795) for this call; nil means the
+	// customer's from policy, if any. Crn is the call reason.
+	RCD *RCD
+	Crn string
 }
+
+// RCD is rich call data to sign (RFC 9795): display name, logo URL, and a
+// jCard inline (JSON text) or by URL. The Signer adds rcdi digests for the
+// jCard and every URL.
+type RCD = passport.RCD
 
 // SignResult is what a signature produces.
 type SignResult struct {

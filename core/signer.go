@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
 )
 
 // SignerOptions configures a Signer.
@@ -43,8 +44,12 @@ type SignerOptions struct {
 	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
 	// callers passed and existing Kamailio configs rely on it.
 	AnyOrigID bool
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// RCDFetch fetches the content behind rich call data URLs (icn, jcl)
+	// to compute their rcdi digests (RFC 9795): the x5u URL policy, limits
+	// and preloads apply. Zero value: x5u defaults.
+	RCDFetch x5u.Options[*certs.Credential]
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Signer is the STI-AS. Safe for concurrent use.
@@ -53,6 +58,8 @@ type Signer struct {
 	header string // base64url JOSE header, fixed per x5u
 	// divHeader is the ppt=div JOSE header (RFC 8946), built beside header.
 	divHeader string
+	// content caches the digests of rcd content (RFC 9795 rcdi).
+	content *x5u.Cache[string]
 }
 
 // NewSigner validates opts and builds a Signer.
@@ -84,6 +91,17 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	}
 	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U),
 		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv)}
+	rf := opts.RCDFetch
+	if rf.Now == nil {
+		rf.Now = opts.Now
+	}
+	if rf.Logger == nil {
+		rf.Logger = opts.Logger
+	}
+	var err error
+	if s.content, err = newContentCache(rf); err != nil {
+		return nil, stir.ErrSignCertInvalid.With("rcd fetch options", err)
+	}
 	now := opts.Now()
 	c := opts.Credential
 	switch {
@@ -172,6 +190,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	}
 
 	claims := passport.Claims{Attest: attest, Dest: dest, IAT: iat.Unix(), Orig: orig, OrigID: origid}
+	if err := s.addRCD(ctx, &claims, req); err != nil {
+		return nil, err
+	}
 	tok, err := passport.Sign(s.header, claims, c.Key)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,9 @@ type VerifierOptions struct {
 type Verifier struct {
 	opts  VerifierOptions
 	cache *x5u.Cache[*certs.Credential]
+	// content holds the digests of rcd content fetched by URL (RFC 9795
+	// rcdi), under the x5u URL policy, limits and preloads.
+	content *x5u.Cache[string]
 }
 
 // NewVerifier validates opts and builds a Verifier. Close releases it.
@@ -93,6 +96,10 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		return nil, err
 	}
 	v.cache = c
+	if v.content, err = newContentCache(f); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -115,7 +122,10 @@ func (v *Verifier) validate(ctx context.Context, url string, body []byte) (*cert
 }
 
 // Close releases the x5u cache.
-func (v *Verifier) Close() error { return v.cache.Close() }
+func (v *Verifier) Close() error {
+	v.content.Close()
+	return v.cache.Close()
+}
 
 // CacheStats reports x5u cache counters.
 func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
@@ -282,6 +292,10 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 	if err != nil {
 		return nil, err
 	}
+	rcd, err := v.checkRCD(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
 	var hops []stir.Div
 	for i, l := range chain {
 		if linkErrs[i] != nil {
@@ -300,6 +314,7 @@ func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.T
 		SPC:     cred.SPC,
 		IAT:     tok.Claims.IAT,
 		Div:     hops,
+		RCD:     rcd,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/stirgate/stirgate/core/policy"
 	"net"
 	"net/url"
 	"time"
@@ -132,6 +133,9 @@ type Customer struct {
 	OrigID  string   `toml:"origid"`
 	Numbers []string `toml:"numbers"`
 	Sources []string `toml:"sources"`
+	// RCD is [policy.customer.rcd]: rich call data (RFC 9795) signed
+	// for the customer's calls: nam, icn, jcl, jcd (jCard JSON text).
+	RCD *policy.RCD `toml:"rcd"`
 }
 
 // Validate checks the [policy] section (the policy package re-checks

@@ -47,6 +47,13 @@ type Claims struct {
 	// ppt=div PASSporT carries them, and it carries no attest or origid.
 	Div string
 	HI  string
+
+	// Rich call data (RFC 9795), optional, in a SHAKEN PASSporT: the rcd
+	// claim, the call reason crn, and rcdi, JSON pointers into rcd ("/icn",
+	// "/jcd", "/jcl") mapped to the Digest of the content they name.
+	RCD  *RCD
+	Crn  string
+	RCDI map[string]string
 }
 
 // Header is the JOSE header of a SHAKEN PASSporT.
@@ -119,6 +126,10 @@ func MarshalClaims(c Claims) []byte {
 	b := make([]byte, 0, 96+len(c.OrigID)+16*len(dest))
 	b = append(b, `{"attest":`...)
 	b = appendString(b, string(c.Attest))
+	if c.Crn != "" {
+		b = append(b, `,"crn":`...)
+		b = appendString(b, c.Crn)
+	}
 	b = append(b, `,"dest":{"tn":[`...)
 	for i, d := range dest {
 		if i > 0 {
@@ -132,6 +143,7 @@ func MarshalClaims(c Claims) []byte {
 	b = appendString(b, c.Orig)
 	b = append(b, `},"origid":`...)
 	b = appendString(b, c.OrigID)
+	b = appendRCD(b, c)
 	return append(b, '}')
 }
 
@@ -417,7 +429,7 @@ func (t *Token) parseClaims() error {
 		return stir.ErrOrigIDInvalid.Withf("origid missing or empty")
 	}
 	c.OrigID = origid.str
-	return nil
+	return c.parseRCD(v)
 }
 
 // parseDiv reads the div claim of a ppt=div PASSporT (RFC 8946 §3): an

@@ -196,9 +196,13 @@ var (
 	// JWT claim constraints of the certificate (RFC 8226 §8, RFC 9118;
 	// conformance §6 C2).
 	ErrClaimConstraint = invalid("claim_constraint_violated")
+	// An rcdi digest (RFC 9795) that does not match the content, or whose
+	// content could not be fetched (conformance §6 R1).
+	ErrRCDIMismatch = invalid("rcdi_mismatch")
 
-	_             = at(6) // div claims (RFC 8946 §3).
+	_             = at(6) // div claims (RFC 8946 §3), rcd claims (RFC 9795).
 	ErrDivInvalid = invalid("div_invalid")
+	ErrRCDInvalid = invalid("rcd_invalid")
 
 	_                  = at(8) // div chain (conformance §6, D1-D3).
 	ErrDivNoShaken     = invalid("div_without_shaken")
