@@ -96,3 +96,31 @@ func TestSignVerifyDiv(t *testing.T) {
 		t.Fatalf("secsipidx -check refused the SHAKEN part of a diverted call: %v\n%s", err, out)
 	}
 }
+
+// Rich call data through the CLI: sign with --rcd-nam/--rcd-jcd/--crn,
+// verify prints the contract's "rcd" object on pass only.
+func TestSignVerifyRCD(t *testing.T) {
+	dir := newLab(t)
+	ats := strconv.FormatInt(time.Now().Unix(), 10)
+	id, stderr, code := cli(t, "sign", "--key", filepath.Join(dir, "sp.key"), "--cert", filepath.Join(dir, "sp-chain.pem"),
+		"--x5u", labX5U, "--orig", "12155550121", "--dest", "12155550131", "--attest", "A", "--at", ats,
+		"--rcd-nam", "ACME Corp", "--rcd-jcd", `["vcard",[["fn",{},"text","ACME Corp"]]]`, "--crn", "Your order")
+	if code != 0 {
+		t.Fatalf("sign exit %d: %s", code, stderr)
+	}
+	id = strings.TrimSpace(id)
+	out, stderr, code := cli(t, verifyArgs(dir, "--at", ats, "--strict", "--identity", id,
+		"--from", "<sip:+12155550121@a.example>", "--to", "<sip:+12155550131@b.example>")...)
+	if code != 0 || !strings.Contains(out, `"rcd":{"nam":"ACME Corp","jcd":["vcard",[["fn",{},"text","ACME Corp"]]],"crn":"Your order","rcdi":true}`) {
+		t.Fatalf("exit %d %s %s", code, out, stderr)
+	}
+	out, _, code = cli(t, verifyArgs(dir, "--at", ats, "--identity", id,
+		"--from", "<sip:+12155550199@a.example>", "--to", "<sip:+12155550131@b.example>")...)
+	if code != 1 || strings.Contains(out, `"rcd"`) {
+		t.Fatalf("failure carries rcd: exit %d %s", code, out)
+	}
+	if _, _, code := cli(t, "sign", "--key", filepath.Join(dir, "sp.key"), "--x5u", labX5U, "--orig", "12155550121",
+		"--dest", "12155550131", "--attest", "A", "--rcd-icn", "https://logo.example/x.png"); code != 1 {
+		t.Fatalf("rcd without nam: exit %d", code)
+	}
+}

@@ -60,6 +60,11 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		hi      = fs.String("hi", "", "History-Info index of the diversion (div.hi), with --div")
 		target  = fs.String("target", "", "Request-URI of the retargeted call, with --div (new target when --dest is empty)")
 		recv    multiFlag
+		rcdNam  = fs.String("rcd-nam", "", "rich call data (RFC 9795): display name; with --rcd-icn/--rcd-jcl/--rcd-jcd")
+		rcdIcn  = fs.String("rcd-icn", "", "rich call data: logo URL (fetched and hashed into rcdi)")
+		rcdJcl  = fs.String("rcd-jcl", "", "rich call data: jCard URL (fetched and hashed into rcdi)")
+		rcdJcd  = fs.String("rcd-jcd", "", "rich call data: inline jCard JSON")
+		crn     = fs.String("crn", "", "call reason (RFC 9795 crn)")
 	)
 	fs.Var(&recv, "identity", "received Identity header value to divert (repeatable; implies a diversion)")
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +120,10 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *dest != "" {
 		req.Dest = strings.Split(*dest, ",")
 	}
+	if *rcdNam != "" || *rcdIcn != "" || *rcdJcl != "" || *rcdJcd != "" {
+		req.RCD = &core.RCD{Nam: *rcdNam, Icn: *rcdIcn, Jcl: *rcdJcl, Jcd: *rcdJcd}
+	}
+	req.Crn = *crn
 	res, err := signer.Sign(ctx, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate sign: %v\n", err)
