@@ -401,6 +401,7 @@ func (h *Handler) verify(ctx context.Context, r *Request, p Profile) *Answer {
 		PAI:             firstElement(pai),
 		To:              r.Get("to"),
 		Date:            r.Get("date"),
+		Target:          r.URI, // a diverted call's last div PASSporT names it (RFC 8946)
 		RequireIdentity: h.o.RequireIdentity,
 	})
 	act := disposition.Decide(res, h.o.Disposition)
@@ -425,6 +426,10 @@ func (h *Handler) verify(ctx context.Context, r *Request, p Profile) *Answer {
 		}
 		if h.o.OriginationID && res.OrigID != "" {
 			a.add("P-Origination-ID", res.OrigID)
+		}
+		// Verified rich call data (RFC 9796) for the next hop.
+		for _, ci := range act.CallInfo {
+			a.add("Call-Info", ci)
 		}
 	}
 	if act.ReasonHeader != "" {

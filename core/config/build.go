@@ -251,7 +251,8 @@ func (c *Config) Disposition() disposition.Options {
 	if c.Verifier.Mode == "strict" {
 		m = disposition.Strict
 	}
-	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix}
+	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix,
+		RCDDisplayName: c.Verifier.RCDDisplayName}
 }
 
 // Services is what one configuration asks a node to run. Either half may

@@ -188,6 +188,7 @@ type Verifier struct {
 	Mode            string   `toml:"mode"`             // disposition: "relaxed" (default) or "strict"
 	ReasonProtocol  string   `toml:"reason_protocol"`  // Reason header protocol: "SIP" (default) or "STIR"
 	VerstatSuffix   bool     `toml:"verstat_suffix"`   // append -A/-B/-C to verstat (vendor option)
+	RCDDisplayName  bool     `toml:"rcd_display_name"` // show a verified rcd nam (RFC 9795) as the caller's display name
 	MaxHeaders      int      `toml:"max_headers"`      // Identity headers considered (default 6: SHAKEN + 5 div)
 	MaxHeaderBytes  int      `toml:"max_header_bytes"` // per header and in total (default 8192)
 	MaxChain        int      `toml:"max_chain"`        // certificates per x5u (default 5)
