@@ -390,3 +390,25 @@ func TestEndToEndDivertedCall(t *testing.T) {
 	wrong := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.22", Headers: hdrs, Args: []string{"target=12155550199"}})
 	checkVars(t, wrong, map[string]string{VarResult: "fail", VarError: "dest_mismatch", VarSIPCode: "438", VarDivCount: "0", VarDiv: ""})
 }
+
+// TestEndToEndRCDCall: a branded call (RFC 9795) verified by the verify
+// script sets the STIR_RCD_* variables; a failed one leaves them empty.
+func TestEndToEndRCDCall(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	signed, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A",
+		RCD: &core.RCD{Nam: "ACME Corp", Jcd: `["vcard",[["fn",{},"text","ACME Corp"]]]`}, Crn: "Your order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := map[string][]string{"Identity": {signed.Identity}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {signed.Date}}
+	got := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.31", Headers: hdrs})
+	checkVars(t, got, map[string]string{VarResult: "pass", VarRCDNam: "ACME Corp", VarRCDCrn: "Your order", VarRCDIcn: ""})
+	if ci := got.Set[VarRCDCallInfo]; !strings.HasSuffix(ci, `;purpose=jcard;call-reason="Your order";verified`) {
+		t.Fatalf("%s = %q", VarRCDCallInfo, ci)
+	}
+	hdrs["To"] = []string{"<sip:+12155550199@carrier.example>"}
+	bad := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.32", Headers: hdrs})
+	checkVars(t, bad, map[string]string{VarResult: "fail", VarRCDNam: "", VarRCDCrn: "", VarRCDCallInfo: ""})
+}

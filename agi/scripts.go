@@ -10,6 +10,7 @@ import (
 
 	"github.com/stirgate/stirgate/ami/store"
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/disposition"
 	"github.com/stirgate/stirgate/core/stir"
 )
 
@@ -34,6 +35,13 @@ const (
 	// comma-separated. "0" and empty otherwise.
 	VarDivCount = "STIR_DIV_COUNT"
 	VarDiv      = "STIR_DIV_TN"
+	// Verified rich call data (RFC 9795), on pass: display name, call
+	// reason, logo URL, and the RFC 9796 Call-Info values to add to the
+	// outgoing leg, joined by ", " (one header value). Empty otherwise.
+	VarRCDNam      = "STIR_RCD_NAM"
+	VarRCDCrn      = "STIR_RCD_CRN"
+	VarRCDIcn      = "STIR_RCD_ICN"
+	VarRCDCallInfo = "STIR_RCD_CALL_INFO"
 )
 
 // Sign outcomes (STIR_RESULT of the sign script).
@@ -315,8 +323,14 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 		{VarError, res.Error}, {VarAttest, string(res.Attest)}, {VarOrigID, res.OrigID},
 		{VarSPC, res.SPC}, {VarX5U, res.X5U},
 		{VarDivCount, strconv.Itoa(len(res.Div))}, {VarDiv, divTNs(res.Div)},
-		{VarResult, string(res.Result)},
 	}
+	var rcd stir.RCD
+	var callInfo string
+	if res.Result == stir.Pass && res.RCD != nil {
+		rcd, callInfo = *res.RCD, strings.Join(disposition.CallInfo(res.RCD), ", ")
+	}
+	vars = append(vars, variable{VarRCDNam, rcd.Nam}, variable{VarRCDCrn, rcd.Crn}, variable{VarRCDIcn, rcd.Icn},
+		variable{VarRCDCallInfo, callInfo}, variable{VarResult, string(res.Result)})
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	out.SIPCode, out.ErrorName, out.Reason, out.X5U, out.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
