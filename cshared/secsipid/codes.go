@@ -105,6 +105,8 @@ var codeByName = map[string]int{
 	stir.ErrDivChainBroken.Name:  retJSONPayloadParse,
 	stir.ErrDivOrigMismatch.Name: retJSONPayloadParse,
 	stir.ErrClaimConstraint.Name: retJSONPayloadParse,
+	stir.ErrRCDInvalid.Name:      retJSONPayloadParse,
+	stir.ErrRCDIMismatch.Name:    retJSONPayloadParse,
 
 	stir.ErrStaleIAT.Name:   retJSONPayloadExpired,
 	stir.ErrStaleDate.Name:  retJSONPayloadExpired,
