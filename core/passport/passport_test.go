@@ -354,6 +354,11 @@ func FuzzPASSporT(f *testing.F) {
 	f.Add(tok)
 	f.Add("..")
 	f.Add("a.b.c")
+	rcd := goodClaims
+	rcd.RCD = &RCD{Nam: "ACME", Icn: "https://x/i.png", Jcd: `["vcard",[["fn",{},"text","A"]]]`}
+	rcd.Crn, rcd.RCDI = "reason", map[string]string{"/icn": "sha256-AAAA", "/jcd": "sha256-BBBB"}
+	tokRCD, _ := Sign(EncodeHeader(testX5U), rcd, k)
+	f.Add(tokRCD)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := Parse(s)
 		if err != nil {
@@ -369,6 +374,13 @@ func FuzzPASSporT(f *testing.F) {
 		v, err := parseJSON(again)
 		if err != nil || v.kind != kObject {
 			t.Fatalf("re-encoded claims do not parse: %s", again)
+		}
+		// Rich call data survives re-encoding unchanged.
+		var c2 Token
+		c2.claimsJSON = again
+		if err := c2.parseClaims(); err != nil || (p.Claims.RCD == nil) != (c2.Claims.RCD == nil) ||
+			p.Claims.RCD != nil && *p.Claims.RCD != *c2.Claims.RCD || p.Claims.Crn != c2.Claims.Crn || len(p.Claims.RCDI) != len(c2.Claims.RCDI) {
+			t.Fatalf("re-encoded rcd differs: %v %s", err, again)
 		}
 	})
 }
