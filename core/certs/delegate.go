@@ -240,7 +240,7 @@ func ParseClaimConstraints(der []byte, enhanced bool) (*ClaimConstraints, error)
 		if !validClaimName(p.Claim) || len(p.Values) == 0 || slices.ContainsFunc(p.Values, func(v string) bool { return !utf8.ValidString(v) }) {
 			return nil, stir.ErrCertProfile.Withf("claim constraints: permittedValues for %.32q empty or not text", p.Claim)
 		}
-		c.PermittedValues = append(c.PermittedValues, PermittedValues{Claim: p.Claim, Values: p.Values})
+		c.PermittedValues = append(c.PermittedValues, PermittedValues(p))
 	}
 	return c, nil
 }
