@@ -412,3 +412,28 @@ func TestEndToEndRCDCall(t *testing.T) {
 	bad := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.32", Headers: hdrs})
 	checkVars(t, bad, map[string]string{VarResult: "fail", VarRCDNam: "", VarRCDCrn: "", VarRCDCallInfo: ""})
 }
+
+// TestEndToEndSignDiv: the PBX forwards a received call and signs the
+// diversion with sign?div=; the far end verifies the chain.
+func TestEndToEndSignDiv(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	shaken, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := play(t, addr, agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550141", UniqueID: "1768478400.41",
+		Headers: map[string][]string{"Identity": {shaken.Identity}}, Args: []string{"div=", "hi=1.2"}})
+	div := fwd.Set[VarIdentity]
+	checkVars(t, fwd, map[string]string{VarResult: Signed, VarError: ""})
+	if !strings.HasSuffix(div, ";ppt=div") {
+		t.Fatalf("div identity %q", div)
+	}
+	got := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.42", Args: []string{"target=12155550141"},
+		Headers: map[string][]string{"Identity": {shaken.Identity, div}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {shaken.Date}}})
+	checkVars(t, got, map[string]string{VarResult: "pass", VarDivCount: "1", VarDiv: "12155550131"})
+	// Nothing received to divert: not signed.
+	none := play(t, addr, agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550141", UniqueID: "1768478400.43", Args: []string{"div="}})
+	checkVars(t, none, map[string]string{VarResult: Unsigned, VarError: stir.ErrSignInput.Name, VarIdentity: ""})
+}

@@ -66,7 +66,7 @@ func (o options) get(k string) string {
 }
 
 var allowed = map[string]map[string]bool{
-	"sign":   {"orig": true, "dest": true, "attest": true, "origid": true, "customer": true, "source": true, "callid": true, "linkedid": true},
+	"sign":   {"orig": true, "dest": true, "attest": true, "origid": true, "customer": true, "source": true, "callid": true, "linkedid": true, "div": true, "hi": true},
 	"verify": {"require": true, "linkedid": true, "target": true},
 }
 
@@ -140,10 +140,16 @@ func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged fu
 	if optErr != nil {
 		signErr = stir.ErrSignInput.With("agi options", optErr)
 	} else {
-		var req core.SignRequest
-		if req, signErr = signRequest(env, o, lid); signErr == nil {
-			out.Orig, out.Dest = req.Orig, strings.Join(req.Dest, ",")
-			res, signErr = svc.Sign(ctx, req)
+		if _, divert := o["div"]; divert {
+			// A forwarded call (RFC 8946): keep the received Identity and
+			// sign a div PASSporT beside it, to the dialled number.
+			res, signErr = s.signDiv(ctx, sess, svc, env, o)
+		} else {
+			var req core.SignRequest
+			if req, signErr = signRequest(env, o, lid); signErr == nil {
+				out.Orig, out.Dest = req.Orig, strings.Join(req.Dest, ",")
+				res, signErr = svc.Sign(ctx, req)
+			}
 		}
 	}
 
@@ -344,6 +350,25 @@ func divTNs(div []stir.Div) string {
 		tns[i] = d.TN
 	}
 	return strings.Join(tns, ",")
+}
+
+// signDiv reads the received Identity headers and signs the diversion of
+// the call from div= (default: the received dest) to dest= or the
+// dialled extension.
+func (s *Server) signDiv(ctx context.Context, sess *Session, svc Service, env Env, o options) (*core.SignResult, error) {
+	ds, ok := svc.(DivSigner)
+	if !ok {
+		return nil, stir.ErrInternal.Withf("this service does not sign diversions")
+	}
+	ids, _, err := s.readIdentity(ctx, sess)
+	if err != nil {
+		return nil, stir.ErrInternal.With("reading Identity headers", err)
+	}
+	req := core.DivRequest{Identity: ids, Div: o.get("div"), HI: o.get("hi"), Dest: o["dest"]}
+	if len(req.Dest) == 0 && env["agi_extension"] != "" {
+		req.Dest = []string{env["agi_extension"]}
+	}
+	return ds.SignDiv(ctx, req)
 }
 
 // recordBroken marks an outcome whose headers could not be read: nothing

@@ -47,6 +47,20 @@ func (c Core) Sign(ctx context.Context, req core.SignRequest) (*core.SignResult,
 	return c.Signer.Sign(ctx, req)
 }
 
+// DivSigner is the optional part of a Service that signs diversions
+// (RFC 8946) for the sign script's div= option.
+type DivSigner interface {
+	SignDiv(ctx context.Context, req core.DivRequest) (*core.SignResult, error)
+}
+
+// SignDiv implements DivSigner.
+func (c Core) SignDiv(ctx context.Context, req core.DivRequest) (*core.SignResult, error) {
+	if c.Signer == nil {
+		return nil, stir.ErrInternal.Withf("signing is not configured on this node")
+	}
+	return c.Signer.SignDiv(ctx, req)
+}
+
 // Verify implements Service.
 func (c Core) Verify(ctx context.Context, req core.VerifyRequest) *stir.Result {
 	if c.Verifier == nil {
