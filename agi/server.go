@@ -98,7 +98,7 @@ type Options struct {
 	// argument: true makes a call without Identity a 428 failure.
 	RequireIdentity bool
 	// MaxIdentityHeaders is how many Identity headers verify reads (default
-	// 5); one more is read so that the verifier sees there are too many.
+	// 6); one more is read so that the verifier sees there are too many.
 	MaxIdentityHeaders int
 
 	// Observe, when set, is told of each sign or verify session that
@@ -118,7 +118,7 @@ const (
 	DefaultSessionTimeout     = 10 * time.Second
 	DefaultMaxSessions        = 1024
 	DefaultRecordTimeout      = 5 * time.Second
-	DefaultMaxIdentityHeaders = 5
+	DefaultMaxIdentityHeaders = 6 // a SHAKEN PASSporT and five diversions, as the core verifier
 )
 
 var errUnknownScript = errors.New("unknown script: want agi://host/sign or agi://host/verify")
