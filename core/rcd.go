@@ -50,15 +50,23 @@ func (v *Verifier) checkRCD(ctx context.Context, tok *passport.Token) (*stir.RCD
 	if c.RCDI == nil {
 		return out, nil
 	}
-	elems := map[string]string{"/icn": r.Icn, "/jcl": r.Jcl, "/jcd": r.Jcd}
-	for ptr, val := range elems {
-		if val != "" && c.RCDI[ptr] == "" {
-			return nil, stir.ErrRCDIMismatch.Withf("rcdi has no digest for %s", ptr)
+	elems := [...]struct{ ptr, val string }{{"/icn", r.Icn}, {"/jcl", r.Jcl}, {"/jcd", r.Jcd}}
+	element := func(ptr string) string {
+		for _, e := range elems {
+			if e.ptr == ptr {
+				return e.val
+			}
+		}
+		return ""
+	}
+	for _, e := range elems {
+		if e.val != "" && c.RCDI[e.ptr] == "" {
+			return nil, stir.ErrRCDIMismatch.Withf("rcdi has no digest for %s", e.ptr)
 		}
 	}
 	for ptr, want := range c.RCDI {
-		val, ok := elems[ptr]
-		if !ok || val == "" {
+		val := element(ptr)
+		if val == "" {
 			return nil, stir.ErrRCDIMismatch.Withf("rcdi names %.32q, which rcd does not carry", ptr)
 		}
 		var got string

@@ -66,7 +66,14 @@ type jparser struct {
 
 func (p *jparser) node(k kind) *jvalue {
 	if len(p.nodes) == cap(p.nodes) {
-		p.nodes = make([]jvalue, 0, 10)
+		// A value takes at least ~6 bytes of JSON: size the first chunk
+		// for the whole input, so that a PASSporT with rich call data (a
+		// jCard of dozens of values) still costs one allocation.
+		n := 10
+		if len(p.nodes) == 0 && len(p.b)/6 > n {
+			n = len(p.b) / 6
+		}
+		p.nodes = make([]jvalue, 0, n)
 	}
 	p.nodes = append(p.nodes, jvalue{kind: k})
 	return &p.nodes[len(p.nodes)-1]

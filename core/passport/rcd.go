@@ -63,8 +63,11 @@ func (c *Claims) parseRCD(v *jvalue) error {
 			*dst = m.str
 			return nil
 		}
-		for name, dst := range map[string]*string{"nam": &d.Nam, "jcl": &d.Jcl, "icn": &d.Icn} {
-			if err := str(name, dst); err != nil {
+		for _, f := range [...]struct {
+			name string
+			dst  *string
+		}{{"nam", &d.Nam}, {"jcl", &d.Jcl}, {"icn", &d.Icn}} {
+			if err := str(f.name, f.dst); err != nil {
 				return err
 			}
 		}
