@@ -385,3 +385,75 @@ func benchSessions(b *testing.B, script string) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
+
+// TestEndToEndDivertedCall: a call signed at origin, diverted once by a
+// forwarding network (RFC 8946), reaches the PBX at the new number; the
+// verify script judges the chain and reports the diversion.
+func TestEndToEndDivertedCall(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	ctx := context.Background()
+	shaken, err := signer.Sign(ctx, core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	div, err := signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken.Identity}, Dest: []string{"12155550141"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := map[string][]string{"Identity": {div.Identity, shaken.Identity}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {shaken.Date}}
+	verified := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.21", Headers: hdrs, Args: []string{"target=12155550141"}})
+	checkVars(t, verified, map[string]string{VarResult: "pass", VarDivCount: "1", VarDiv: "12155550131", VarAttest: "A"})
+
+	// Reaching a number nobody diverted to: fail, and no diversion reported.
+	wrong := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.22", Headers: hdrs, Args: []string{"target=12155550199"}})
+	checkVars(t, wrong, map[string]string{VarResult: "fail", VarError: "dest_mismatch", VarSIPCode: "438", VarDivCount: "0", VarDiv: ""})
+}
+
+// TestEndToEndRCDCall: a branded call (RFC 9795) verified by the verify
+// script sets the STIR_RCD_* variables; a failed one leaves them empty.
+func TestEndToEndRCDCall(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	signed, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A",
+		RCD: &core.RCD{Nam: "ACME Corp", Jcd: `["vcard",[["fn",{},"text","ACME Corp"]]]`}, Crn: "Your order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := map[string][]string{"Identity": {signed.Identity}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {signed.Date}}
+	got := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.31", Headers: hdrs})
+	checkVars(t, got, map[string]string{VarResult: "pass", VarRCDNam: "ACME Corp", VarRCDCrn: "Your order", VarRCDIcn: ""})
+	if ci := got.Set[VarRCDCallInfo]; !strings.HasSuffix(ci, `;purpose=jcard;call-reason="Your order";verified`) {
+		t.Fatalf("%s = %q", VarRCDCallInfo, ci)
+	}
+	hdrs["To"] = []string{"<sip:+12155550199@carrier.example>"}
+	bad := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.32", Headers: hdrs})
+	checkVars(t, bad, map[string]string{VarResult: "fail", VarRCDNam: "", VarRCDCrn: "", VarRCDCallInfo: ""})
+}
+
+// TestEndToEndSignDiv: the PBX forwards a received call and signs the
+// diversion with sign?div=; the far end verifies the chain.
+func TestEndToEndSignDiv(t *testing.T) {
+	l := newLab(t)
+	signer := l.signer(t, "/sp.pem")
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	shaken, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := play(t, addr, agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550141", UniqueID: "1768478400.41",
+		Headers: map[string][]string{"Identity": {shaken.Identity}}, Args: []string{"div=", "hi=1.2"}})
+	div := fwd.Set[VarIdentity]
+	checkVars(t, fwd, map[string]string{VarResult: Signed, VarError: ""})
+	if !strings.HasSuffix(div, ";ppt=div") {
+		t.Fatalf("div identity %q", div)
+	}
+	got := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.42", Args: []string{"target=12155550141"},
+		Headers: map[string][]string{"Identity": {shaken.Identity, div}, "From": {e2eFrom}, "To": {e2eTo}, "Date": {shaken.Date}}})
+	checkVars(t, got, map[string]string{VarResult: "pass", VarDivCount: "1", VarDiv: "12155550131"})
+	// Nothing received to divert: not signed.
+	none := play(t, addr, agitest.Channel{Script: "sign", CallerID: "12155550121", Exten: "12155550141", UniqueID: "1768478400.43", Args: []string{"div="}})
+	checkVars(t, none, map[string]string{VarResult: Unsigned, VarError: stir.ErrSignInput.Name, VarIdentity: ""})
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/disposition"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/outcome"
 )
@@ -29,6 +30,18 @@ const (
 	VarReason   = "STIR_REASON"   // verify: reason phrase for STIR_SIP_CODE
 	VarSPC      = "STIR_SPC"      // verify: service provider code of the signer
 	VarX5U      = "STIR_X5U"      // verify: certificate URL
+	// A diverted call (RFC 8946), on pass: how many diversions were
+	// verified, and the diverting numbers, first diversion first,
+	// comma-separated. "0" and empty otherwise.
+	VarDivCount = "STIR_DIV_COUNT"
+	VarDiv      = "STIR_DIV_TN"
+	// Verified rich call data (RFC 9795), on pass: display name, call
+	// reason, logo URL, and the RFC 9796 Call-Info values to add to the
+	// outgoing leg, joined by ", " (one header value). Empty otherwise.
+	VarRCDNam      = "STIR_RCD_NAM"
+	VarRCDCrn      = "STIR_RCD_CRN"
+	VarRCDIcn      = "STIR_RCD_ICN"
+	VarRCDCallInfo = "STIR_RCD_CALL_INFO"
 )
 
 // Sign outcomes (STIR_RESULT of the sign script).
@@ -53,8 +66,8 @@ func (o options) get(k string) string {
 }
 
 var allowed = map[string]map[string]bool{
-	"sign":   {"orig": true, "dest": true, "attest": true, "origid": true, "customer": true, "source": true, "callid": true, "linkedid": true},
-	"verify": {"require": true, "linkedid": true},
+	"sign":   {"orig": true, "dest": true, "attest": true, "origid": true, "customer": true, "source": true, "callid": true, "linkedid": true, "div": true, "hi": true},
+	"verify": {"require": true, "linkedid": true, "target": true},
 }
 
 func parseOptions(env Env) (options, error) {
@@ -127,10 +140,16 @@ func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged fu
 	if optErr != nil {
 		signErr = stir.ErrSignInput.With("agi options", optErr)
 	} else {
-		var req core.SignRequest
-		if req, signErr = signRequest(env, o, lid); signErr == nil {
-			out.Orig, out.Dest = req.Orig, strings.Join(req.Dest, ",")
-			res, signErr = svc.Sign(ctx, req)
+		if _, divert := o["div"]; divert {
+			// A forwarded call (RFC 8946): keep the received Identity and
+			// sign a div PASSporT beside it, to the dialled number.
+			res, signErr = s.signDiv(ctx, sess, svc, env, o)
+		} else {
+			var req core.SignRequest
+			if req, signErr = signRequest(env, o, lid); signErr == nil {
+				out.Orig, out.Dest = req.Orig, strings.Join(req.Dest, ",")
+				res, signErr = svc.Sign(ctx, req)
+			}
 		}
 	}
 
@@ -255,7 +274,9 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	if optErr != nil {
 		res = (&stir.Result{}).Failed(stir.ErrInternal.With("agi options", optErr))
 	} else {
-		req := core.VerifyRequest{RequireIdentity: s.opts.RequireIdentity}
+		// target is the Request-URI or dialled number a diverted call
+		// reached (${EXTEN}): the last div PASSporT's dest must name it.
+		req := core.VerifyRequest{RequireIdentity: s.opts.RequireIdentity, Target: o.get("target")}
 		switch strings.ToLower(o.get("require")) {
 		case "":
 		case "yes", "true", "1":
@@ -313,13 +334,48 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	vars := []variable{
 		{VarVerstat, string(res.Verstat)}, {VarSIPCode, code}, {VarReason, res.Reason},
 		{VarError, res.Error}, {VarAttest, attest}, {VarOrigID, origID},
-		{VarSPC, res.SPC}, {VarX5U, res.X5U}, {VarResult, string(res.Result)},
+		{VarSPC, res.SPC}, {VarX5U, res.X5U},
+		{VarDivCount, strconv.Itoa(len(res.Div))}, {VarDiv, divTNs(res.Div)},
 	}
+	var rcd stir.RCD
+	var callInfo string
+	if res.Result == stir.Pass && res.RCD != nil {
+		rcd, callInfo = *res.RCD, strings.Join(disposition.CallInfo(res.RCD), ", ")
+	}
+	vars = append(vars, variable{VarRCDNam, rcd.Nam}, variable{VarRCDCrn, rcd.Crn}, variable{VarRCDIcn, rcd.Icn},
+		variable{VarRCDCallInfo, callInfo}, variable{VarResult, string(res.Result)})
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	out.SIPCode, out.ErrorName, out.Reason, out.X5U, out.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
 	judged(out)
 	return out, setAll(ctx, sess, vars)
+}
+
+func divTNs(div []stir.Div) string {
+	tns := make([]string, len(div))
+	for i, d := range div {
+		tns[i] = d.TN
+	}
+	return strings.Join(tns, ",")
+}
+
+// signDiv reads the received Identity headers and signs the diversion of
+// the call from div= (default: the received dest) to dest= or the
+// dialled extension.
+func (s *Server) signDiv(ctx context.Context, sess *Session, svc Service, env Env, o options) (*core.SignResult, error) {
+	ds, ok := svc.(DivSigner)
+	if !ok {
+		return nil, stir.ErrInternal.Withf("this service does not sign diversions")
+	}
+	ids, _, err := s.readIdentity(ctx, sess)
+	if err != nil {
+		return nil, stir.ErrInternal.With("reading Identity headers", err)
+	}
+	req := core.DivRequest{Identity: ids, Div: o.get("div"), HI: o.get("hi"), Dest: o["dest"]}
+	if len(req.Dest) == 0 && env["agi_extension"] != "" {
+		req.Dest = []string{env["agi_extension"]}
+	}
+	return ds.SignDiv(ctx, req)
 }
 
 // recordBroken marks an outcome whose headers could not be read: nothing

@@ -49,6 +49,20 @@ func (c Core) Sign(ctx context.Context, req core.SignRequest) (*core.SignResult,
 	return c.Signer.Sign(ctx, req)
 }
 
+// DivSigner is the optional part of a Service that signs diversions
+// (RFC 8946) for the sign script's div= option.
+type DivSigner interface {
+	SignDiv(ctx context.Context, req core.DivRequest) (*core.SignResult, error)
+}
+
+// SignDiv implements DivSigner.
+func (c Core) SignDiv(ctx context.Context, req core.DivRequest) (*core.SignResult, error) {
+	if c.Signer == nil {
+		return nil, stir.ErrInternal.Withf("signing is not configured on this node")
+	}
+	return c.Signer.SignDiv(ctx, req)
+}
+
 // Verify implements Service.
 func (c Core) Verify(ctx context.Context, req core.VerifyRequest) *stir.Result {
 	if c.Verifier == nil {
@@ -101,7 +115,7 @@ type Options struct {
 	// argument: true makes a call without Identity a 428 failure.
 	RequireIdentity bool
 	// MaxIdentityHeaders is how many Identity headers verify reads (default
-	// 5); one more is read so that the verifier sees there are too many.
+	// 6); one more is read so that the verifier sees there are too many.
 	MaxIdentityHeaders int
 
 	// Observe, when set, is told of each sign or verify session that
@@ -122,7 +136,7 @@ const (
 	DefaultSessionTimeout     = 10 * time.Second
 	DefaultMaxSessions        = 1024
 	DefaultRecordTimeout      = 5 * time.Second
-	DefaultMaxIdentityHeaders = 5
+	DefaultMaxIdentityHeaders = 6 // a SHAKEN PASSporT and five diversions, as the core verifier
 )
 
 var errUnknownScript = errors.New("unknown script: want agi://host/sign or agi://host/verify")

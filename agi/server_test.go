@@ -157,7 +157,7 @@ func checkVars(t *testing.T, tr *agitest.Transcript, want map[string]string) {
 }
 
 var signVarNames = []string{VarIdentity, VarDate, VarAttest, VarOrigID, VarError, VarResult}
-var verifyVarNames = []string{VarVerstat, VarSIPCode, VarReason, VarError, VarAttest, VarOrigID, VarSPC, VarX5U, VarResult}
+var verifyVarNames = []string{VarVerstat, VarSIPCode, VarReason, VarError, VarAttest, VarOrigID, VarSPC, VarX5U, VarDivCount, VarDiv, VarRCDNam, VarRCDCrn, VarRCDIcn, VarRCDCallInfo, VarResult}
 
 func TestSignScript(t *testing.T) {
 	tests := []struct {

@@ -7,6 +7,7 @@ package core
 import (
 	"time"
 
+	"github.com/stirgate/stirgate/core/passport"
 	"github.com/stirgate/stirgate/core/stir"
 )
 
@@ -29,7 +30,17 @@ type SignRequest struct {
 	Source   string           // source address or trunk tag, a policy key for gateway traffic
 
 	At time.Time // signing time; zero = Options.Now()
+
+	// RCD is rich call data (RFC 9795) for this call; nil means the
+	// customer's from policy, if any. Crn is the call reason.
+	RCD *RCD
+	Crn string
 }
+
+// RCD is rich call data to sign (RFC 9795): display name, logo URL, and a
+// jCard inline (JSON text) or by URL. The Signer adds rcdi digests for the
+// jCard and every URL.
+type RCD = passport.RCD
 
 // SignResult is what a signature produces.
 type SignResult struct {
@@ -41,6 +52,8 @@ type SignResult struct {
 	Dest     []string         // canonical dest.tn
 	IAT      int64            // iat used
 	X5U      string           // certificate URL
+	Div      string           // div.tn of a diversion PASSporT (SignDiv only)
+	HI       string           // div.hi of a diversion PASSporT (SignDiv only)
 }
 
 // VerifyRequest is one received request, as the headers arrived.
@@ -50,8 +63,37 @@ type VerifyRequest struct {
 	PAI      string   // P-Asserted-Identity header value, if any
 	To       string   // To header value
 	Date     string   // Date header value, if any
+	// Target is the Request-URI (or a bare number): after a diversion
+	// (RFC 8946) the call's target, which the last div PASSporT's dest
+	// must name. Empty means To. A request without div PASSporTs is
+	// judged against To alone.
+	Target string
 
 	// RequireIdentity makes a request with no SHAKEN Identity a failure
 	// (428) rather than "none". Zero means Options.RequireIdentity.
 	RequireIdentity bool
+}
+
+// DivRequest describes a retargeted call to sign with a diversion PASSporT
+// (RFC 8946, ATIS-1000085). The received SHAKEN Identity is kept as it is:
+// the Signer adds a div PASSporT beside it and never re-signs or drops it.
+type DivRequest struct {
+	// Identity holds the Identity header values received with the call.
+	// One must be a decodable SHAKEN PASSporT: its orig.tn is the orig of
+	// the div PASSporT (orig travels unchanged through diversions).
+	Identity []string
+
+	// Div is the diverting number: a TN in any form tn.Canonical accepts,
+	// or a Diversion / History-Info entry's name-addr. Empty means the
+	// dest of the received chain's last PASSporT, when it has exactly one.
+	Div string
+	// HI is the History-Info index of the diverting entry ("1.1"); set it
+	// when History-Info rather than Diversion records the retargeting.
+	HI string
+	// Dest is the new target; Target (a Request-URI or To value) is used
+	// when Dest is empty.
+	Dest   []string
+	Target string
+
+	At time.Time // signing time; zero = Options.Now()
 }

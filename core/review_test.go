@@ -224,7 +224,8 @@ func TestReviewVerifyRows(t *testing.T) {
 	cases := []reviewCase{
 		// Row 2: limits come before any decoding, and count values, not lines.
 		{name: "five headers is the limit", identity: []string{good, good, good, good, good}, result: stir.Pass},
-		{name: "six values in one header", identity: []string{strings.Repeat(good+",", 5) + good}, result: stir.Fail, want: stir.ErrTooManyIdentity},
+		{name: "six headers is the limit (SHAKEN + 5 div)", identity: []string{good, good, good, good, good, good}, result: stir.Pass},
+		{name: "seven values in one header", identity: []string{strings.Repeat(good+",", 6) + good}, result: stir.Fail, want: stir.ErrTooManyIdentity},
 		{name: "two values in one header", identity: []string{good + "," + good}, result: stir.Pass},
 		{name: "total bytes over the cap", identity: []string{good, good, strings.Repeat("A", 8192-2*len(good)) + params}, result: stir.Fail, want: stir.ErrIdentityTooLong},
 		{name: "none when not required", identity: nil, result: stir.None},
@@ -245,7 +246,9 @@ func TestReviewVerifyRows(t *testing.T) {
 		{name: "alg param lower case", identity: []string{tok + info + ";alg=es256;ppt=shaken"}, result: stir.Fail, want: stir.ErrAlgUnsupported},
 
 		// Row 4.
-		{name: "quoted ppt div is not ours", identity: []string{tok + info + `;ppt="div"`}, result: stir.None},
+		// A div PASSporT alone cannot complete a chain (§6 D2); one that
+		// does not decode takes no part in it.
+		{name: "quoted ppt div alone", identity: []string{tok + info + `;ppt="div"`}, result: stir.Fail, want: stir.ErrDivNoShaken},
 		// ppt values compare exactly: an upper-case SHAKEN is not ours.
 		{name: "ppt upper case is not ours", identity: []string{tok + info + ";ppt=SHAKEN"}, result: stir.None},
 		{name: "div header then good", identity: []string{tok + info + ";ppt=div", good}, result: stir.Pass},

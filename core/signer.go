@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/core/x5u"
 )
 
 // SignerOptions configures a Signer.
@@ -43,14 +44,22 @@ type SignerOptions struct {
 	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
 	// callers passed and existing Kamailio configs rely on it.
 	AnyOrigID bool
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// RCDFetch fetches the content behind rich call data URLs (icn, jcl)
+	// to compute their rcdi digests (RFC 9795): the x5u URL policy, limits
+	// and preloads apply. Zero value: x5u defaults.
+	RCDFetch x5u.Options[*certs.Credential]
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Signer is the STI-AS. Safe for concurrent use.
 type Signer struct {
 	opts   SignerOptions
 	header string // base64url JOSE header, fixed per x5u
+	// divHeader is the ppt=div JOSE header (RFC 8946), built beside header.
+	divHeader string
+	// content caches the digests of rcd content (RFC 9795 rcdi).
+	content *x5u.Cache[string]
 }
 
 // NewSigner validates opts and builds a Signer.
@@ -80,7 +89,19 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U)}
+	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U),
+		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv)}
+	rf := opts.RCDFetch
+	if rf.Now == nil {
+		rf.Now = opts.Now
+	}
+	if rf.Logger == nil {
+		rf.Logger = opts.Logger
+	}
+	var err error
+	if s.content, err = newContentCache(rf); err != nil {
+		return nil, stir.ErrSignCertInvalid.With("rcd fetch options", err)
+	}
 	now := opts.Now()
 	c := opts.Credential
 	switch {
@@ -108,6 +129,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	}
 	orig, dest, err := s.numbers(req)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.mayVouchFor(orig); err != nil {
 		return nil, err
 	}
 	now := req.At
@@ -166,6 +190,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	}
 
 	claims := passport.Claims{Attest: attest, Dest: dest, IAT: iat.Unix(), Orig: orig, OrigID: origid}
+	if err := s.addRCD(ctx, &claims, req); err != nil {
+		return nil, err
+	}
 	tok, err := passport.Sign(s.header, claims, c.Key)
 	if err != nil {
 		return nil, err
@@ -180,6 +207,15 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		IAT:      claims.IAT,
 		X5U:      s.opts.X5U,
 	}, nil
+}
+
+// mayVouchFor refuses a number a delegate certificate (RFC 9060) does not
+// list: every verifier would refuse the PASSporT (cert_tn_out_of_scope).
+func (s *Signer) mayVouchFor(tn string) error {
+	if t := s.opts.Credential.TNAuth; t.IsDelegate() && !t.Covers(tn) {
+		return stir.ErrSignNotAllowed.Withf("%s is outside the delegate certificate's TNAuthList", tn)
+	}
+	return nil
 }
 
 func (s *Signer) numbers(req SignRequest) (string, []string, error) {

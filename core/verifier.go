@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -53,6 +54,9 @@ type VerifierOptions struct {
 type Verifier struct {
 	opts  VerifierOptions
 	cache *x5u.Cache[*certs.Credential]
+	// content holds the digests of rcd content fetched by URL (RFC 9795
+	// rcdi), under the x5u URL policy, limits and preloads.
+	content *x5u.Cache[string]
 }
 
 // NewVerifier validates opts and builds a Verifier. Close releases it.
@@ -92,6 +96,10 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		return nil, err
 	}
 	v.cache = c
+	if v.content, err = newContentCache(f); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -114,7 +122,10 @@ func (v *Verifier) validate(ctx context.Context, url string, body []byte) (*cert
 }
 
 // Close releases the x5u cache.
-func (v *Verifier) Close() error { return v.cache.Close() }
+func (v *Verifier) Close() error {
+	v.content.Close()
+	return v.cache.Close()
+}
 
 // CacheStats reports x5u cache counters.
 func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
@@ -130,13 +141,21 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 		return res.Failed(err)
 	}
 	require := req.RequireIdentity || v.opts.RequireIdentity
-	var candidates []*identity.Header
+	var candidates, divHdrs []*identity.Header
 	for _, h := range hdrs {
-		if h.IsShaken() {
+		switch {
+		case h.IsShaken():
 			candidates = append(candidates, h)
+		case h.IsDiv():
+			divHdrs = append(divHdrs, h)
 		}
 	}
 	if len(candidates) == 0 {
+		// A div PASSporT without the SHAKEN one it diverts cannot complete
+		// a chain (conformance §6 D2).
+		if len(divHdrs) > 0 {
+			return res.Failed(stir.ErrDivNoShaken.Withf("%d div PASSporT(s) and no SHAKEN PASSporT", len(divHdrs)))
+		}
 		// A header that could not even be parsed may still have been meant
 		// as SHAKEN: report it rather than "no identity".
 		if best := mostRelevant(perHeader); best != nil {
@@ -163,8 +182,17 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) *stir.Result {
 	// (nil for a header that did not even parse), so that a failure is
 	// recorded with its orig, dest, x5u, SPC, iat, origid and attest.
 	reads := make([]*stir.Result, len(perHeader), len(perHeader)+len(candidates))
+	var divs *divSet
+	if len(divHdrs) > 0 {
+		divs = v.parseDivs(divHdrs)
+	}
+	if divs != nil && reqErr == nil && req.Target != "" {
+		if dest, err = anyNumber(req.Target, v.opts.Numbers); err != nil {
+			reqErr = stir.ErrDestMismatch.With("Request-URI of the request", err)
+		}
+	}
 	for _, h := range candidates {
-		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr)
+		r, err := v.verifyOne(ctx, h, now, dateErr, orig, dest, reqErr, divs)
 		if err == nil {
 			return r
 		}
@@ -216,29 +244,22 @@ func (v *Verifier) requestNumbers(req VerifyRequest) (string, string, error) {
 // verifyOne judges one header. On failure it still returns what it read:
 // the claims as the token states them (unverified, unless the failure came
 // after the signature check) and the SPC once a certificate was obtained.
-func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error) (*stir.Result, error) {
+func (v *Verifier) verifyOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error, divs *divSet) (*stir.Result, error) {
 	read := &stir.Result{X5U: h.Info}
-	res, err := v.judgeOne(ctx, h, now, dateErr, orig, dest, reqErr, read)
+	res, err := v.judgeOne(ctx, h, now, dateErr, orig, dest, reqErr, divs, read)
 	if err != nil {
 		return read, err
 	}
 	return res, nil
 }
 
-func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error, read *stir.Result) (*stir.Result, error) {
-	tok, err := passport.Parse(h.Token)
+func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Time, dateErr error, orig, dest string, reqErr error, divs *divSet, read *stir.Result) (*stir.Result, error) {
+	tok, err := parseToken(h, passport.Ppt)
+	if tok != nil {
+		read.Attest, read.OrigID, read.Orig, read.Dest, read.IAT = tok.Claims.Attest, tok.Claims.OrigID, tok.Claims.Orig, tok.Claims.Dest, tok.Claims.IAT
+	}
 	if err != nil {
 		return nil, err
-	}
-	read.Attest, read.OrigID, read.Orig, read.Dest, read.IAT = tok.Claims.Attest, tok.Claims.OrigID, tok.Claims.Orig, tok.Claims.Dest, tok.Claims.IAT
-	if h.Ppt != "" && h.Ppt != tok.Header.Ppt {
-		return nil, stir.ErrPptInvalid.Withf("ppt parameter %q, token ppt %q", h.Ppt, tok.Header.Ppt)
-	}
-	if h.Alg != "" && h.Alg != passport.Alg {
-		return nil, stir.ErrAlgUnsupported.Withf("alg parameter %q", h.Alg)
-	}
-	if tok.Header.X5U != h.Info {
-		return nil, stir.ErrX5UMismatch.Withf("x5u %q, info %q", tok.Header.X5U, h.Info)
 	}
 	if v.opts.Strict && !validUUID(tok.Claims.OrigID) {
 		return nil, stir.ErrOrigIDInvalid.Withf("origid %q is not a UUID", tok.Claims.OrigID)
@@ -249,15 +270,8 @@ func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Ti
 	// Duration would negate to itself and pass the future bound.
 	// iat has whole seconds, so the clock is read in whole seconds too:
 	// otherwise a token exactly at the limit fails for most of each second.
-	iatSec := tok.Claims.IAT
-	if lim := now.Unix() + 1<<32; iatSec > lim {
-		iatSec = lim
-	}
-	iat := time.Unix(iatSec, 0)
-	if age := now.Truncate(time.Second).Sub(iat); age > v.opts.MaxAge {
-		return nil, stir.ErrStaleIAT.Withf("iat is %s old, limit %s", age.Round(time.Second), v.opts.MaxAge)
-	} else if age < -v.opts.MaxFuture {
-		return nil, stir.ErrFutureIAT.Withf("iat is %s in the future, limit %s", (-age).Round(time.Second), v.opts.MaxFuture)
+	if err := v.checkIAT(tok, now); err != nil {
+		return nil, err
 	}
 	if dateErr != nil {
 		return nil, dateErr
@@ -269,32 +283,52 @@ func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Ti
 	if tok.Claims.Orig != orig {
 		return nil, stir.ErrOrigMismatch.Withf("orig.tn %s, request %s", tok.Claims.Orig, orig)
 	}
-	found := false
-	for _, d := range tok.Claims.Dest {
-		if d == dest {
-			found = true
-			break
+	var chain []divLink
+	if divs == nil {
+		if !contains(tok.Claims.Dest, dest) {
+			return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
 		}
-	}
-	if !found {
-		return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
+	} else if chain, err = divs.chain(tok, dest); err != nil {
+		return nil, err
 	}
 
-	cred, err := v.cache.Get(ctx, h.Info)
+	// Every link is as fresh and as well signed as the SHAKEN PASSporT
+	// (conformance §6 D4, D5). The clock is read first, for all; the
+	// credentials and signatures of the links are then checked side by
+	// side, because a diverted call's latency is otherwise one ECDSA
+	// verification per diversion. Failures are reported in chain order.
+	for _, l := range chain {
+		if err := v.checkIAT(l.tok, now); err != nil {
+			return nil, err
+		}
+	}
+	linkErrs := make([]error, len(chain))
+	var wg sync.WaitGroup
+	for i, l := range chain {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, linkErrs[i] = v.checkSigned(ctx, l.hdr, l.tok, now, l.tok.Claims.Div)
+		}()
+	}
+	cred, err := v.checkSigned(ctx, h, tok, now, tok.Claims.Orig)
+	wg.Wait()
+	if cred != nil {
+		read.SPC = cred.SPC
+	}
 	if err != nil {
 		return nil, err
 	}
-	read.SPC = cred.SPC
-	// The chain was validated when fetched; the cache never outlives the
-	// leaf, but a fixed verification time (--at) may be outside it.
-	if now.Before(cred.Leaf.NotBefore) || now.After(cred.NotAfter) {
-		return nil, stir.ErrCertExpired.Withf("credential valid %s..%s", cred.Leaf.NotBefore.UTC().Format(time.RFC3339), cred.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if err := tok.Verify(cred.PublicKey); err != nil {
+	rcd, err := v.checkRCD(ctx, tok)
+	if err != nil {
 		return nil, err
 	}
-	if v.opts.Strict && !tok.Canonical() {
-		return nil, stir.ErrNonCanonical.Withf("token JSON is not in canonical form")
+	var hops []stir.Div
+	for i, l := range chain {
+		if linkErrs[i] != nil {
+			return nil, linkErrs[i]
+		}
+		hops = append(hops, stir.Div{TN: l.tok.Claims.Div, Dest: l.tok.Claims.Dest, X5U: l.hdr.Info})
 	}
 	return &stir.Result{
 		Result:  stir.Pass,
@@ -306,7 +340,92 @@ func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Ti
 		X5U:     h.Info,
 		SPC:     cred.SPC,
 		IAT:     tok.Claims.IAT,
+		Div:     hops,
+		RCD:     rcd,
 	}, nil
+}
+
+// parseToken decodes one Identity header's PASSporT and checks that the
+// header parameters agree with it (conformance rows 4-5). want is the ppt
+// the header was sorted under: a header without a ppt parameter is SHAKEN.
+func parseToken(h *identity.Header, want string) (*passport.Token, error) {
+	tok, err := passport.ParseAs(h.Token, want)
+	if err != nil {
+		return nil, err
+	}
+	if h.Alg != "" && h.Alg != passport.Alg {
+		return nil, stir.ErrAlgUnsupported.Withf("alg parameter %q", h.Alg)
+	}
+	if tok.Header.X5U != h.Info {
+		return nil, stir.ErrX5UMismatch.Withf("x5u %q, info %q", tok.Header.X5U, h.Info)
+	}
+	return tok, nil
+}
+
+// checkIAT judges a PASSporT's iat against now (conformance row 7).
+func (v *Verifier) checkIAT(tok *passport.Token, now time.Time) error {
+	// iat may be any positive int64. Clamped to ~136 years ahead, it can
+	// neither overflow time.Unix nor saturate now.Sub, whose minimum
+	// Duration would negate to itself and pass the future bound.
+	// iat has whole seconds, so the clock is read in whole seconds too:
+	// otherwise a token exactly at the limit fails for most of each second.
+	iatSec := tok.Claims.IAT
+	if lim := now.Unix() + 1<<32; iatSec > lim {
+		iatSec = lim
+	}
+	iat := time.Unix(iatSec, 0)
+	if age := now.Truncate(time.Second).Sub(iat); age > v.opts.MaxAge {
+		return stir.ErrStaleIAT.Withf("%s iat is %s old, limit %s", tok.Header.Ppt, age.Round(time.Second), v.opts.MaxAge)
+	} else if age < -v.opts.MaxFuture {
+		return stir.ErrFutureIAT.Withf("%s iat is %s in the future, limit %s", tok.Header.Ppt, (-age).Round(time.Second), v.opts.MaxFuture)
+	}
+	return nil
+}
+
+// checkSigned fetches the credential of h and checks tok's signature with
+// it (conformance rows 9-12).
+//
+// tn is the number the certificate must vouch for: orig.tn of a SHAKEN
+// PASSporT, div.tn of a div one. An SPC certificate vouches for any; a
+// delegate certificate (RFC 9060) only for its TNs and ranges (§6 C1). The
+// certificate's JWT claim constraints are then enforced on the verified
+// claims (§6 C2). Once the credential is obtained it is returned with any
+// later error, so that a failure is still recorded with its SPC.
+func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *passport.Token, now time.Time, tn string) (*certs.Credential, error) {
+	cred, err := v.cache.Get(ctx, h.Info)
+	if err != nil {
+		return nil, err
+	}
+	// The chain was validated when fetched; the cache never outlives the
+	// leaf, but a fixed verification time (--at) may be outside it.
+	if now.Before(cred.Leaf.NotBefore) || now.After(cred.NotAfter) {
+		return cred, stir.ErrCertExpired.Withf("credential valid %s..%s", cred.Leaf.NotBefore.UTC().Format(time.RFC3339), cred.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !cred.Covers(tn) {
+		return cred, stir.ErrCertTNScope.Withf("%s PASSporT for %s: the delegate certificate's TNAuthList does not cover it", tok.Header.Ppt, tn)
+	}
+	if err := tok.Verify(cred.PublicKey); err != nil {
+		return cred, err
+	}
+	if v.opts.Strict && !tok.Canonical() {
+		return cred, stir.ErrNonCanonical.Withf("%s token JSON is not in canonical form", tok.Header.Ppt)
+	}
+	if err := cred.Constraints.Check(func(name string) (string, bool) {
+		val, _, ok := tok.Claim(name)
+		return val, ok
+	}); err != nil {
+		return cred, err
+	}
+	return cred, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // mostRelevant picks the failure to report when no header passed

@@ -243,7 +243,7 @@ func TestVerifyConformance(t *testing.T) {
 		// Row 2.
 		{name: "none", identity: nil, result: stir.None},
 		{name: "none required", identity: nil, mod: func(o *VerifierOptions) { o.RequireIdentity = true }, result: stir.None, want: stir.ErrNoIdentity},
-		{name: "too many", identity: []string{good, good, good, good, good, good}, result: stir.Fail, want: stir.ErrTooManyIdentity},
+		{name: "too many", identity: []string{good, good, good, good, good, good, good}, result: stir.Fail, want: stir.ErrTooManyIdentity},
 		{name: "100 KB header", identity: []string{strings.Repeat("A", 100<<10) + params}, result: stir.Fail, want: stir.ErrIdentityTooLong},
 		// Row 3.
 		{name: "two segments", identity: []string{parts[0] + "." + parts[1] + params}, result: stir.Fail, want: stir.ErrHeaderMalformed},
@@ -255,8 +255,10 @@ func TestVerifyConformance(t *testing.T) {
 		{name: "info missing", identity: []string{tok + ";alg=ES256;ppt=shaken"}, result: stir.Fail, want: stir.ErrInfoMissing},
 		{name: "info without brackets", identity: []string{tok + ";info=" + f.x5u + ";alg=ES256;ppt=shaken"}, result: stir.Fail, want: stir.ErrInfoMalformed},
 		// Row 4.
-		{name: "ppt div param", identity: []string{tok + ";info=<" + f.x5u + ">;alg=ES256;ppt=div"}, result: stir.None},
-		{name: "ppt div param required", identity: []string{tok + ";info=<" + f.x5u + ">;alg=ES256;ppt=div"}, mod: func(o *VerifierOptions) { o.RequireIdentity = true }, result: stir.None, want: stir.ErrNotShaken},
+		// A div PASSporT alone cannot complete a chain (§6 D2).
+		{name: "ppt div param", identity: []string{tok + ";info=<" + f.x5u + ">;alg=ES256;ppt=div"}, result: stir.Fail, want: stir.ErrDivNoShaken},
+		{name: "ppt other param", identity: []string{tok + ";info=<" + f.x5u + ">;alg=ES256;ppt=rph"}, result: stir.None},
+		{name: "ppt other param required", identity: []string{tok + ";info=<" + f.x5u + ">;alg=ES256;ppt=rph"}, mod: func(o *VerifierOptions) { o.RequireIdentity = true }, result: stir.None, want: stir.ErrNotShaken},
 		// Row 5.
 		{name: "alg none", identity: []string{raw(t, key, hdr(`"ES256"`, `"none"`), claimsJSON(testNow.Unix()), f.x5u)}, result: stir.Fail, want: stir.ErrAlgUnsupported},
 		{name: "alg HS256 keyed with cert", identity: []string{hs256(t, hdr(`"ES256"`, `"HS256"`), claimsJSON(testNow.Unix()), f.lab.Leaf.Raw, f.x5u)}, result: stir.Fail, want: stir.ErrAlgUnsupported},

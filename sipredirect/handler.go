@@ -457,6 +457,7 @@ func (h *Handler) verify(ctx context.Context, c call) *Answer {
 		PAI:             firstElement(pai),
 		To:              r.Get("to"),
 		Date:            r.Get("date"),
+		Target:          r.URI, // a diverted call's last div PASSporT names it (RFC 8946)
 		RequireIdentity: h.o.RequireIdentity,
 	})
 	act := disposition.Decide(res, h.o.Disposition)
@@ -486,6 +487,10 @@ func (h *Handler) verify(ctx context.Context, c call) *Answer {
 		}
 		if h.o.OriginationID && res.OrigID != "" {
 			a.add("P-Origination-ID", res.OrigID)
+		}
+		// Verified rich call data (RFC 9796) for the next hop.
+		for _, ci := range act.CallInfo {
+			a.add("Call-Info", ci)
 		}
 	}
 	if act.ReasonHeader != "" {

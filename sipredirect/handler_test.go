@@ -175,6 +175,21 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	ident := "Identity: " + signed.Identity
+	// A diverted call (RFC 8946): the forwarding network's div PASSporT
+	// beside the SHAKEN one, the Request-URI the new target.
+	div, err := l.signer.SignDiv(context.Background(), core.DivRequest{Identity: []string{signed.Identity}, Dest: []string{"12155550141"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retarget := func(s string) string {
+		return strings.Replace(s, "INVITE sip:+12155550131@", "INVITE sip:+12155550141@", 1)
+	}
+	// A call with rich call data (RFC 9795).
+	branded, err := l.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A",
+		RCD: &core.RCD{Nam: "ACME Corp", Jcd: `["vcard",[["fn",{},"text","ACME Corp"]]]`}, Crn: "Your order"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		opts    func(*Options)
@@ -214,6 +229,21 @@ func TestVerify(t *testing.T) {
 			o.Profiles = []Profile{{Name: "sippy", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, IdentityHeader: "X-Identity", DateHeader: "X-Date"}}
 		}, extra: []string{"X-Identity: " + signed.Identity}, code: 302, verstat: "TN-Validation-Passed"},
 		{name: "no verifier", opts: func(o *Options) { o.Verifier = nil }, extra: []string{ident}, code: 503},
+		{name: "diverted call", extra: []string{"Identity: " + div.Identity, ident}, mutate: retarget, code: 302, verstat: "TN-Validation-Passed"},
+		{name: "diverted call, target not diverted to", extra: []string{"Identity: " + div.Identity, ident}, code: 302, verstat: "TN-Validation-Failed",
+			reason: `SIP;cause=438;text="Invalid Identity Header"`},
+		{name: "rich call data", extra: []string{"Identity: " + branded.Identity}, code: 302, verstat: "TN-Validation-Passed",
+			more: func(t *testing.T, r response) {
+				if ci := r.get("Call-Info"); !strings.HasPrefix(ci, "<data:application/json;base64,") || !strings.HasSuffix(ci, `;purpose=jcard;call-reason="Your order";verified`) {
+					t.Errorf("Call-Info %q:\n%s", ci, r.raw)
+				}
+			}},
+		{name: "no Call-Info without rcd", extra: []string{ident}, code: 302, verstat: "TN-Validation-Passed",
+			more: func(t *testing.T, r response) {
+				if ci := r.get("Call-Info"); ci != "" {
+					t.Errorf("Call-Info %q", ci)
+				}
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

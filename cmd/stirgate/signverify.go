@@ -56,7 +56,17 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cust    = fs.String("customer", "", "policy customer or trunk name")
 		source  = fs.String("source", "", "policy source address or tag")
 		asJSON  = fs.Bool("json", false, "print identity, date, attest and origid as JSON")
+		div     = fs.String("div", "", "sign a diversion (RFC 8946): the diverting number or Diversion header value; needs the received --identity and the new --dest or --target")
+		hi      = fs.String("hi", "", "History-Info index of the diversion (div.hi), with --div")
+		target  = fs.String("target", "", "Request-URI of the retargeted call, with --div (new target when --dest is empty)")
+		recv    multiFlag
+		rcdNam  = fs.String("rcd-nam", "", "rich call data (RFC 9795): display name; with --rcd-icn/--rcd-jcl/--rcd-jcd")
+		rcdIcn  = fs.String("rcd-icn", "", "rich call data: logo URL (fetched and hashed into rcdi)")
+		rcdJcl  = fs.String("rcd-jcl", "", "rich call data: jCard URL (fetched and hashed into rcdi)")
+		rcdJcd  = fs.String("rcd-jcd", "", "rich call data: inline jCard JSON")
+		crn     = fs.String("crn", "", "call reason (RFC 9795 crn)")
 	)
+	fs.Var(&recv, "identity", "received Identity header value to divert (repeatable; implies a diversion)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -82,6 +92,26 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "stirgate sign: %v\n", err)
 		return exitUsage
 	}
+	if *div != "" || len(recv) > 0 {
+		dreq := core.DivRequest{Identity: recv, Div: *div, HI: *hi, Target: *target, At: now()}
+		if *dest != "" {
+			dreq.Dest = strings.Split(*dest, ",")
+		}
+		res, err := signer.SignDiv(ctx, dreq)
+		if err != nil {
+			fmt.Fprintf(stderr, "stirgate sign: %v\n", err)
+			return exitFail
+		}
+		if *asJSON {
+			out := map[string]any{"identity": res.Identity, "orig": res.Orig, "dest": res.Dest, "div": res.Div, "iat": res.IAT, "x5u": res.X5U}
+			if res.HI != "" {
+				out["hi"] = res.HI
+			}
+			return printJSON(stdout, out, exitOK)
+		}
+		fmt.Fprintln(stdout, res.Identity)
+		return exitOK
+	}
 	req := core.SignRequest{
 		Orig: *orig, From: *from, PAI: *pai, To: *to, Date: *date,
 		Attest: stir.Attestation(*attest), OrigID: *origid, Customer: *cust, Source: *source,
@@ -90,6 +120,10 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *dest != "" {
 		req.Dest = strings.Split(*dest, ",")
 	}
+	if *rcdNam != "" || *rcdIcn != "" || *rcdJcl != "" || *rcdJcd != "" {
+		req.RCD = &core.RCD{Nam: *rcdNam, Icn: *rcdIcn, Jcl: *rcdJcl, Jcd: *rcdJcd}
+	}
+	req.Crn = *crn
 	res, err := signer.Sign(ctx, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate sign: %v\n", err)
@@ -150,6 +184,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		pai      = fs.String("pai", "", "P-Asserted-Identity header value")
 		to       = fs.String("to", "", "To header value")
 		date     = fs.String("date", "", "Date header value")
+		target   = fs.String("target", "", "Request-URI: the target a diverted call's last div PASSporT must name (default To)")
 		message  = fs.String("message", "", "raw SIP request file (headers as captured)")
 		x5uCA    = fs.String("x5u-ca", "", "extra TLS roots for x5u hosts (labs)")
 		allowHTP = fs.Bool("allow-http", false, "admit http x5u URLs (labs)")
@@ -166,8 +201,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "stirgate verify: give --identity with --from/--to, or --message FILE")
 		return exitUsage
 	}
-	if *message != "" && (len(idents) > 0 || *from != "" || *to != "" || *pai != "" || *date != "") {
-		fmt.Fprintln(stderr, "stirgate verify: --message excludes --identity/--from/--pai/--to/--date")
+	if *message != "" && (len(idents) > 0 || *from != "" || *to != "" || *pai != "" || *date != "" || *target != "") {
+		fmt.Fprintln(stderr, "stirgate verify: --message excludes --identity/--from/--pai/--to/--date/--target")
 		return exitUsage
 	}
 	var cfg *config.Config
@@ -213,7 +248,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer v.Close()
 
-	req := core.VerifyRequest{Identity: idents, From: *from, PAI: *pai, To: *to, Date: *date}
+	req := core.VerifyRequest{Identity: idents, From: *from, PAI: *pai, To: *to, Date: *date, Target: *target}
 	if *message != "" {
 		if req, err = requestFromMessage(*message); err != nil {
 			fmt.Fprintf(stderr, "stirgate verify: %v\n", err)
@@ -244,6 +279,7 @@ func requestFromMessage(path string) (core.VerifyRequest, error) {
 		PAI:      m.Get("P-Asserted-Identity"),
 		To:       m.Get("To"),
 		Date:     m.Get("Date"),
+		Target:   m.RequestURI,
 	}, nil
 }
 

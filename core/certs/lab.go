@@ -257,6 +257,75 @@ type LeafOptions struct {
 	NoTNAuthList bool          // omit the TNAuthList
 	IsCA         bool          // mark the leaf as a CA (keyCertSign, cA TRUE)
 	CommonName   string        // "" = "SHAKEN <SPC>", the only conformant CN
+
+	// Delegate certificates (RFC 9060): TNAuth replaces the SPC entry with
+	// the given TNs and ranges, Parent and ParentKey (from IssueCA) issue
+	// the certificate instead of the lab's STI-CA, and Constraints adds an
+	// EnhancedJWTClaimConstraints extension (RFC 9118).
+	TNAuth      TNAuthList
+	Parent      *x509.Certificate
+	ParentKey   crypto.Signer
+	Constraints *ClaimConstraints
+}
+
+// CAOptions shapes a CA certificate from IssueCA: a delegation-capable
+// STI-CA under the root (Parent nil), or a service provider's delegating CA
+// under one (RFC 9060).
+type CAOptions struct {
+	Parent    *x509.Certificate // nil = the lab root
+	ParentKey crypto.Signer
+	TNAuth    TNAuthList // the numbers (or SPC) it may delegate; nil = none
+	AnyPolicy bool       // anyPolicy instead of the SHAKEN CP OID (ATIS-1000080 v004 draft)
+	PathLen   int        // maximum path length below it (0 = none may follow)
+	Name      string     // common name; "" = a generated one
+}
+
+// IssueCA issues a CA certificate and returns it with its key.
+func (l *Lab) IssueCA(o CAOptions) (*x509.Certificate, crypto.Signer, error) {
+	parent, pkey := o.Parent, o.ParentKey
+	if parent == nil {
+		if l.RootKey == nil {
+			return nil, nil, errors.New("lab: no root key (loaded from files)")
+		}
+		parent, pkey = l.Root, l.RootKey
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := o.Name
+	if name == "" {
+		name = "SHAKEN Lab delegating CA"
+	}
+	t := &x509.Certificate{
+		Subject:               labName(name, ""),
+		NotBefore:             l.Now.Add(-time.Hour),
+		NotAfter:              l.Now.Add(l.opts.days(2)),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            o.PathLen,
+		MaxPathLenZero:        o.PathLen == 0,
+	}
+	if err := l.addSHAKENExtensions(t, o.TNAuth); err != nil {
+		return nil, nil, err
+	}
+	if o.AnyPolicy {
+		t.Policies = []x509.OID{mustOID(anyPolicyOID)}
+	}
+	c, err := l.issue(t, parent, pkey, &key.PublicKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab CA: %w", err)
+	}
+	return c, key, nil
+}
+
+func mustOID(s string) x509.OID {
+	o, err := x509.ParseOID(s)
+	if err != nil {
+		panic(err)
+	}
+	return o
 }
 
 // IssueLeaf issues an STI-SP certificate from the lab's intermediate and
@@ -299,13 +368,23 @@ func (l *Lab) IssueLeaf(o LeafOptions) (*x509.Certificate, crypto.Signer, error)
 		t.KeyUsage |= x509.KeyUsageCertSign
 	}
 	tna := TNAuthList{{SPC: spc}}
+	if o.TNAuth != nil {
+		tna = o.TNAuth
+	}
 	if o.NoTNAuthList {
 		tna = nil
 	}
 	if err := l.addSHAKENExtensions(t, tna); err != nil {
 		return nil, nil, err
 	}
-	c, err := l.issue(t, l.CA, l.CAKey, key.Public())
+	if o.Constraints != nil {
+		t.ExtraExtensions = append(t.ExtraExtensions, pkix.Extension{Id: OIDEJWTClaimConstraints, Value: MarshalClaimConstraints(*o.Constraints)})
+	}
+	parent, pkey := l.CA, crypto.Signer(l.CAKey)
+	if o.Parent != nil {
+		parent, pkey = o.Parent, o.ParentKey
+	}
+	c, err := l.issue(t, parent, pkey, key.Public())
 	if err != nil {
 		return nil, nil, fmt.Errorf("lab leaf: %w", err)
 	}

@@ -345,11 +345,19 @@ func (p *profiler) policy() string {
 	if len(oids) != 1 {
 		return fmt.Sprintf("%d policies (%s), want exactly one", len(oids), strings.Join(oids, ", "))
 	}
+	// An STI-CA may carry anyPolicy instead of the SHAKEN CP OID
+	// (ATIS-1000080 v004 draft change list; conformance §6 C3).
+	if p.role == RoleCA && oids[0] == anyPolicyOID {
+		return ""
+	}
 	if !IsShakenPolicy(oids[0]) {
 		return fmt.Sprintf("policy %s is not a SHAKEN CP OID", oids[0])
 	}
 	return ""
 }
+
+// anyPolicyOID is RFC 5280 §4.2.1.4's anyPolicy.
+const anyPolicyOID = "2.5.29.32.0"
 
 func policyOIDs(c *x509.Certificate) []string {
 	var s []string
@@ -385,8 +393,10 @@ func (p *profiler) crlDP() string {
 func (p *profiler) tnAuthList() string {
 	_, ok := p.ext(OIDTNAuthList)
 	if p.role != RoleEE {
-		if ok {
-			return "a CA certificate carries no TNAuthList"
+		// A CA below an STI-CA may hold a TNAuthList to delegate from
+		// (RFC 9060); the STI-CA and the root hold none.
+		if ok && p.role == RoleRoot {
+			return "a root carries no TNAuthList"
 		}
 		return ""
 	}
@@ -418,7 +428,7 @@ func (p *profiler) extensions() string {
 		switch {
 		case e.Id.Equal(oidExtSubjectKeyID), e.Id.Equal(oidExtAuthKeyID), e.Id.Equal(oidExtBasicConst),
 			e.Id.Equal(oidExtKeyUsage), e.Id.Equal(OIDTNAuthList), e.Id.Equal(oidExtCRLDP),
-			e.Id.Equal(oidExtCertPolicies):
+			e.Id.Equal(oidExtCertPolicies), e.Id.Equal(OIDJWTClaimConstraints), e.Id.Equal(OIDEJWTClaimConstraints):
 		default:
 			return fmt.Sprintf("extension %v is not in the profile", e.Id)
 		}

@@ -17,10 +17,13 @@ import (
 // chain (the body its x5u URL serves). It redacts itself in logs and in
 // fmt's %v; only the Key field itself holds the secret.
 type SigningCredential struct {
-	Key       *ecdsa.PrivateKey
-	Chain     []*x509.Certificate // leaf first
-	Leaf      *x509.Certificate
-	SPC       string
+	Key   *ecdsa.PrivateKey
+	Chain []*x509.Certificate // leaf first
+	Leaf  *x509.Certificate
+	SPC   string
+	// TNAuth is the leaf's TNAuthList: one SPC, or the TNs and ranges of a
+	// delegate certificate (RFC 9060), which may sign only for those.
+	TNAuth    TNAuthList
 	NotBefore time.Time // the leaf's notBefore
 	NotAfter  time.Time // earliest notAfter on Chain
 }
@@ -52,10 +55,10 @@ func LoadSigner(keyPEM, chainPEM []byte) (*SigningCredential, error) {
 	if err != nil {
 		return nil, stir.ErrSignCertInvalid.With("leaf", err)
 	}
-	if tna.spcCount() != 1 {
-		return nil, stir.ErrSignCertInvalid.Withf("leaf TNAuthList has %d SPC entries, want 1", tna.spcCount())
+	if tna.spcCount() != 1 && !tna.IsDelegate() {
+		return nil, stir.ErrSignCertInvalid.Withf("leaf TNAuthList has %d SPC entries, want 1 or only numbers (RFC 9060)", tna.spcCount())
 	}
-	sc := &SigningCredential{Key: key, Chain: chain, Leaf: leaf, SPC: tna.SPC(), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	sc := &SigningCredential{Key: key, Chain: chain, Leaf: leaf, SPC: tna.SPC(), TNAuth: tna, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
 	for _, c := range chain[1:] {
 		if c.NotAfter.Before(sc.NotAfter) {
 			sc.NotAfter = c.NotAfter

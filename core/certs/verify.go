@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,15 @@ type Credential struct {
 	TNAuth    TNAuthList
 	PolicyOID string    // the SHAKEN certificate policy, dotted
 	NotAfter  time.Time // earliest notAfter on Chain: cache no longer than this
+	// Constraints are the leaf's JWT claim constraints (RFC 8226 §8,
+	// RFC 9118), nil when it has none.
+	Constraints *ClaimConstraints
 }
+
+// Covers reports whether the credential vouches for the claim TN tn: an
+// SPC certificate for any, a delegate certificate (RFC 9060) for its own
+// TNs and ranges only.
+func (c *Credential) Covers(tn string) bool { return c.TNAuth.Covers(tn) }
 
 // VerifyOptions configures Verify. The zero value is not usable on its
 // own: Roots must be set, because a SHAKEN verifier trusts the STI-PA's
@@ -71,7 +80,8 @@ func Verify(chain []*x509.Certificate, opts VerifyOptions) (*Credential, error) 
 	// The TNAuthList is handled above, so a critical one must not make
 	// crypto/x509 refuse the leaf; the caller's certificate is not changed.
 	vleaf := leaf
-	if unhandled := withoutOID(leaf.UnhandledCriticalExtensions, OIDTNAuthList); len(unhandled) != len(leaf.UnhandledCriticalExtensions) {
+	unhandled := withoutOID(withoutOID(withoutOID(leaf.UnhandledCriticalExtensions, OIDTNAuthList), OIDJWTClaimConstraints), OIDEJWTClaimConstraints)
+	if len(unhandled) != len(leaf.UnhandledCriticalExtensions) {
 		cp := *leaf
 		cp.UnhandledCriticalExtensions = unhandled
 		vleaf = &cp
@@ -95,6 +105,9 @@ func Verify(chain []*x509.Certificate, opts VerifyOptions) (*Credential, error) 
 			cred.NotAfter = c.NotAfter
 		}
 	}
+	if err := checkDelegation(cred.Chain); err != nil {
+		return nil, err
+	}
 	if opts.CRL != nil {
 		if err := opts.CRL.Check(cred.Chain, opts.Roots, now); err != nil {
 			return nil, err
@@ -106,7 +119,14 @@ func Verify(chain []*x509.Certificate, opts VerifyOptions) (*Credential, error) 
 			if c == leaf {
 				role = RoleEE
 			}
-			if f := Failed(CheckProfile(c, role)); len(f) > 0 {
+			f := Failed(CheckProfile(c, role))
+			if c == leaf && cred.TNAuth.IsDelegate() {
+				// ATIS-1000080 wants an SPC; a delegate certificate
+				// (ATIS-1000092) has numbers instead, judged by
+				// checkDelegation above.
+				f = slices.DeleteFunc(f, func(c Check) bool { return c.Rule == RuleTNAuthList })
+			}
+			if len(f) > 0 {
 				return nil, stir.ErrCertProfile.Withf("%s certificate %q: %s", role, c.Subject.CommonName, describeFailed(f))
 			}
 		}
@@ -148,8 +168,14 @@ func leafProfile(leaf *x509.Certificate) (*Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := tna.spcCount(); n != 1 {
-		return nil, stir.ErrCertNoTNAuth.Withf("leaf: TNAuthList has %d SPC entries, want 1", n)
+	// One SPC (an STI-SP certificate), or numbers and no SPC (a delegate
+	// certificate, RFC 9060), whose issuer is judged by checkDelegation.
+	if n := tna.spcCount(); n != 1 && !tna.IsDelegate() {
+		return nil, stir.ErrCertNoTNAuth.Withf("leaf: TNAuthList has %d SPC entries, want 1 or only numbers", n)
+	}
+	cc, err := ClaimConstraintsOf(leaf)
+	if err != nil {
+		return nil, err
 	}
 	var policy string
 	n := 0
@@ -163,11 +189,12 @@ func leafProfile(leaf *x509.Certificate) (*Credential, error) {
 		return nil, stir.ErrCertProfile.Withf("leaf: %d SHAKEN certificate policies, want 1", n)
 	}
 	return &Credential{
-		Leaf:      leaf,
-		PublicKey: leaf.PublicKey.(*ecdsa.PublicKey),
-		SPC:       tna.SPC(),
-		TNAuth:    tna,
-		PolicyOID: policy,
+		Leaf:        leaf,
+		PublicKey:   leaf.PublicKey.(*ecdsa.PublicKey),
+		SPC:         tna.SPC(),
+		TNAuth:      tna,
+		PolicyOID:   policy,
+		Constraints: cc,
 	}, nil
 }
 

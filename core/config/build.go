@@ -168,7 +168,14 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 	if err != nil {
 		return nil, err
 	}
+	// Rich call data URLs are fetched for their rcdi digests under the
+	// [x5u] rules, like any URL a verifier will fetch.
+	rcdFetch, err := X5UOptions[*certs.Credential](c)
+	if err != nil {
+		return nil, err
+	}
 	return core.NewSigner(core.SignerOptions{
+		RCDFetch:      rcdFetch,
 		Credential:    cred,
 		X5U:           s.X5U,
 		Numbers:       c.NumberRules(),
@@ -244,7 +251,8 @@ func (c *Config) Disposition() disposition.Options {
 	if c.Verifier.Mode == "strict" {
 		m = disposition.Strict
 	}
-	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix}
+	return disposition.Options{Mode: m, ReasonProtocol: c.Verifier.ReasonProtocol, VerstatSuffix: c.Verifier.VerstatSuffix,
+		RCDDisplayName: c.Verifier.RCDDisplayName}
 }
 
 // Services is what one configuration asks a node to run. Either half may

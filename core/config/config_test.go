@@ -22,7 +22,7 @@ func TestSampleHasEveryCoreKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sample's values are the defaults: spot-check a few.
-	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 5 || c.Signer.DateWindow.Duration != time.Minute {
+	if c.X5U.Timeout.Duration != 2*time.Second || c.Verifier.MaxHeaders != 6 || c.Signer.DateWindow.Duration != time.Minute {
 		t.Fatalf("sample values are not the documented defaults: %+v %+v", c.X5U, c.Verifier)
 	}
 	if x := c.X5U; x.MaxFetches != x5u.DefaultMaxFetches || x.MaxFetchesPerHost != x5u.DefaultMaxFetchesPerHost ||

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/stirgate/stirgate/core/policy"
 	"net"
 	"net/url"
 	"time"
@@ -132,6 +133,9 @@ type Customer struct {
 	OrigID  string   `toml:"origid"`
 	Numbers []string `toml:"numbers"`
 	Sources []string `toml:"sources"`
+	// RCD is [policy.customer.rcd]: rich call data (RFC 9795) signed
+	// for the customer's calls: nam, icn, jcl, jcd (jCard JSON text).
+	RCD *policy.RCD `toml:"rcd"`
 }
 
 // Validate checks the [policy] section (the policy package re-checks
@@ -184,7 +188,8 @@ type Verifier struct {
 	Mode            string   `toml:"mode"`             // disposition: "relaxed" (default) or "strict"
 	ReasonProtocol  string   `toml:"reason_protocol"`  // Reason header protocol: "SIP" (default) or "STIR"
 	VerstatSuffix   bool     `toml:"verstat_suffix"`   // append -A/-B/-C to verstat (vendor option)
-	MaxHeaders      int      `toml:"max_headers"`      // Identity headers considered (default 5)
+	RCDDisplayName  bool     `toml:"rcd_display_name"` // show a verified rcd nam (RFC 9795) as the caller's display name
+	MaxHeaders      int      `toml:"max_headers"`      // Identity headers considered (default 6: SHAKEN + 5 div)
 	MaxHeaderBytes  int      `toml:"max_header_bytes"` // per header and in total (default 8192)
 	MaxChain        int      `toml:"max_chain"`        // certificates per x5u (default 5)
 }

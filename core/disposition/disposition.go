@@ -6,6 +6,8 @@
 package disposition
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -31,6 +33,10 @@ type Options struct {
 	// carriers' equipment expects. Off by default: 3GPP defines only the
 	// three plain values.
 	VerstatSuffix bool
+	// RCDDisplayName puts a verified rcd nam (RFC 9795) into the display
+	// name of From and P-Asserted-Identity. Off by default: the caller's
+	// own display name is then replaced by what the signer asserted.
+	RCDDisplayName bool
 }
 
 // Action is what to do with the call.
@@ -45,6 +51,13 @@ type Action struct {
 	// ReasonHeader is the value of a Reason header to add when the call
 	// continues with a failure (RFC 9410), or "" when there is none.
 	ReasonHeader string
+	// CallInfo are Call-Info header values (RFC 9796) carrying verified
+	// rich call data when the call continues: the jCard, the logo and the
+	// call reason, each marked verified.
+	CallInfo []string
+	// DisplayName, when not empty, is the verified rcd nam to show as the
+	// caller's display name (Options.RCDDisplayName).
+	DisplayName string
 }
 
 // Decide maps r to an Action under o.
@@ -56,6 +69,12 @@ func Decide(r *stir.Result, o Options) Action {
 	if o.VerstatSuffix && r.Result == stir.Pass && r.Attest != "" {
 		a.Verstat += "-" + string(r.Attest)
 	}
+	if r.Result == stir.Pass && r.RCD != nil {
+		a.CallInfo = CallInfo(r.RCD)
+		if o.RCDDisplayName {
+			a.DisplayName = r.RCD.Nam
+		}
+	}
 	if r.SIPCode == 0 {
 		return a
 	}
@@ -65,6 +84,58 @@ func Decide(r *stir.Result, o Options) Action {
 	}
 	a.ReasonHeader = ReasonHeader(o.ReasonProtocol, r.SIPCode, r.Reason)
 	return a
+}
+
+// CallInfo formats verified rich call data as RFC 9796 Call-Info values:
+// the jCard (its URL, or the inline or name-only jCard as a data: URI)
+// with purpose=jcard and the call reason, and the logo with purpose=icon.
+// The "verified" parameter says a verification service vouched for them.
+func CallInfo(r *stir.RCD) []string {
+	var card string
+	// URLs come from the signer: one that could end or split the header
+	// value (<, >, quotes, whitespace, controls) is left out.
+	switch {
+	case r.Jcl != "" && safeURI(r.Jcl):
+		card = r.Jcl
+	case len(r.Jcd) > 0:
+		card = "data:application/json;base64," + base64.StdEncoding.EncodeToString(r.Jcd)
+	case r.Nam != "":
+		j, _ := json.Marshal([]any{"vcard", [][]any{{"version", map[string]any{}, "text", "4.0"}, {"fn", map[string]any{}, "text", r.Nam}}})
+		card = "data:application/json;base64," + base64.StdEncoding.EncodeToString(j)
+	}
+	var out []string
+	if card != "" || r.Crn != "" {
+		if card == "" {
+			card = "data:,"
+		}
+		v := "<" + card + ">;purpose=jcard"
+		if r.Crn != "" {
+			v += `;call-reason="` + quote(r.Crn) + `"`
+		}
+		out = append(out, v+";verified")
+	}
+	if r.Icn != "" && safeURI(r.Icn) {
+		out = append(out, "<"+r.Icn+">;purpose=icon;verified")
+	}
+	return out
+}
+
+func safeURI(u string) bool {
+	return u != "" && !strings.ContainsFunc(u, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == '"' || r > 0x7e
+	})
+}
+
+// quote escapes s for a quoted-string, dropping the control characters a
+// header value cannot carry.
+func quote(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
 
 // ReasonHeader formats a Reason header value: `SIP;cause=438;text="..."`.

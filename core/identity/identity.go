@@ -32,16 +32,22 @@ type Header struct {
 // then (conformance row 4).
 func (h *Header) IsShaken() bool { return h.Ppt == "" || h.Ppt == "shaken" }
 
+// IsDiv reports whether the header carries a diversion PASSporT (RFC 8946).
+// Unlike SHAKEN, div is never the default: the parameter must say so.
+func (h *Header) IsDiv() bool { return h.Ppt == "div" }
+
 // Limits bound what Collect accepts before anything is decoded (conformance
 // row 2). The zero value means the defaults.
 type Limits struct {
-	MaxCount int // Identity headers per request; 0 means 5
+	MaxCount int // Identity headers per request; 0 means 6
 	MaxBytes int // bytes per header and in total; 0 means 8192
 }
 
 // Default limits.
 const (
-	DefaultMaxCount = 5
+	// DefaultMaxCount admits a SHAKEN PASSporT and five diversions
+	// (conformance §6 D1; French rules allow five).
+	DefaultMaxCount = 6
 	DefaultMaxBytes = 8192
 )
 
@@ -58,7 +64,12 @@ func (l Limits) withDefaults() Limits {
 // Format builds the header value a SHAKEN signer emits (conformance §1.4).
 // info must be the x5u byte for byte.
 func Format(token, info string) string {
-	return token + ";info=<" + info + ">;alg=ES256;ppt=shaken"
+	return FormatPpt(token, info, "shaken")
+}
+
+// FormatPpt is Format for another extension ("div").
+func FormatPpt(token, info, ppt string) string {
+	return token + ";info=<" + info + ">;alg=ES256;ppt=" + ppt
 }
 
 // Parse parses one Identity header value with the default size limit. The

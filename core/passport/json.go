@@ -2,6 +2,7 @@ package passport
 
 import (
 	"errors"
+	"sort"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -65,7 +66,14 @@ type jparser struct {
 
 func (p *jparser) node(k kind) *jvalue {
 	if len(p.nodes) == cap(p.nodes) {
-		p.nodes = make([]jvalue, 0, 10)
+		// A value takes at least ~6 bytes of JSON: size the first chunk
+		// for the whole input, so that a PASSporT with rich call data (a
+		// jCard of dozens of values) still costs one allocation.
+		n := 10
+		if len(p.nodes) == 0 && len(p.b)/6 > n {
+			n = len(p.b) / 6
+		}
+		p.nodes = make([]jvalue, 0, n)
 	}
 	p.nodes = append(p.nodes, jvalue{kind: k})
 	return &p.nodes[len(p.nodes)-1]
@@ -118,10 +126,18 @@ func (p *jparser) value(depth int) (*jvalue, error) {
 		return v, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
-	case p.lit("true"), p.lit("false"):
-		return p.node(kBool), nil
+	case p.lit("true"):
+		v := p.node(kBool)
+		v.str = "true"
+		return v, nil
+	case p.lit("false"):
+		v := p.node(kBool)
+		v.str = "false"
+		return v, nil
 	case p.lit("null"):
-		return p.node(kNull), nil
+		v := p.node(kNull)
+		v.str = "null"
+		return v, nil
 	}
 	return nil, errSyntax
 }
@@ -387,4 +403,41 @@ func appendString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// appendCanonical writes v as JSON with object members sorted by name and
+// no whitespace (the RFC 8785 shape for the values PASSporTs carry: numbers
+// are kept as received).
+func appendCanonical(b []byte, v *jvalue) []byte {
+	switch v.kind {
+	case kString:
+		return appendString(b, v.str)
+	case kNumber:
+		return append(b, v.str...)
+	case kBool, kNull:
+		return append(b, v.str...)
+	case kArray:
+		b = append(b, '[')
+		for i, e := range v.arr {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCanonical(b, e)
+		}
+		return append(b, ']')
+	case kObject:
+		ms := append([]member(nil), v.obj...)
+		sort.Slice(ms, func(i, j int) bool { return ms[i].name < ms[j].name })
+		b = append(b, '{')
+		for i, m := range ms {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, m.name)
+			b = append(b, ':')
+			b = appendCanonical(b, m.val)
+		}
+		return append(b, '}')
+	}
+	return b
 }

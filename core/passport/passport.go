@@ -25,6 +25,9 @@ const (
 	Alg = "ES256"
 	Typ = "passport"
 	Ppt = "shaken"
+	// PptDiv marks a diversion PASSporT (RFC 8946 §3): the same JOSE
+	// header with ppt "div", and claims orig, dest, iat and div.
+	PptDiv = "div"
 )
 
 // MaxTokenBytes bounds what Parse looks at; the Identity layer has already
@@ -38,6 +41,19 @@ type Claims struct {
 	IAT    int64
 	Orig   string // orig.tn
 	OrigID string
+
+	// Div is div.tn, the number that diverted the call, and HI the
+	// History-Info index of the diversion (RFC 8946 §3, optional). Only a
+	// ppt=div PASSporT carries them, and it carries no attest or origid.
+	Div string
+	HI  string
+
+	// Rich call data (RFC 9795), optional, in a SHAKEN PASSporT: the rcd
+	// claim, the call reason crn, and rcdi, JSON pointers into rcd ("/icn",
+	// "/jcd", "/jcl") mapped to the Digest of the content they name.
+	RCD  *RCD
+	Crn  string
+	RCDI map[string]string
 }
 
 // Header is the JOSE header of a SHAKEN PASSporT.
@@ -59,15 +75,39 @@ type Token struct {
 	Signature    []byte // raw R||S, 64 bytes
 
 	headerJSON, claimsJSON []byte
+	claims                 *jvalue // the decoded claims object, for Claim
+}
+
+// Claim returns a claim of the token by name: a string claim's value, or
+// any other claim as canonical JSON (members sorted, no whitespace), and
+// whether it is present. Certificate claim constraints (RFC 8226 §8,
+// RFC 9118) are judged with it.
+func (t *Token) Claim(name string) (value string, isString, present bool) {
+	if t.claims == nil {
+		return "", false, false
+	}
+	v := t.claims.get(name)
+	if v == nil {
+		return "", false, false
+	}
+	if v.kind == kString {
+		return v.str, true, true
+	}
+	return string(appendCanonical(nil, v)), false, true
 }
 
 var b64 = base64.RawURLEncoding.Strict()
 
 // EncodeHeader returns the base64url JOSE header for x5u. A Signer calls it
 // once and reuses the result for every call.
-func EncodeHeader(x5u string) string {
+func EncodeHeader(x5u string) string { return EncodeHeaderPpt(x5u, Ppt) }
+
+// EncodeHeaderPpt is EncodeHeader for another extension (PptDiv).
+func EncodeHeaderPpt(x5u, ppt string) string {
 	b := make([]byte, 0, 64+len(x5u))
-	b = append(b, `{"alg":"ES256","ppt":"shaken","typ":"passport","x5u":`...)
+	b = append(b, `{"alg":"ES256","ppt":`...)
+	b = appendString(b, ppt)
+	b = append(b, `,"typ":"passport","x5u":`...)
 	b = appendString(b, x5u)
 	b = append(b, '}')
 	return b64.EncodeToString(b)
@@ -75,11 +115,21 @@ func EncodeHeader(x5u string) string {
 
 // MarshalClaims returns the canonical claims JSON. Dest is sorted and
 // de-duplicated in place of a copy; the caller's slice is untouched.
+//
+// Claims with a Div are a div PASSporT's: dest, div, iat and orig, without
+// attest and origid (RFC 8946 §3).
 func MarshalClaims(c Claims) []byte {
+	if c.Div != "" {
+		return marshalDiv(c)
+	}
 	dest := CanonicalDest(c.Dest)
 	b := make([]byte, 0, 96+len(c.OrigID)+16*len(dest))
 	b = append(b, `{"attest":`...)
 	b = appendString(b, string(c.Attest))
+	if c.Crn != "" {
+		b = append(b, `,"crn":`...)
+		b = appendString(b, c.Crn)
+	}
 	b = append(b, `,"dest":{"tn":[`...)
 	for i, d := range dest {
 		if i > 0 {
@@ -93,7 +143,37 @@ func MarshalClaims(c Claims) []byte {
 	b = appendString(b, c.Orig)
 	b = append(b, `},"origid":`...)
 	b = appendString(b, c.OrigID)
+	b = appendRCD(b, c)
 	return append(b, '}')
+}
+
+func marshalDiv(c Claims) []byte {
+	b := make([]byte, 0, 96+len(c.HI)+16*len(c.Dest))
+	b = appendDest(b, CanonicalDest(c.Dest))
+	b = append(b, `,"div":{`...)
+	if c.HI != "" {
+		b = append(b, `"hi":`...)
+		b = appendString(b, c.HI)
+		b = append(b, ',')
+	}
+	b = append(b, `"tn":`...)
+	b = appendString(b, c.Div)
+	b = append(b, `},"iat":`...)
+	b = strconv.AppendInt(b, c.IAT, 10)
+	b = append(b, `,"orig":{"tn":`...)
+	b = appendString(b, c.Orig)
+	return append(b, `}}`...)
+}
+
+func appendDest(b []byte, dest []string) []byte {
+	b = append(b, `{"dest":{"tn":[`...)
+	for i, d := range dest {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, d)
+	}
+	return append(b, `]}`...)
 }
 
 // CanonicalDest returns dest sorted and without duplicates, as a new slice.
@@ -171,7 +251,11 @@ func derToRaw(der []byte, out *[64]byte) bool {
 // Parse decodes a compact PASSporT with every SHAKEN structural check
 // (conformance rows 5 and 6). It does not check the signature, freshness or
 // the x5u URL: those need a clock, a request and a credential.
-func Parse(token string) (*Token, error) {
+func Parse(token string) (*Token, error) { return ParseAs(token, Ppt) }
+
+// ParseAs is Parse for the extension ppt (Ppt or PptDiv): the JOSE ppt must
+// be exactly that one, and the claims are read as it defines them.
+func ParseAs(token, ppt string) (*Token, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, stir.ErrIdentityTooLong.Withf("token of %d bytes", len(token))
 	}
@@ -213,7 +297,7 @@ func Parse(token string) (*Token, error) {
 	if t.Signature, err = b64.DecodeString(s); err != nil {
 		return nil, stir.ErrSignatureMalformed.With("signature segment", err)
 	}
-	if err := t.parseHeader(); err != nil {
+	if err := t.parseHeader(ppt); err != nil {
 		return nil, err
 	}
 	if err := t.parseClaims(); err != nil {
@@ -231,7 +315,7 @@ func isB64URL(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
-func (t *Token) parseHeader() error {
+func (t *Token) parseHeader(ppt string) error {
 	v, err := parseJSON(t.headerJSON)
 	if err != nil {
 		return stir.ErrJSONMalformed.With("JOSE header", err)
@@ -265,7 +349,7 @@ func (t *Token) parseHeader() error {
 	if h.Ppt, err = str("ppt", stir.ErrPptInvalid); err != nil {
 		return err
 	}
-	if h.Ppt != Ppt {
+	if h.Ppt != ppt {
 		return stir.ErrPptInvalid.Withf("ppt %q", h.Ppt)
 	}
 	if h.X5U, err = str("x5u", stir.ErrX5UMismatch); err != nil {
@@ -287,6 +371,7 @@ func (t *Token) parseClaims() error {
 	if v.kind != kObject {
 		return stir.ErrJSONMalformed.Withf("claims are not an object")
 	}
+	t.claims = v
 	c := &t.Claims
 
 	iat := v.get("iat")
@@ -325,6 +410,10 @@ func (t *Token) parseClaims() error {
 		c.Dest[i] = d.str
 	}
 
+	if t.Header.Ppt == PptDiv {
+		return c.parseDiv(v)
+	}
+
 	attest := v.get("attest")
 	if attest == nil || attest.kind != kString {
 		return stir.ErrAttestInvalid.Withf("attest missing")
@@ -340,6 +429,34 @@ func (t *Token) parseClaims() error {
 		return stir.ErrOrigIDInvalid.Withf("origid missing or empty")
 	}
 	c.OrigID = origid.str
+	return c.parseRCD(v)
+}
+
+// parseDiv reads the div claim of a ppt=div PASSporT (RFC 8946 §3): an
+// object with a tn and an optional hi string. attest and origid do not
+// belong to it and are not read; a diverted call's attestation is the
+// SHAKEN PASSporT's.
+func (c *Claims) parseDiv(v *jvalue) error {
+	div := v.get("div")
+	if div == nil || div.kind != kObject {
+		return stir.ErrDivInvalid.Withf("div missing or not an object")
+	}
+	tn := div.get("tn")
+	if tn == nil || tn.kind != kString || !validTN(tn.str) {
+		return stir.ErrDivInvalid.Withf("div must carry {\"tn\":\"<digits>\"}")
+	}
+	c.Div = tn.str
+	if hi := div.get("hi"); hi != nil {
+		if hi.kind != kString || hi.str == "" {
+			return stir.ErrDivInvalid.Withf("div.hi is not a non-empty string")
+		}
+		c.HI = hi.str
+	}
+	for _, m := range div.obj {
+		if m.name != "tn" && m.name != "hi" {
+			return stir.ErrDivInvalid.Withf("div member %q (only tn and hi are understood)", m.name)
+		}
+	}
 	return nil
 }
 
@@ -363,7 +480,7 @@ func validTN(s string) bool {
 // Canonical reports whether the received header and claims are byte-equal
 // to what this package would emit: strict mode refuses anything else.
 func (t *Token) Canonical() bool {
-	return string(t.headerJSON) == mustDecode(EncodeHeader(t.Header.X5U)) &&
+	return string(t.headerJSON) == mustDecode(EncodeHeaderPpt(t.Header.X5U, t.Header.Ppt)) &&
 		string(t.claimsJSON) == string(MarshalClaims(t.Claims))
 }
 

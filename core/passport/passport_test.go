@@ -354,6 +354,11 @@ func FuzzPASSporT(f *testing.F) {
 	f.Add(tok)
 	f.Add("..")
 	f.Add("a.b.c")
+	rcd := goodClaims
+	rcd.RCD = &RCD{Nam: "ACME", Icn: "https://x/i.png", Jcd: `["vcard",[["fn",{},"text","A"]]]`}
+	rcd.Crn, rcd.RCDI = "reason", map[string]string{"/icn": "sha256-AAAA", "/jcd": "sha256-BBBB"}
+	tokRCD, _ := Sign(EncodeHeader(testX5U), rcd, k)
+	f.Add(tokRCD)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := Parse(s)
 		if err != nil {
@@ -369,6 +374,13 @@ func FuzzPASSporT(f *testing.F) {
 		v, err := parseJSON(again)
 		if err != nil || v.kind != kObject {
 			t.Fatalf("re-encoded claims do not parse: %s", again)
+		}
+		// Rich call data survives re-encoding unchanged.
+		var c2 Token
+		c2.claimsJSON = again
+		if err := c2.parseClaims(); err != nil || (p.Claims.RCD == nil) != (c2.Claims.RCD == nil) ||
+			p.Claims.RCD != nil && *p.Claims.RCD != *c2.Claims.RCD || p.Claims.Crn != c2.Claims.Crn || len(p.Claims.RCDI) != len(c2.Claims.RCDI) {
+			t.Fatalf("re-encoded rcd differs: %v %s", err, again)
 		}
 	})
 }
@@ -419,4 +431,81 @@ func TestDERToRaw(t *testing.T) {
 			t.Fatalf("derToRaw accepted %x", bad)
 		}
 	}
+}
+
+var divClaims = Claims{Orig: "12155550121", Dest: []string{"12155550141"}, IAT: 1700000000, Div: "12155550131", HI: "1.2"}
+
+func TestDivRoundTrip(t *testing.T) {
+	k := testKey(t)
+	tok, err := Sign(EncodeHeaderPpt(testX5U, PptDiv), divClaims, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseAs(tok, PptDiv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Header.Ppt != PptDiv || p.Claims.Div != divClaims.Div || p.Claims.HI != "1.2" || !p.Canonical() || p.Verify(&k.PublicKey) != nil {
+		t.Fatalf("%+v", p)
+	}
+	want := `{"dest":{"tn":["12155550141"]},"div":{"hi":"1.2","tn":"12155550131"},"iat":1700000000,"orig":{"tn":"12155550121"}}`
+	if string(p.ClaimsJSON()) != want {
+		t.Fatalf("claims %s", p.ClaimsJSON())
+	}
+	// A div PASSporT is not a SHAKEN one, nor the other way round.
+	if _, err := Parse(tok); stir.As(err) == nil || stir.As(err).Name != stir.ErrPptInvalid.Name {
+		t.Fatalf("Parse of a div token: %v", err)
+	}
+	shaken, _ := Sign(EncodeHeader(testX5U), goodClaims, k)
+	if _, err := ParseAs(shaken, PptDiv); stir.As(err) == nil || stir.As(err).Name != stir.ErrPptInvalid.Name {
+		t.Fatalf("ParseAs div of a SHAKEN token: %v", err)
+	}
+	hdr := `{"alg":"ES256","ppt":"div","typ":"passport","x5u":"` + testX5U + `"}`
+	for _, tc := range []struct{ name, claims string }{
+		{"div missing", `{"dest":{"tn":["12155550141"]},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"div a string", `{"dest":{"tn":["12155550141"]},"div":"12155550131","iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"div.tn with plus", `{"dest":{"tn":["12155550141"]},"div":{"tn":"+12155550131"},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"div.uri", `{"dest":{"tn":["12155550141"]},"div":{"uri":"sip:a@b"},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"div extra member", `{"dest":{"tn":["12155550141"]},"div":{"tn":"12155550131","x":1},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"hi a number", `{"dest":{"tn":["12155550141"]},"div":{"hi":1,"tn":"12155550131"},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+		{"hi empty", `{"dest":{"tn":["12155550141"]},"div":{"hi":"","tn":"12155550131"},"iat":1700000000,"orig":{"tn":"12155550121"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseAs(build(t, k, hdr, tc.claims), PptDiv)
+			if e := stir.As(err); e == nil || e.Name != stir.ErrDivInvalid.Name {
+				t.Fatalf("err %v, want div_invalid", err)
+			}
+		})
+	}
+}
+
+func FuzzDivPASSporT(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tok, _ := Sign(EncodeHeaderPpt(testX5U, PptDiv), divClaims, k)
+	f.Add(tok)
+	shaken, _ := Sign(EncodeHeader(testX5U), goodClaims, k)
+	f.Add(shaken)
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseAs(s, PptDiv)
+		if err != nil {
+			if stir.As(err) == nil {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if p.Claims.Div == "" || !validTN(p.Claims.Div) {
+			t.Fatalf("div PASSporT without a valid div.tn: %+v", p.Claims)
+		}
+		_ = p.Verify(&k.PublicKey)
+		// Whatever parses re-encodes to claims that parse the same way.
+		again, err := Sign(EncodeHeaderPpt(testX5U, PptDiv), p.Claims, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := ParseAs(again, PptDiv)
+		if err != nil || q.Claims.Div != p.Claims.Div || q.Claims.HI != p.Claims.HI || q.Claims.Orig != p.Claims.Orig {
+			t.Fatalf("re-encoded div claims differ: %v %+v %+v", err, p.Claims, q)
+		}
+	})
 }

@@ -26,6 +26,18 @@ type Customer struct {
 	// Sources identify the customer's traffic when the request does not name
 	// it: IP addresses, CIDR prefixes or trunk tags (e.g. an otg value).
 	Sources []string
+	// RCD is the rich call data (RFC 9795) signed for the customer's calls
+	// when a request brings none; nil signs none.
+	RCD *RCD
+}
+
+// RCD is a customer's rich call data: display name, logo URL, and a jCard
+// inline (JSON text) or by URL.
+type RCD struct {
+	Nam string
+	Icn string
+	Jcl string
+	Jcd string
 }
 
 // Options configures a Policy.
@@ -60,6 +72,7 @@ type Policy struct {
 	customers []*customer
 	gateways  matcher
 	def       stir.Attestation
+	hasRCD    bool // some customer has rich call data
 }
 
 type customer struct {
@@ -90,6 +103,15 @@ func New(opts Options) (*Policy, error) {
 		}
 		if p.byName[c.Name] != nil {
 			return nil, fmt.Errorf("policy customer %q: defined twice", c.Name)
+		}
+		if c.RCD != nil {
+			if c.RCD.Nam == "" {
+				return nil, fmt.Errorf("policy customer %q: rcd needs nam (RFC 9795)", c.Name)
+			}
+			if c.RCD.Jcd != "" && c.RCD.Jcl != "" {
+				return nil, fmt.Errorf("policy customer %q: rcd has both jcd and jcl", c.Name)
+			}
+			p.hasRCD = true
 		}
 		cc := &customer{Customer: c, exact: map[string]bool{}}
 		for _, n := range c.Numbers {
@@ -155,6 +177,28 @@ func (c *customer) owns(tn string) bool {
 		}
 	}
 	return false
+}
+
+// RCDFor returns the rich call data of the customer a call belongs to
+// (named, or found by source), or nil.
+func (p *Policy) RCDFor(in Input) *RCD {
+	if p == nil || !p.hasRCD {
+		return nil
+	}
+	if in.Customer != "" {
+		if c := p.byName[in.Customer]; c != nil {
+			return c.RCD
+		}
+		return nil
+	}
+	if in.Source != "" {
+		for _, c := range p.customers {
+			if c.sources.match(in.Source) {
+				return c.RCD
+			}
+		}
+	}
+	return nil
 }
 
 // Decide picks the attestation for one call. It returns

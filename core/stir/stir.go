@@ -185,11 +185,29 @@ var (
 	ErrCertRevoked   = cred("cert_revoked")
 	ErrCertNoTNAuth  = cred("cert_no_tnauthlist")
 	ErrCRLUnusable   = cred("crl_unusable")
+	// Delegate certificates (RFC 9060, conformance §6 C1): a TNAuthList
+	// outside its issuer's, or a signed number outside the certificate's.
+	ErrCertTNScope = cred("cert_tn_out_of_scope")
 
 	_                     = at(12) // Signature.
 	ErrSignatureMalformed = invalid("signature_malformed")
 	ErrSignatureInvalid   = invalid("signature_invalid")
 	ErrNonCanonical       = invalid("non_canonical_json")
+	// JWT claim constraints of the certificate (RFC 8226 §8, RFC 9118;
+	// conformance §6 C2).
+	ErrClaimConstraint = invalid("claim_constraint_violated")
+	// An rcdi digest (RFC 9795) that does not match the content, or whose
+	// content could not be fetched (conformance §6 R1).
+	ErrRCDIMismatch = invalid("rcdi_mismatch")
+
+	_             = at(6) // div claims (RFC 8946 §3), rcd claims (RFC 9795).
+	ErrDivInvalid = invalid("div_invalid")
+	ErrRCDInvalid = invalid("rcd_invalid")
+
+	_                  = at(8) // div chain (conformance §6, D1-D3).
+	ErrDivNoShaken     = invalid("div_without_shaken")
+	ErrDivChainBroken  = invalid("div_chain_broken")
+	ErrDivOrigMismatch = invalid("div_orig_mismatch")
 
 	_                   = at(1) // Request shape.
 	ErrNotInitialInvite = verr("not_initial_invite", 0, "", VerstatNone)

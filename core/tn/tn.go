@@ -60,7 +60,9 @@ func (r Rules) Validate() error {
 
 // Canonical returns s as a claim TN: optional leading '#' or '*', then 1 to
 // 15 digits. It drops one leading '+' and the visual separators
-// "-", ".", "(", ")" and space, and rejects anything else, letters included.
+// "-", ".", "(", ")" and space, ends at the first ';' (user parameters such
+// as RFC 4904 ;tgrp= and ;trunk-context=), and rejects anything else,
+// letters included.
 // The national rules apply only to numbers written without '+' (and without
 // '#' or '*'). An input already canonical is returned without copying.
 func Canonical(s string, r Rules) (string, error) {
@@ -91,6 +93,16 @@ func Canonical(s string, r Rules) (string, error) {
 			n, lead = 1, 1
 		case '-', '.', '(', ')', ' ':
 			clean = false
+		case ';':
+			// User and tel parameters end the number: RFC 4904's ;tgrp=
+			// and ;trunk-context=, RFC 4694's ;npdi and ;rn=, RFC 3966's
+			// ;isub= and ;ext=. Switches hand over a user part with them
+			// attached, and the number must match without them.
+			if n-lead == 0 {
+				return "", stir.ErrTNInvalid.Withf("%.40q has no digits before its parameters", s)
+			}
+			clean = false
+			i = len(s)
 		default:
 			return "", stir.ErrTNInvalid.Withf("%.40q: byte %q is not part of a number", s, c)
 		}

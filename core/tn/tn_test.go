@@ -54,7 +54,12 @@ func TestCanonical(t *testing.T) {
 		{"two stars", "**67", NANP(), "", tnInvalid},
 		{"tab", "215\t5550121", NANP(), "", tnInvalid},
 		{"slash", "215/5550121", NANP(), "", tnInvalid},
-		{"semicolon", "12155550121;npdi", NANP(), "", tnInvalid},
+		// User parameters end the number (RFC 4904 trunk groups, RFC 4694).
+		{"npdi", "12155550121;npdi", NANP(), "12155550121", ""},
+		{"tgrp and trunk-context", "+12155550121;tgrp=TG-1;trunk-context=example.com", NANP(), "12155550121", ""},
+		{"national with tgrp", "2155550121;tgrp=1;trunk-context=+1", NANP(), "12155550121", ""},
+		{"only parameters", ";tgrp=1", NANP(), "", tnInvalid},
+		{"plus then parameters", "+;tgrp=1", NANP(), "", tnInvalid},
 		{"NUL", "1215\x005550121", NANP(), "", tnInvalid},
 		{"full-width digit", "１2155550121", NANP(), "", tnInvalid},
 		{"URI", "sip:12155550121@host", NANP(), "", tnInvalid},

@@ -66,10 +66,8 @@ func rewrite(value, v string) string {
 // writeURI writes a.value up to the end of the URI with verstat removed
 // and, when v is set and the URI holds a number, ;verstat=v added.
 func writeURI(b *strings.Builder, a addr, v string) {
-	if v != "" {
-		if _, err := a.number(); err != nil {
-			v = ""
-		}
+	if v != "" && !holdsTN(a) {
+		v = ""
 	}
 	add := func() {
 		if v != "" {
@@ -111,6 +109,24 @@ func writeURI(b *strings.Builder, a addr, v string) {
 	if wrap {
 		b.WriteByte('>')
 	}
+}
+
+// holdsTN reports whether the URI's user part (or tel number) is a
+// telephone number. An anonymous From (`sip:anonymous@anonymous.invalid`,
+// RFC 3323) is not: its call is signed and verified on the
+// P-Asserted-Identity, and the verstat belongs there alone.
+func holdsTN(a addr) bool {
+	num, err := a.number()
+	if err != nil {
+		return false
+	}
+	if strings.IndexByte(num, '%') >= 0 {
+		if num, err = unescape(num); err != nil {
+			return false
+		}
+	}
+	_, err = Canonical(num, Rules{})
+	return err == nil
 }
 
 // stripParams writes s without its verstat parameters. s is a run of

@@ -99,6 +99,15 @@ var codeByName = map[string]int{
 	stir.ErrOrigMismatch.Name:  retJSONPayloadParse,
 	stir.ErrDestMismatch.Name:  retJSONPayloadParse,
 	stir.ErrTNInvalid.Name:     retJSONPayloadParse,
+	// Extensions (RFC 8946 div, RFC 9118 claim constraints): libsecsipid
+	// knows neither; the nearest family is the payload's.
+	stir.ErrDivInvalid.Name:      retJSONPayloadParse,
+	stir.ErrDivNoShaken.Name:     retJSONPayloadParse,
+	stir.ErrDivChainBroken.Name:  retJSONPayloadParse,
+	stir.ErrDivOrigMismatch.Name: retJSONPayloadParse,
+	stir.ErrClaimConstraint.Name: retJSONPayloadParse,
+	stir.ErrRCDInvalid.Name:      retJSONPayloadParse,
+	stir.ErrRCDIMismatch.Name:    retJSONPayloadParse,
 
 	stir.ErrStaleIAT.Name:   retJSONPayloadExpired,
 	stir.ErrStaleDate.Name:  retJSONPayloadExpired,
@@ -115,6 +124,7 @@ var codeByName = map[string]int{
 	stir.ErrCertExpired.Name:   retCertExpired,
 	stir.ErrCertRevoked.Name:   retCertRevoked,
 	stir.ErrCertNoTNAuth.Name:  retCertNoTNAuth,
+	stir.ErrCertTNScope.Name:   retCertNoTNAuth,
 	stir.ErrCRLUnusable.Name:   retCertReadCRLFile,
 
 	stir.ErrSignatureMalformed.Name: retJSONSignatureSize,
