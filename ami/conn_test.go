@@ -28,7 +28,7 @@ func startPeer(t *testing.T, opts amitest.Options) *amitest.Peer {
 
 func dial(t *testing.T, p *amitest.Peer) *ami.Conn {
 	t.Helper()
-	c, err := ami.Dial(context.Background(), p.Addr(), ami.DialOptions{Username: "stirgate", Secret: "s3cret", Timeout: 5 * time.Second})
+	c, err := ami.Dial(context.Background(), p.Addr(), ami.DialOptions{Username: "stirgate", Secret: "s3cret", Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +53,18 @@ func next(t *testing.T, ch <-chan ami.Message) ami.Message {
 	select {
 	case m := <-ch:
 		return m
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event within 5s")
+	case <-time.After(patience):
+		t.Fatal("no event")
 		return nil
 	}
 }
 
-var creds = amitest.Options{Username: "stirgate", Secret: "s3cret"}
+// creds is the peer most tests run against. Its write timeout is generous,
+// not manager.c's 100 ms: a loaded machine can leave any reader unscheduled
+// that long, and a drop no test asked for would end a session mid-test
+// (TestKillPeerMidStream would see two gaps). The drop itself is tested
+// with a reader that really stops (amitest, TestSlowStoreBurst).
+var creds = amitest.Options{Username: "stirgate", Secret: "s3cret", WriteTimeout: time.Minute}
 
 // The reproduced defects of github.com/ivahaev/amigo v0.1.11, each
 // a test of this package's client (see DEPENDENCY.md).

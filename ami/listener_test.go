@@ -143,6 +143,10 @@ func (l *logCount) count(msg string) int {
 	return l.n[msg]
 }
 
+// patience bounds every wait for an event: long enough that only a lost
+// event, never a slow machine, runs into it.
+const patience = 3 * time.Minute
+
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -197,7 +201,7 @@ func TestListenerRecordsCall(t *testing.T) {
 		SIPCode: 436, ErrorName: "x5u_fetch_failed", Reason: "Bad Identity Info",
 		X5U: "https://cert.carrier.example/sp.pem", SPC: "567J", HangupCause: "16 Normal Clearing", Source: outcome.SourceAMI,
 	}
-	waitFor(t, "merged row", 5*time.Second, func() bool {
+	waitFor(t, "merged row", patience, func() bool {
 		got := query(t, r.st, outcome.Filter{})
 		return len(got) == 1 && got[0].HangupCause != ""
 	})
@@ -209,7 +213,7 @@ func TestListenerRecordsCall(t *testing.T) {
 func waitLogin(t *testing.T, p *amitest.Peer, n int64) <-chan struct{} {
 	t.Helper()
 	done := make(chan struct{})
-	waitFor(t, fmt.Sprintf("%d logins", n), 10*time.Second, func() bool { return p.Logins() >= n && p.Sessions() > 0 })
+	waitFor(t, fmt.Sprintf("%d logins", n), patience, func() bool { return p.Logins() >= n && p.Sessions() > 0 })
 	close(done)
 	return done
 }
@@ -259,7 +263,7 @@ func TestListenerEventMapping(t *testing.T) {
 	// Not ours: other user events and events without Uniqueid.
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "Other"), h("Uniqueid", "x")})
 	p.Emit(ami.Message{h("Event", "UserEvent"), h("UserEvent", "StirShaken")})
-	waitFor(t, "rows", 5*time.Second, func() bool {
+	waitFor(t, "rows", patience, func() bool {
 		return len(query(t, r.st, outcome.Filter{Kind: "verify"}))+len(query(t, r.st, outcome.Filter{Kind: "sign"})) == len(cases)
 	})
 	for _, tc := range cases {
@@ -293,7 +297,7 @@ func TestKillPeerMidStream(t *testing.T) {
 	for i := range 300 {
 		p.Emit(stirEvent(fmt.Sprintf("before.%d", i), h("STIR_RESULT", "pass")))
 	}
-	waitFor(t, "first 300", 10*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{})) == 300 })
+	waitFor(t, "first 300", patience, func() bool { return len(query(t, r.st, outcome.Filter{})) == 300 })
 
 	// Mid-stream: the kill lands while a burst is being written.
 	var emitted atomic.Int64
@@ -307,14 +311,14 @@ func TestKillPeerMidStream(t *testing.T) {
 			emitted.Add(1)
 		}
 	}()
-	waitFor(t, "burst under way", 5*time.Second, func() bool { return emitted.Load() > 100 })
+	waitFor(t, "burst under way", patience, func() bool { return emitted.Load() > 100 })
 	p.Close()
 	<-burstDone
 	killedAt := time.Now()
 
 	// Asterisk stays down until the listener has noticed: the session is
 	// gone and a dial has been refused.
-	waitFor(t, "the listener to notice the kill", 10*time.Second, func() bool { return !r.l.Connected() })
+	waitFor(t, "the listener to notice the kill", patience, func() bool { return !r.l.Connected() })
 	restartedAt := time.Now()
 	p2, err := amitest.Listen(addr, creds)
 	if err != nil {
@@ -342,8 +346,8 @@ func TestKillPeerMidStream(t *testing.T) {
 	// A last event marks the end: once the listener has it, it has read
 	// everything the restarted peer sent before it.
 	p2.Emit(stirEvent("after.end", h("STIR_RESULT", "pass")))
-	waitFor(t, "the end marker", 10*time.Second, func() bool { return seen()["after.end"] })
-	waitFor(t, "everything received is stored", 10*time.Second, func() bool {
+	waitFor(t, "the end marker", patience, func() bool { return seen()["after.end"] })
+	waitFor(t, "everything received is stored", patience, func() bool {
 		return len(query(t, r.st, outcome.Filter{})) == len(seen()) && !r.writer.Backlog()
 	})
 
@@ -401,8 +405,8 @@ func TestHalfOpen(t *testing.T) {
 	p.MutePings(true) // before the login: the first Ping already vanishes
 	r := newRig(t, p.Addr(), func(o *ami.Options) { o.PingInterval = 200 * time.Millisecond }, nil, outcome.WriterOptions{})
 	<-waitLogin(t, p, 1)
-	waitFor(t, "second login", 30*time.Second, func() bool { return p.Logins() >= 2 })
-	waitFor(t, "gap row", 10*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{Kind: outcome.KindGap})) >= 1 })
+	waitFor(t, "second login", patience, func() bool { return p.Logins() >= 2 })
+	waitFor(t, "gap row", patience, func() bool { return len(query(t, r.st, outcome.Filter{Kind: outcome.KindGap})) >= 1 })
 	g := query(t, r.st, outcome.Filter{Kind: outcome.KindGap})[0]
 	if !strings.Contains(g.Reason, ami.ErrActionTimeout.Error()) || !strings.Contains(g.Reason, "Ping") {
 		t.Errorf("gap reason %q, want the Ping timeout", g.Reason)
@@ -428,7 +432,7 @@ func TestBackoffUntilAsteriskStarts(t *testing.T) {
 	logs := &logCount{}
 	r := newRig(t, addr, func(o *ami.Options) { o.Logger = slog.New(logs) }, nil, outcome.WriterOptions{})
 	// Asterisk starts only after the listener has been refused a few times.
-	waitFor(t, "refused dials", 10*time.Second, func() bool { return logs.count("ami connect failed") >= 3 })
+	waitFor(t, "refused dials", patience, func() bool { return logs.count("ami connect failed") >= 3 })
 	p2, err := amitest.Listen(addr, creds)
 	if err != nil {
 		t.Fatal(err)
@@ -466,13 +470,13 @@ func TestSlowStoreBurst(t *testing.T) {
 			t.Fatalf("event %d not delivered: client dropped=%d", i, p.Dropped())
 		}
 	}
-	waitFor(t, "all events read", 60*time.Second, func() bool { return r.l.Stats().Outcomes == n })
+	waitFor(t, "all events read", patience, func() bool { return r.l.Stats().Outcomes == n })
 	read := time.Since(start)
 	if w := stuck.written.Load(); w != 0 {
 		t.Fatalf("the stuck store wrote %d outcomes before release", w)
 	}
 	release()
-	waitFor(t, "all stored", 60*time.Second, func() bool { return !r.writer.Backlog() && r.writer.Stats().Written+r.writer.Stats().Replayed >= n })
+	waitFor(t, "all stored", patience, func() bool { return !r.writer.Backlog() && r.writer.Stats().Written+r.writer.Stats().Replayed >= n })
 	if got := len(query(t, r.st, outcome.Filter{})); got != n {
 		t.Fatalf("%d rows, want %d", got, n)
 	}
@@ -505,14 +509,14 @@ func TestNoGoroutineLeakPerReconnect(t *testing.T) {
 		<-waitLogin(t, p, 1)
 		p.Emit(stirEvent(fmt.Sprintf("r.%d", i), h("STIR_RESULT", "pass")))
 	}
-	waitFor(t, "rows", 5*time.Second, func() bool { return len(query(t, r.st, outcome.Filter{})) == 10 })
+	waitFor(t, "rows", patience, func() bool { return len(query(t, r.st, outcome.Filter{})) == 10 })
 	during := goroutines()
 	r.stop()
 	p.Close()
 	// Goroutines of closed connections end on their own schedule: wait for
 	// the count to come back rather than for a fixed time.
 	after := goroutines()
-	for deadline := time.Now().Add(10 * time.Second); after > before+2 && time.Now().Before(deadline); after = goroutines() {
+	for deadline := time.Now().Add(patience); after > before+2 && time.Now().Before(deadline); after = goroutines() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("goroutines: before %d, running after 10 reconnects %d, after stop %d", before, during, after)

@@ -1,13 +1,14 @@
 package ami_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stirgate/stirgate/ami"
 	"github.com/stirgate/stirgate/ami/amitest"
-	"github.com/stirgate/stirgate/ami/store"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // TestKillLossWindow measures what a `kill -9` of the listener would lose
@@ -20,18 +21,18 @@ import (
 // (go test -run TestKillLossWindow -v ./ami/). It fails if the window
 // outgrows its bound: QueueSize plus the overflow buffer.
 func TestKillLossWindow(t *testing.T) {
-	slow := func(st store.Store) store.BatchRecorder { return slowStore{st, 20 * time.Millisecond} }
+	slow := func(st outcome.Store) outcome.BatchRecorder { return slowStore{st, 20 * time.Millisecond} }
 	for _, tc := range []struct {
 		name  string
 		n     int
 		pace  time.Duration // between events; 0 = as fast as the socket takes them
-		wrap  func(store.Store) store.BatchRecorder
-		wopts store.WriterOptions
+		wrap  func(outcome.Store) outcome.BatchRecorder
+		wopts outcome.WriterOptions
 	}{
-		{"burst, sqlite, default queue", 10000, 0, nil, store.WriterOptions{}},
-		{"burst, store slowed to 20ms a batch, queue 1024", 10000, 0, slow, store.WriterOptions{QueueSize: 1024}},
-		{"paced 2ms apart, sqlite, default queue", 2000, 2 * time.Millisecond, nil, store.WriterOptions{}},
-		{"paced 2ms apart, store slowed to 20ms a batch", 2000, 2 * time.Millisecond, slow, store.WriterOptions{}},
+		{"burst, sqlite, default queue", 10000, 0, nil, outcome.WriterOptions{}},
+		{"burst, store slowed to 20ms a batch, queue 1024", 10000, 0, slow, outcome.WriterOptions{QueueSize: 1024}},
+		{"paced 2ms apart, sqlite, default queue", 2000, 2 * time.Millisecond, nil, outcome.WriterOptions{}},
+		{"paced 2ms apart, store slowed to 20ms a batch", 2000, 2 * time.Millisecond, slow, outcome.WriterOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Asterisk drops a client that does not read for 100 ms; a
@@ -78,4 +79,16 @@ func TestKillLossWindow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowStore adds latency to every batch write: the slow database of the
+// measurement, not a verdict's timing.
+type slowStore struct {
+	outcome.Store
+	latency time.Duration
+}
+
+func (s slowStore) RecordBatch(ctx context.Context, os []outcome.Outcome) error {
+	time.Sleep(s.latency)
+	return s.Store.RecordBatch(ctx, os)
 }

@@ -62,10 +62,18 @@ func (m Message) Var(name string) (string, bool) {
 // Event returns the Event header ("" for a response).
 func (m Message) Event() string { return m.Get("Event") }
 
-// Bytes serialises m with AMI's CRLF framing.
+// Bytes serialises m with AMI's CRLF framing. A line of command output
+// (Response: Follows; ReadMessage keeps it under the empty key) is written
+// back as it came, without a colon, so that reading the bytes again gives
+// the same message, leading blanks included.
 func (m Message) Bytes() []byte {
 	var b bytes.Buffer
 	for _, h := range m {
+		if h.Key == commandOutputKey && h.Value != "" && !strings.ContainsRune(h.Value, ':') {
+			b.WriteString(h.Value)
+			b.WriteString("\r\n")
+			continue
+		}
 		b.WriteString(h.Key)
 		b.WriteString(": ")
 		b.WriteString(h.Value)

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -443,31 +445,38 @@ ca_file = %q
 `, filepath.Join(dir, "sp.key"), filepath.Join(dir, "sp-chain.pem"), url, filepath.Join(dir, "root.pem"), host, caFile, x5uExtra)
 }
 
-// TestFetchDeadline: a verification never waits for a slow x5u host
-// longer than [x5u] timeout. The host never answers; the verification
-// still returns, with x5u_fetch_failed, and the host sees the request
-// abandoned: only the deadline can have ended it. The timeout is generous
-// so that the TLS handshake and request reach the host on a loaded
-// machine; how long the wait lasts is not timed.
+// TestFetchDeadline: a verification never waits for a silent x5u host
+// longer than [x5u] timeout. The host accepts the connection and never
+// says a word (not even its half of the TLS handshake, so nothing it must
+// do can be late on a loaded machine); the verification still returns,
+// with x5u_fetch_failed, and the host sees the connection closed by the
+// client: only the deadline can have ended it. How long it took is logged,
+// not judged.
 func TestFetchDeadline(t *testing.T) {
 	dir := writeLab(t)
-	var hits atomic.Int64
-	abandoned := make(chan struct{}, 1)
-	release := make(chan struct{})
-	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		select {
-		case <-r.Context().Done():
-			abandoned <- struct{}{}
-		case <-release: // the test is over
-		}
-	}))
-	defer close(release)
-	ca := filepath.Join(t.TempDir(), "tls-ca.pem")
-	if err := os.WriteFile(ca, certs.EncodePEM(srv.Certificate()), 0o644); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	h := mustOpen(t, fetchTOML(dir, srv.URL+"/sp.pem", ca, `timeout = "5s"`))
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	abandoned := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c) // until the client hangs up
+				abandoned <- struct{}{}
+			}()
+		}
+	}()
+	url := "https://" + ln.Addr().String() + "/sp.pem"
+	h := mustOpen(t, fetchTOML(dir, url, filepath.Join(dir, "root.pem"), `timeout = "2s"`))
 	r, err := sign(h, signIn{Orig: "12155550121", Dest: "12155550131"})
 	if err != nil {
 		t.Fatal(err)
@@ -481,13 +490,13 @@ func TestFetchDeadline(t *testing.T) {
 	if c.res.SIPCode != 436 || c.res.Error != "x5u_fetch_failed" {
 		t.Errorf("result %s, want 436 x5u_fetch_failed", c.json)
 	}
-	if hits.Load() != 1 {
-		t.Fatalf("%d fetches, want 1", hits.Load())
-	}
 	select {
 	case <-abandoned:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the host never saw the request abandoned")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the host never saw the client hang up")
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }
 

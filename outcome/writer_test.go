@@ -44,7 +44,8 @@ func (f *flaky) RecordBatch(ctx context.Context, os []Outcome) error {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// Long enough that only a lost event, never a slow machine, runs into it.
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

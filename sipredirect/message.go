@@ -105,6 +105,16 @@ func ParseRequest(raw []byte, lim Limits, datagram bool) (*Request, error) {
 		if ln == "" {
 			continue
 		}
+		// A CR left inside a line (splitLines takes only the CR of a
+		// line end) is a line break to some peers: a value carrying one
+		// would be echoed into the response as a header of the sender's
+		// choosing.
+		if strings.IndexByte(ln, '\r') >= 0 {
+			if perr == "" {
+				perr = "Malformed Header Line"
+			}
+			continue
+		}
 		if ln[0] == ' ' || ln[0] == '\t' {
 			if len(r.Fields) == 0 {
 				if perr == "" {

@@ -1,6 +1,7 @@
 package passport
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,8 +12,10 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -352,6 +355,10 @@ func FuzzPASSporT(f *testing.F) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tok, _ := Sign(EncodeHeader(testX5U), goodClaims, k)
 	f.Add(tok)
+	multi := goodClaims
+	multi.Dest = []string{"12155550131", "*12155550100", "12155550131"}
+	tok2, _ := Sign(EncodeHeader(testX5U), multi, k)
+	f.Add(tok2)
 	f.Add("..")
 	f.Add("a.b.c")
 	rcd := goodClaims
@@ -369,11 +376,34 @@ func FuzzPASSporT(f *testing.F) {
 		}
 		_ = p.Verify(&k.PublicKey)
 		_ = p.Canonical()
-		// Whatever parses must re-encode to claims that parse the same way.
-		again := MarshalClaims(p.Claims)
-		v, err := parseJSON(again)
-		if err != nil || v.kind != kObject {
-			t.Fatalf("re-encoded claims do not parse: %s", again)
+
+		// What Parse read is what the JSON says, by an independent reader.
+		checkClaimsJSON(t, p.ClaimsJSON(), p.Claims)
+
+		// Whatever parses must re-encode to the same claims: signed again
+		// with its own x5u, the token parses, verifies, is canonical, and
+		// carries the original claims (dest in canonical order).
+		again, err := Sign(EncodeHeader(p.Header.X5U), p.Claims, k)
+		if err != nil {
+			t.Fatalf("re-signing parsed claims: %v", err)
+		}
+		q, err := Parse(again)
+		if err != nil {
+			t.Fatalf("re-encoded token does not parse: %v\n%s", err, MarshalClaims(p.Claims))
+		}
+		if err := q.Verify(&k.PublicKey); err != nil {
+			t.Fatalf("re-encoded token does not verify: %v", err)
+		}
+		if !q.Canonical() {
+			t.Fatalf("re-encoded token is not canonical: %s", q.ClaimsJSON())
+		}
+		want := p.Claims
+		want.Dest = CanonicalDest(p.Claims.Dest)
+		if !reflect.DeepEqual(q.Claims, want) || q.Header.X5U != p.Header.X5U {
+			t.Fatalf("round trip changed the token:\n got %+v %q\nwant %+v %q", q.Claims, q.Header.X5U, want, p.Header.X5U)
+		}
+		if p.Canonical() && string(q.ClaimsJSON()) != string(p.ClaimsJSON()) {
+			t.Fatalf("canonical claims re-encoded differently:\n got %s\nwant %s", q.ClaimsJSON(), p.ClaimsJSON())
 		}
 		// Rich call data survives re-encoding unchanged.
 		var c2 Token
@@ -383,6 +413,34 @@ func FuzzPASSporT(f *testing.F) {
 			t.Fatalf("re-encoded rcd differs: %v %s", err, again)
 		}
 	})
+}
+
+// checkClaimsJSON reads claims with encoding/json (not this package's
+// reader) and compares them with what Parse returned. Parse is stricter
+// (duplicate and case-variant members, invalid UTF-8), so only what it
+// accepted is compared.
+func checkClaimsJSON(t *testing.T, raw []byte, c Claims) {
+	t.Helper()
+	if !utf8.Valid(raw) {
+		return
+	}
+	var m struct {
+		Attest string                `json:"attest"`
+		Dest   struct{ TN []string } `json:"dest"`
+		IAT    json.Number           `json:"iat"`
+		Orig   struct{ TN string }   `json:"orig"`
+		OrigID string                `json:"origid"`
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("Parse accepted claims encoding/json refuses: %v\n%s", err, raw)
+	}
+	iat, err := m.IAT.Int64()
+	if err != nil || iat != c.IAT || m.Orig.TN != c.Orig || m.OrigID != c.OrigID ||
+		m.Attest != string(c.Attest) || !reflect.DeepEqual(m.Dest.TN, c.Dest) {
+		t.Fatalf("claims %s read as %+v by encoding/json, %+v by Parse", raw, m, c)
+	}
 }
 
 func BenchmarkSign(b *testing.B) {
