@@ -80,11 +80,13 @@ type state struct {
 	verifier *core.Verifier
 	disp     disposition.Options
 	timeout  time.Duration // the x5u fetch deadline, the longest a call waits
+	rec      *recorder     // nil unless [store] spool_dir is set
 	refs     sync.WaitGroup
 }
 
 func (s *state) close() {
 	s.refs.Wait()
+	s.rec.close()
 	if s.verifier != nil {
 		_ = s.verifier.Close()
 	}
@@ -229,7 +231,14 @@ func build(path, text string) (st *state, err error) {
 	if err != nil {
 		return nil, fail(codeConfig, "%v", err)
 	}
-	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier}
+	rec, err := newRecorder(cfg, "kamailio", log)
+	if err != nil {
+		if svc.Verifier != nil {
+			_ = svc.Verifier.Close()
+		}
+		return nil, fail(codeConfig, "store.spool_dir: %v", err)
+	}
+	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier, rec: rec}
 	if st.timeout <= 0 {
 		st.timeout = x5u.DefaultTimeout
 	}
@@ -285,8 +294,10 @@ func sign(h int, in signIn) (*core.SignResult, error) {
 		if e == nil {
 			e = stir.ErrInternal.With("", err)
 		}
+		st.rec.signed(req, nil, e)
 		return nil, &apiError{code: codeSign, msg: err.Error(), sign: e}
 	}
+	st.rec.signed(req, res, nil)
 	return res, nil
 }
 
@@ -325,6 +336,7 @@ func verify(h int, req core.VerifyRequest) (*checked, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
 	defer cancel()
 	r := st.verifier.Verify(ctx, req)
+	st.rec.verified(r)
 	c := &checked{res: r, action: disposition.Decide(r, st.disp), json: mustJSON(r)}
 	c.from = tn.AddVerstat(req.From, c.action.Verstat)
 	if req.PAI != "" {

@@ -97,6 +97,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// the pages are left out rather than failing the service.
 	extra := map[string]http.Handler{}
 	sc := cfg.Store.WithDefaults()
+	// Every signing and verification of the SIP and HTTP services is
+	// recorded; with no store, nothing is.
+	rec := &recording{}
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
 	if st, err := outcome.Open(octx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
@@ -104,6 +107,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
 	} else {
 		defer st.Close()
+		rec = serveRecorder(st, cfg, sc, log)
+		defer rec.stop()
 		pages := web.Handler(web.Options{Store: st, Logger: log, Certs: func() []web.CertInfo {
 			g := current.Load()
 			if g == nil || g.signer == nil {
@@ -117,7 +122,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}})
 		extra["/outcomes"], extra["/dashboard"] = pages, pages
 	}
-	gen, err := build(cfg, log, metrics, ready, extra)
+	gen, err := build(cfg, log, metrics, ready, extra, rec)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
@@ -222,7 +227,7 @@ loop:
 				continue
 			}
 			old := current.Load()
-			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra)
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra, rec)
 			if err != nil {
 				metrics.Reloaded(false)
 				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
@@ -271,12 +276,12 @@ loop:
 
 // reload loads, validates and builds a new generation. Listener addresses
 // are fixed at start; a change is reported and needs a restart.
-func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := build(cfg, log, m, ready, extra)
+	g, err := build(cfg, log, m, ready, extra, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +294,7 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 // build makes one generation from cfg: lab, signer, verifier (with x5u
 // fetch metrics), HTTP API (with the extra handlers mounted) and SIP
 // handler.
-func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
 	g := &generation{cfg: cfg}
 	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
 	if err != nil {
@@ -314,6 +319,8 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		Ready:      ready(g),
 		Mount:      extra,
 		Logger:     log,
+		Recorder:   rec.recorder(),
+		System:     rec.system,
 	})
 	if err != nil {
 		g.close()
@@ -321,6 +328,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 	}
 	g.api = api
 	so, err := sipOptions(cfg, g, m, log)
+	so.Recorder, so.System = rec.recorder(), rec.system
 	if err == nil {
 		g.sip, err = sipredirect.NewHandler(so)
 	}
