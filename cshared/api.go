@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/outcome/spool"
 )
 
 // Codes of stirgate.h. They are ABI: never renumber.
@@ -79,14 +80,14 @@ type state struct {
 	signer   *core.Signer
 	verifier *core.Verifier
 	disp     disposition.Options
-	timeout  time.Duration // the x5u fetch deadline, the longest a call waits
-	rec      *recorder     // nil unless [store] spool_dir is set
+	timeout  time.Duration   // the x5u fetch deadline, the longest a call waits
+	rec      *spool.Recorder // nil unless [store] spool_dir is set
 	refs     sync.WaitGroup
 }
 
 func (s *state) close() {
 	s.refs.Wait()
-	s.rec.close()
+	s.rec.Close()
 	if s.verifier != nil {
 		_ = s.verifier.Close()
 	}
@@ -294,10 +295,10 @@ func sign(h int, in signIn) (*core.SignResult, error) {
 		if e == nil {
 			e = stir.ErrInternal.With("", err)
 		}
-		st.rec.signed(req, nil, e)
+		st.rec.Signed(req, nil, e)
 		return nil, &apiError{code: codeSign, msg: err.Error(), sign: e}
 	}
-	st.rec.signed(req, res, nil)
+	st.rec.Signed(req, res, nil)
 	return res, nil
 }
 
@@ -336,7 +337,7 @@ func verify(h int, req core.VerifyRequest) (*checked, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
 	defer cancel()
 	r := st.verifier.Verify(ctx, req)
-	st.rec.verified(r)
+	st.rec.Verified(r)
 	c := &checked{res: r, action: disposition.Decide(r, st.disp), json: mustJSON(r)}
 	c.from = tn.AddVerstat(req.From, c.action.Verstat)
 	if req.PAI != "" {
