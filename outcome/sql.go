@@ -428,6 +428,16 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 	if r.Hourly, err = s.hourly(ctx, f); err != nil {
 		return nil, err
 	}
+	if f.Kind == "" || f.Kind == KindVerify {
+		if r.Inbound, err = s.side(ctx, f, KindVerify); err != nil {
+			return nil, err
+		}
+	}
+	if f.Kind == "" || f.Kind == KindSign {
+		if r.Outbound, err = s.side(ctx, f, KindSign); err != nil {
+			return nil, err
+		}
+	}
 	gaps := Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}
 	gc, err := s.countBy(ctx, "kind", "", gaps, 0)
 	if err != nil {
@@ -437,6 +447,46 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 		r.Gaps += c.N
 	}
 	return r, nil
+}
+
+// side is one direction of a report.
+func (s *sqlStore) side(ctx context.Context, f Filter, kind string) (Side, error) {
+	f.Kind = kind
+	success, unsigned, failures := "pass", "none", "'fail', 'error'"
+	if kind == KindSign {
+		success, unsigned, failures = "signed", "unsigned", "'unsigned', 'error'"
+	}
+	var (
+		sd  Side
+		err error
+	)
+	if sd.ByResult, err = s.countBy(ctx, "result", "", f, 0); err != nil {
+		return sd, err
+	}
+	for _, c := range sd.ByResult {
+		sd.Total += c.N
+		switch c.Key {
+		case success:
+			sd.Succeeded += c.N
+		case unsigned:
+			sd.Unsigned += c.N
+		}
+		if strings.Contains(failures, "'"+c.Key+"'") {
+			sd.Failures += c.N
+		}
+	}
+	if sd.Total > 0 {
+		sd.SuccessShare = float64(sd.Succeeded) / float64(sd.Total)
+		sd.UnsignedShare = float64(sd.Unsigned) / float64(sd.Total)
+	}
+	if sd.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
+		return sd, err
+	}
+	// Results are from a fixed list above, never from input.
+	if sd.ByError, err = s.countBy(ctx, "error_name", "error_name <> '' AND result IN ("+failures+")", f, 0); err != nil {
+		return sd, err
+	}
+	return sd, nil
 }
 
 // topHosts folds x5u URLs into their hosts: one carrier publishes many
@@ -470,8 +520,8 @@ const hourMS = int64(time.Hour / time.Millisecond)
 
 func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
 	w, args := where(f)
-	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, result, COUNT(*) FROM outcomes` + w +
-		` GROUP BY h, result ORDER BY h, result`
+	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, kind, result, COUNT(*) FROM outcomes` + w +
+		` GROUP BY h, kind, result ORDER BY h, kind, result`
 	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -480,19 +530,25 @@ func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
 	out := []Hour{}
 	for rows.Next() {
 		var (
-			h      int64
-			result string
-			n      int
+			h            int64
+			kind, result string
+			n            int
 		)
-		if err := rows.Scan(&h, &result, &n); err != nil {
+		if err := rows.Scan(&h, &kind, &result, &n); err != nil {
 			return nil, err
 		}
 		start := time.UnixMilli(h * hourMS).UTC()
 		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
-			out = append(out, Hour{Start: start, ByResult: map[string]int{}})
+			out = append(out, Hour{Start: start, ByResult: map[string]int{}, Inbound: map[string]int{}, Outbound: map[string]int{}})
 		}
-		out[len(out)-1].ByResult[result] += n
-		out[len(out)-1].Total += n
+		b := &out[len(out)-1]
+		b.ByResult[result] += n
+		b.Total += n
+		if kind == KindSign {
+			b.Outbound[result] += n
+		} else {
+			b.Inbound[result] += n
+		}
 	}
 	return out, rows.Err()
 }

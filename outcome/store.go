@@ -70,12 +70,40 @@ type Hour struct {
 	Start    time.Time      `json:"start"`
 	ByResult map[string]int `json:"by_result"`
 	Total    int            `json:"total"`
+	// Inbound and Outbound split ByResult by direction: verifications
+	// and signings ("error" is found in both).
+	Inbound  map[string]int `json:"inbound"`
+	Outbound map[string]int `json:"outbound"`
+}
+
+// Side is one direction of a Report: inbound (verification) or outbound
+// (signing), never added together.
+type Side struct {
+	Total    int     `json:"total"`
+	ByResult []Count `json:"by_result"`
+	ByAttest []Count `json:"by_attest"`
+	// Succeeded counts pass (inbound) or signed (outbound); SuccessShare
+	// is its share of Total: the pass rate, the signed share.
+	Succeeded    int     `json:"succeeded"`
+	SuccessShare float64 `json:"success_share"`
+	// Unsigned counts calls without a signature: none (inbound, no
+	// Identity) or unsigned (outbound).
+	Unsigned      int     `json:"unsigned"`
+	UnsignedShare float64 `json:"unsigned_share"`
+	// Failures counts fail and error (inbound) or unsigned and error
+	// (outbound); ByError breaks them down, so its shares are of
+	// Failures, not of Total.
+	Failures int     `json:"failures"`
+	ByError  []Count `json:"by_error"`
 }
 
 // Report is what `stirgate report` prints and the dashboard draws.
 type Report struct {
-	Since         time.Time `json:"since"`
-	Until         time.Time `json:"until"`
+	// Since and Until bound the period; a zero one (open) is left out.
+	Since         time.Time `json:"since,omitzero"`
+	Until         time.Time `json:"until,omitzero"`
+	Inbound       Side      `json:"inbound"`
+	Outbound      Side      `json:"outbound"`
 	Total         int       `json:"total"`
 	ByResult      []Count   `json:"by_result"`
 	ByAttest      []Count   `json:"by_attest"`

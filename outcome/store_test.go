@@ -207,9 +207,18 @@ func testReport(t *testing.T, st Store, _ Options) {
 		TopX5UHosts: []Count{{"certs.bad.example", 2}, {"other.example", 1}},
 		TopOrigins:  []Count{{"12155550009", 2}, {"12155550008", 1}},
 		Unsigned:    2, UnsignedShare: 2.0 / 7,
+		// The directions apart; failure reasons are shares of failures
+		// (no_identity is a call without a signature, not a failure).
+		Inbound: Side{Total: 6, ByResult: []Count{{"fail", 3}, {"pass", 2}, {"none", 1}}, ByAttest: []Count{{"A", 2}, {"B", 1}, {"C", 1}},
+			Succeeded: 2, SuccessShare: 2.0 / 6, Unsigned: 1, UnsignedShare: 1.0 / 6,
+			Failures: 3, ByError: []Count{{"x5u_fetch_failed", 2}, {"stale_iat", 1}}},
+		Outbound: Side{Total: 1, ByResult: []Count{{"unsigned", 1}}, ByAttest: []Count{}, Unsigned: 1, UnsignedShare: 1,
+			Failures: 1, ByError: []Count{}},
 		Hourly: []Hour{
-			{Start: t0, ByResult: map[string]int{"pass": 2, "fail": 1}, Total: 3},
-			{Start: t0.Add(time.Hour), ByResult: map[string]int{"fail": 2, "none": 1, "unsigned": 1}, Total: 4},
+			{Start: t0, ByResult: map[string]int{"pass": 2, "fail": 1}, Total: 3,
+				Inbound: map[string]int{"pass": 2, "fail": 1}, Outbound: map[string]int{}},
+			{Start: t0.Add(time.Hour), ByResult: map[string]int{"fail": 2, "none": 1, "unsigned": 1}, Total: 4,
+				Inbound: map[string]int{"fail": 2, "none": 1}, Outbound: map[string]int{"unsigned": 1}},
 		},
 		Gaps: 1,
 	}
