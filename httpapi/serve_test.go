@@ -161,7 +161,7 @@ func TestServe(t *testing.T) {
 	for _, want := range []string{
 		`stirgate_x5u_fetch_duration_seconds_count{result="ok"} 1`,
 		`stirgate_requests_total{error="",op="verify",result="pass",surface="http"} 1`,
-		`stirgate_signing_cert_expiry_days{`,
+		`stirgate_signing_cert_not_after_timestamp_seconds{`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
