@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -246,6 +247,7 @@ type bar struct {
 	Pct   string
 	Width float64
 	Fill  string
+	Href  string // the calls behind the bar, on /outcomes
 }
 
 type certRow struct {
@@ -257,13 +259,17 @@ type certRow struct {
 
 type view struct {
 	Since, Until string
+	System       string
+	Ranges       []rangeLink
 	Total        int
 	Unsigned     int
 	UnsignedPct  string
 	Gaps         int
+	In, Out      sideView
 	Results      []bar
 	Attest       []bar
 	Errors       []bar
+	OutErrors    []bar
 	Hosts        []bar
 	Origins      []bar
 	Series       []rect
@@ -272,6 +278,23 @@ type view struct {
 	SeriesH      float64
 	MaxHour      int
 	Certs        []certRow
+}
+
+// sideView is one direction's cards: calls, the success share (pass
+// rate inbound, signed share outbound), the unsigned share.
+type sideView struct {
+	Total       int
+	SuccessPct  string
+	Unsigned    int
+	UnsignedPct string
+	Failures    int
+	Href        string
+}
+
+// rangeLink is one choice of the time range picker.
+type rangeLink struct {
+	Label, Href string
+	Current     bool
 }
 
 type tick struct {
@@ -284,6 +307,23 @@ func pct(n, total int) string {
 		return "0.0%"
 	}
 	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + "%"
+}
+
+// drill is the /outcomes URL of the calls of the period that match kv
+// (pairs of parameter and value).
+func drill(f outcome.Filter, kv ...string) string {
+	q := url.Values{}
+	q.Set("since", f.Since.UTC().Format(time.RFC3339))
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339))
+	}
+	if f.System != "" {
+		q.Set("system", f.System)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return "/outcomes?" + q.Encode()
 }
 
 func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
@@ -299,7 +339,7 @@ func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
 		if key == "" {
 			key = "(empty)"
 		}
-		out = append(out, bar{Key: key, N: c.N, Pct: pct(c.N, total), Width: 220 * float64(c.N) / float64(max), Fill: fill(c.Key)})
+		out = append(out, bar{Key: key, N: c.N, Pct: pct(c.N, total), Width: 100 * float64(c.N) / float64(max), Fill: fill(c.Key)})
 	}
 	return out
 }
@@ -313,11 +353,46 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 	if !f.Until.IsZero() {
 		v.Until = f.Until.UTC().Format(time.RFC3339)
 	}
-	v.Results = bars(r.ByResult, r.Total, colour)
-	v.Attest = bars(r.ByAttest, r.Total, func(string) string { return "#1565c0" })
-	v.Errors = bars(r.ByError, r.Total, func(string) string { return "#c62828" })
-	v.Hosts = bars(r.TopX5UHosts, r.Total, func(string) string { return "#ad1457" })
-	v.Origins = bars(r.TopOrigins, r.Total, func(string) string { return "#6d4c41" })
+	v.System = f.System
+	side := func(sd outcome.Side, kind string) sideView {
+		return sideView{Total: sd.Total, SuccessPct: pct(sd.Succeeded, sd.Total), Unsigned: sd.Unsigned,
+			UnsignedPct: pct(sd.Unsigned, sd.Total), Failures: sd.Failures, Href: drill(f, "kind", kind)}
+	}
+	v.In, v.Out = side(r.Inbound, outcome.KindVerify), side(r.Outbound, outcome.KindSign)
+	// Each direction on its own denominator: results and attestation of
+	// inbound calls, failure reasons as shares of failures.
+	link := func(bs []bar, param, kind string) []bar {
+		for i := range bs {
+			bs[i].Href = drill(f, "kind", kind, param, bs[i].Key)
+		}
+		return bs
+	}
+	results := append(append([]outcome.Count(nil), r.Inbound.ByResult...), r.Outbound.ByResult...)
+	v.Results = bars(results, r.Total, colour)
+	for i := range v.Results {
+		kind := outcome.KindVerify
+		if i >= len(r.Inbound.ByResult) {
+			kind = outcome.KindSign
+			v.Results[i].Pct = pct(v.Results[i].N, r.Outbound.Total)
+		} else {
+			v.Results[i].Pct = pct(v.Results[i].N, r.Inbound.Total)
+		}
+		v.Results[i].Href = drill(f, "kind", kind, "result", v.Results[i].Key)
+	}
+	v.Attest = link(bars(r.Inbound.ByAttest, r.Inbound.Total, func(string) string { return "#1565c0" }), "attest", outcome.KindVerify)
+	v.Errors = link(bars(r.Inbound.ByError, r.Inbound.Failures, func(string) string { return "#c62828" }), "error", outcome.KindVerify)
+	v.OutErrors = link(bars(r.Outbound.ByError, r.Outbound.Failures, func(string) string { return "#ef6c00" }), "error", outcome.KindSign)
+	v.Hosts = bars(r.TopX5UHosts, r.Inbound.Failures, func(string) string { return "#ad1457" })
+	v.Origins = bars(r.TopOrigins, r.Inbound.Failures, func(string) string { return "#6d4c41" })
+	for _, rg := range []struct{ label, d string }{{"1 h", "1h"}, {"24 h", "24h"}, {"7 d", "168h"}, {"30 d", "720h"}} {
+		q := url.Values{"since": {rg.d}}
+		if f.System != "" {
+			q.Set("system", f.System)
+		}
+		d, _ := time.ParseDuration(rg.d)
+		v.Ranges = append(v.Ranges, rangeLink{Label: rg.label, Href: "/dashboard?" + q.Encode(),
+			Current: f.Until.IsZero() && now.Sub(f.Since).Round(time.Minute) == d})
+	}
 
 	// Stacked bars per hour, results in a fixed order so colours stack the
 	// same way in every column. Quiet hours are drawn as empty slots, so

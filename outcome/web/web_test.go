@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,17 +160,37 @@ var expectations = []struct {
 	{"total", `id="total">8<`},
 	{"unsigned share", `id="unsigned-share">25.0%<`},
 	{"gaps", `id="gaps">1<`},
-	{"result pass", `data-key="pass"><td>pass</td><td class="n">3</td><td class="n">37.5%</td>`},
-	{"result fail", `data-key="fail"><td>fail</td><td class="n">3</td>`},
-	{"attest A", `data-key="A"><td>A</td><td class="n">3</td>`},
-	{"top error", `data-key="x5u_fetch_failed"><td>x5u_fetch_failed</td><td class="n">2</td>`},
-	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="n">2</td>`},
-	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="n">2</td>`},
+	// Inbound and outbound apart: 7 verifications (3 pass, 3 fail, 1
+	// none), 1 signing (unsigned).
+	{"inbound calls", `id="in-total">7<`},
+	{"pass rate", `id="in-pass">42.9%<`},
+	{"inbound unsigned", `id="in-unsigned">14.3%<`},
+	{"outbound calls", `id="out-total">1<`},
+	{"signed share", `id="out-signed">0.0%<`},
+	{"outbound unsigned", `id="out-unsigned">100.0%<`},
+	{"result pass", row("pass", "kind=verify[^\"]*result=pass", "3", "42.9%")},
+	{"result fail", row("fail", "kind=verify[^\"]*result=fail", "3", "42.9%")},
+	{"result unsigned", row("unsigned", "kind=sign[^\"]*result=unsigned", "1", "100.0%")},
+	{"attest A", row("A", "attest=A[^\"]*kind=verify", "3", "42.9%")},
+	// Failure reasons are shares of the 3 failures; no_identity is not one.
+	{"top error", row("x5u_fetch_failed", "error=x5u_fetch_failed[^\"]*kind=verify", "2", "66.7%")},
+	{"second error", row("signature_invalid", "error=signature_invalid", "1", "33.3%")},
+	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="bar"><span[^>]*></span></td><td class="n">2</td><td class="n">66.7%</td>`},
+	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="bar"><span[^>]*></span></td><td class="n">2</td>`},
+	{"ranges", `(?s)<nav id="ranges">.*>1 h</a>.*class="current">24 h</a>.*>7 d</a>.*>30 d</a>`},
+	{"refresh", `<meta http-equiv="refresh" content="60">`},
 	{"cert expired first", `(?s)data-cert="sp-retired".*data-cert="sp-backup".*data-cert="sp-main-2026"`},
 	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired</td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
 	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup</td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
 	{"series bars", `(?s)<svg id="series-chart".*(<rect [^>]*fill="#2e7d32"[^>]*>\s*<title>2026-11-23 12:00 pass: 3</title>)`},
 	{"series fail", `<title>2026-11-23 11:00 fail: 2</title>`},
+}
+
+// row is the pattern of one bar's row: its drill-down link (href
+// matching hrefRe), count and share.
+func row(key, hrefRe, n, share string) string {
+	return `data-key="` + key + `"><td><a href="/outcomes\?[^"]*` + hrefRe + `[^"]*">` + key +
+		`</a></td><td class="bar"><span[^>]*></span></td><td class="n">` + n + `</td><td class="n">` + share + `</td>`
 }
 
 func checkPage(t *testing.T, html string) {
@@ -207,6 +229,31 @@ func TestDashboardHTML(t *testing.T) {
 	if !strings.Contains(empty, "no calls in this period") || !strings.Contains(empty, `id="total">0<`) {
 		t.Error("empty period not shown as such")
 	}
+	// Every drill-down link leads to exactly the calls behind its bar.
+	links := regexp.MustCompile(`data-key="([^"]+)"><td><a href="([^"]+)"`).FindAllStringSubmatch(string(b), -1)
+	if len(links) < 6 {
+		t.Fatalf("%d drill-down links", len(links))
+	}
+	want := map[string][]string{"x5u_fetch_failed": {"4", "5"}, "signature_invalid": {"6"}, "pass": {"1", "2", "3"},
+		"fail": {"4", "5", "6"}, "unsigned": {"8"}, "A": {"1", "2", "5"}, "B": {"3"}, "C": {"4"}}
+	for _, l := range links {
+		href := strings.ReplaceAll(l[2], "&amp;", "&")
+		_, body := get(t, srv.URL+href)
+		var res struct {
+			Outcomes []OutcomeJSON `json:"outcomes"`
+		}
+		if err := json.Unmarshal([]byte(body), &res); err != nil {
+			t.Fatalf("%s: %v", href, err)
+		}
+		var ids []string
+		for _, o := range res.Outcomes {
+			ids = append(ids, o.UniqueID)
+		}
+		sort.Strings(ids)
+		if w, ok := want[l[1]]; ok && strings.Join(ids, ",") != strings.Join(w, ",") {
+			t.Errorf("%s drills down to %v, want %v (%s)", l[1], ids, w, href)
+		}
+	}
 }
 
 // chromium finds Debian's headless browser, installing it when missing.
@@ -244,3 +291,71 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	checkPage(t, dom)
 }
+
+// frame is a test page (not part of the product, so free of the
+// dashboard's CSP) that loads the dashboard in a 420 px and a 1400 px
+// frame of the same origin and writes each frame's scroll width and
+// viewport width into its own DOM once everything has loaded.
+const frame = `<!DOCTYPE html><html><body style="margin:0">
+<iframe id="narrow" src="/dashboard" style="width:420px;height:900px;border:0"></iframe>
+<iframe id="wide" src="/dashboard" style="width:1400px;height:900px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+window.addEventListener("load", function () {
+  var r = [];
+  ["narrow", "wide"].forEach(function (id) {
+    var f = document.getElementById(id), d = f.contentDocument;
+    r.push(id + "=" + d.documentElement.scrollWidth + "/" + f.contentWindow.innerWidth +
+      "/" + (d.getElementById("in-pass") || {}).textContent);
+  });
+  document.getElementById("out").textContent = r.join(" ");
+});
+</script></body></html>`
+
+// TestDashboardWidths renders the page at 420 px and 1400 px in headless
+// Chromium: no horizontal scrolling at either width, and the figures are
+// there at both.
+func TestDashboardWidths(t *testing.T) {
+	bin := chromium(t)
+	h := Handler(Options{Store: seeded(t), Certs: func() []CertInfo { return append([]CertInfo(nil), certs...) }, Now: func() time.Time { return now }})
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /frame", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, frame)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--window-size=1500,1000",
+		"--virtual-time-budget=10000", "--dump-dom", srv.URL+"/frame")
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`narrow=(\d+)/(\d+)/([^ <]*) wide=(\d+)/(\d+)/([^ <]*)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no measurements in the DOM:\n%.3000s\nstderr:\n%.2000s", out, stderr.String())
+	}
+	for i, w := range []string{"420", "1400"} {
+		scroll, inner, pass := m[1+3*i], m[2+3*i], m[3+3*i]
+		if inner != w {
+			t.Errorf("frame %s px wide, want %s", inner, w)
+		}
+		if sw, iw := atoi(scroll), atoi(inner); sw > iw {
+			t.Errorf("at %s px the page is %s px wide: horizontal scrolling", w, scroll)
+		}
+		if pass != "42.9%" {
+			t.Errorf("at %s px the pass rate shows %q", w, pass)
+		}
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
