@@ -327,6 +327,21 @@ func where(f Filter) (string, []any) {
 	if f.Attest != "" {
 		add("attest = ?", f.Attest)
 	}
+	if f.SPC != "" {
+		add("spc = ?", f.SPC)
+	}
+	if f.Peer != "" {
+		add("peer = ?", f.Peer)
+	}
+	if f.Orig != "" {
+		add("orig = ?", f.Orig)
+	}
+	if f.X5UHost != "" {
+		// The host, followed by a path or a port: never a longer host.
+		h := likeEscaper.Replace(f.X5UHost)
+		conds = append(conds, `(x5u LIKE ? ESCAPE '\' OR x5u LIKE ? ESCAPE '\')`)
+		args = append(args, "%://"+h+"/%", "%://"+h+":%")
+	}
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
@@ -487,6 +502,114 @@ func (s *sqlStore) side(ctx context.Context, f Filter, kind string) (Side, error
 		return sd, err
 	}
 	return sd, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+var groupColumns = map[GroupBy]string{BySPC: "spc", ByX5UHost: "x5u", ByPeer: "peer", BySystem: "system", ByOrig: "orig"}
+
+func (s *sqlStore) Groups(ctx context.Context, f Filter, by GroupBy) ([]Group, error) {
+	col, ok := groupColumns[by]
+	if !ok {
+		return nil, fmt.Errorf("store: no grouping by %q", by)
+	}
+	w, args := where(f)
+	w += " AND " + col + " <> ''"
+	sum := func(cond string) string { return "SUM(CASE WHEN " + cond + " THEN 1 ELSE 0 END)" }
+	q := `SELECT ` + col + `, COUNT(*), ` + strings.Join([]string{
+		sum("result = 'pass'"), sum("result IN ('fail', 'error')"), sum("result = 'none'"),
+		sum("result = 'signed'"), sum("result = 'unsigned'"),
+		sum("attest = 'A'"), sum("attest = 'B'"), sum("attest = 'C'"),
+	}, ", ") + ` FROM outcomes` + w + ` GROUP BY ` + col
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	by2 := map[string]*Group{}
+	for rows.Next() {
+		var g Group
+		if err := rows.Scan(&g.Key, &g.Total, &g.Pass, &g.Fail, &g.None, &g.Signed, &g.Unsigned, &g.A, &g.B, &g.C); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		key := g.Key
+		if by == ByX5UHost {
+			key = hostOf(key)
+		}
+		if m := by2[key]; m != nil {
+			m.Total += g.Total
+			m.Pass += g.Pass
+			m.Fail += g.Fail
+			m.None += g.None
+			m.Signed += g.Signed
+			m.Unsigned += g.Unsigned
+			m.A += g.A
+			m.B += g.B
+			m.C += g.C
+		} else {
+			g.Key = key
+			by2[key] = &g
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// The most frequent failure of each group.
+	errs := map[string]map[string]int{}
+	q = `SELECT ` + col + `, error_name, COUNT(*) FROM outcomes` + w +
+		` AND error_name <> '' AND result IN ('fail', 'error', 'unsigned') GROUP BY ` + col + `, error_name`
+	rows, err = s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for rows.Next() {
+		var (
+			key, name string
+			n         int
+		)
+		if err := rows.Scan(&key, &name, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if by == ByX5UHost {
+			key = hostOf(key)
+		}
+		if errs[key] == nil {
+			errs[key] = map[string]int{}
+		}
+		errs[key][name] += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Group, 0, len(by2))
+	for k, g := range by2 {
+		for name, n := range errs[k] {
+			if n > g.TopN || n == g.TopN && name < g.TopError {
+				g.TopError, g.TopN = name, n
+			}
+		}
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Total != out[j].Total {
+			return out[i].Total > out[j].Total
+		}
+		return out[i].Key < out[j].Key
+	})
+	if len(out) > TopN {
+		out = out[:TopN]
+	}
+	return out, nil
+}
+
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Hostname()
+	}
+	return u
 }
 
 // topHosts folds x5u URLs into their hosts: one carrier publishes many

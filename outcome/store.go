@@ -19,6 +19,9 @@ type Store interface {
 	Query(ctx context.Context, f Filter) ([]Outcome, error)
 	// Report aggregates the matching outcomes.
 	Report(ctx context.Context, f Filter) (*Report, error)
+	// Groups breaks the matching outcomes down by one dimension (see
+	// GroupBy), largest groups first, at most TopN.
+	Groups(ctx context.Context, f Filter, by GroupBy) ([]Group, error)
 	// Prune deletes outcomes older than before and returns how many.
 	Prune(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks that the store is reachable.
@@ -53,7 +56,11 @@ type Filter struct {
 	Result       string
 	ErrorName    string
 	Attest       string
-	Limit        int // Query only: default 100, at most MaxLimit
+	SPC          string
+	Peer         string
+	Orig         string
+	X5UHost      string // the host of the x5u URL
+	Limit        int    // Query only: default 100, at most MaxLimit
 }
 
 // MaxLimit caps one Query.
@@ -114,6 +121,35 @@ type Report struct {
 	UnsignedShare float64   `json:"unsigned_share"`
 	Hourly        []Hour    `json:"hourly"`
 	Gaps          int       `json:"gaps"`
+}
+
+// GroupBy names a dimension of Groups.
+type GroupBy string
+
+// Dimensions.
+const (
+	BySPC     GroupBy = "spc"    // the signer's service provider code
+	ByX5UHost GroupBy = "x5u"    // the host serving the signer's certificate
+	ByPeer    GroupBy = "peer"   // source trunk: address or otg
+	BySystem  GroupBy = "system" // node
+	ByOrig    GroupBy = "orig"   // calling number
+)
+
+// Group is one row of a breakdown: volume, outcome mix, attestation mix
+// and the most frequent failure.
+type Group struct {
+	Key      string `json:"key"`
+	Total    int    `json:"total"`
+	Pass     int    `json:"pass"`
+	Fail     int    `json:"fail"` // fail and error
+	None     int    `json:"none"`
+	Signed   int    `json:"signed"`
+	Unsigned int    `json:"unsigned"`
+	A        int    `json:"attest_a"`
+	B        int    `json:"attest_b"`
+	C        int    `json:"attest_c"`
+	TopError string `json:"top_error,omitempty"`
+	TopN     int    `json:"top_error_n,omitempty"`
 }
 
 // TopN bounds the "top" lists of a Report.

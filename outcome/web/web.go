@@ -26,6 +26,7 @@ import (
 type Reader interface {
 	Query(ctx context.Context, f outcome.Filter) ([]outcome.Outcome, error)
 	Report(ctx context.Context, f outcome.Filter) (*outcome.Report, error)
+	Groups(ctx context.Context, f outcome.Filter, by outcome.GroupBy) ([]outcome.Group, error)
 }
 
 // CertInfo is one of our own signing certificates, for the expiry panel.
@@ -102,6 +103,7 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 	}
 	f.Result, f.ErrorName, f.Attest = q.Get("result"), q.Get("error"), q.Get("attest")
 	f.Kind, f.System = q.Get("kind"), q.Get("system")
+	f.SPC, f.Peer, f.Orig, f.X5UHost = q.Get("spc"), q.Get("peer"), q.Get("orig"), q.Get("x5u_host")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > outcome.MaxLimit {
@@ -208,11 +210,29 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	groups := map[string][]outcome.Group{}
+	inbound := f
+	inbound.Kind = outcome.KindVerify
+	for _, g := range []struct {
+		name string
+		f    outcome.Filter
+		by   outcome.GroupBy
+	}{{"spc", inbound, outcome.BySPC}, {"x5u_host", inbound, outcome.ByX5UHost}, {"peer", f, outcome.ByPeer}, {"system", f, outcome.BySystem}} {
+		if groups[g.name], err = h.opts.Store.Groups(ctx, g.f, g.by); err != nil {
+			h.opts.Logger.Error("outcome store", "err", err)
+			http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	var certs []CertInfo
 	if h.opts.Certs != nil {
 		certs = h.opts.Certs()
 	}
 	v := buildView(rep, certs, f, now)
+	v.SPC = groupRows(groups["spc"], f, "spc", outcome.KindVerify)
+	v.X5UHosts = groupRows(groups["x5u_host"], f, "x5u_host", outcome.KindVerify)
+	v.Peers = groupRows(groups["peer"], f, "peer", "")
+	v.Systems = groupRows(groups["system"], f, "system", "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// The page has no external anything; say so to the browser too.
@@ -272,6 +292,10 @@ type view struct {
 	OutErrors    []bar
 	Hosts        []bar
 	Origins      []bar
+	SPC          []groupRow
+	X5UHosts     []groupRow
+	Peers        []groupRow
+	Systems      []groupRow
 	Series       []rect
 	Ticks        []tick
 	SeriesW      float64
@@ -289,6 +313,47 @@ type sideView struct {
 	UnsignedPct string
 	Failures    int
 	Href        string
+}
+
+// groupRow is one row of a breakdown: a signer, a trunk, a node.
+type groupRow struct {
+	Key, Href     string
+	Total         int
+	PassPct       string // of inbound calls with a verdict
+	SignedPct     string
+	Attest        string // "A 3 · B 1"
+	TopError      string
+	TopErrorN     int
+	TopErrorHref  string
+	HasIn, HasOut bool
+}
+
+func groupRows(gs []outcome.Group, f outcome.Filter, param, kind string) []groupRow {
+	out := make([]groupRow, 0, len(gs))
+	for _, g := range gs {
+		kv := []string{param, g.Key}
+		if kind != "" {
+			kv = append(kv, "kind", kind)
+		}
+		in, outb := g.Pass+g.Fail+g.None, g.Signed+g.Unsigned
+		r := groupRow{Key: g.Key, Href: drill(f, kv...), Total: g.Total, PassPct: pct(g.Pass, in), SignedPct: pct(g.Signed, outb),
+			TopError: g.TopError, TopErrorN: g.TopN, HasIn: in > 0, HasOut: outb > 0}
+		if g.TopError != "" {
+			r.TopErrorHref = drill(f, append(kv, "error", g.TopError)...)
+		}
+		var parts []string
+		for _, a := range []struct {
+			k string
+			n int
+		}{{"A", g.A}, {"B", g.B}, {"C", g.C}} {
+			if a.n > 0 {
+				parts = append(parts, a.k+" "+strconv.Itoa(a.n))
+			}
+		}
+		r.Attest = strings.Join(parts, " · ")
+		out = append(out, r)
+	}
+	return out
 }
 
 // rangeLink is one choice of the time range picker.

@@ -47,6 +47,19 @@ func seeded(t *testing.T) outcome.Store {
 		{Time: at(5000), System: "pbx1", UniqueID: "old", Kind: outcome.KindVerify, Result: "pass"},
 		{Time: at(60), Until: at(59), System: "pbx1", UniqueID: "gap-1", Kind: outcome.KindGap},
 	}
+	// Signers and trunks: the good carrier's SPC signed 1-3, the evil one
+	// 6 (the others failed before a certificate was obtained); 1-3 came
+	// in on one trunk, 4-7 on another.
+	for i := range os {
+		switch os[i].UniqueID {
+		case "1", "2", "3":
+			os[i].SPC, os[i].Peer = "1001", "192.0.2.1"
+		case "6":
+			os[i].SPC, os[i].Peer = "3003", "198.51.100.9"
+		case "4", "5", "7":
+			os[i].Peer = "198.51.100.9"
+		}
+	}
 	if err := st.RecordBatch(context.Background(), os); err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +149,10 @@ type brokenStore struct{}
 func (brokenStore) Query(context.Context, outcome.Filter) ([]outcome.Outcome, error) {
 	return nil, errors.New("disk on fire")
 }
+func (brokenStore) Groups(context.Context, outcome.Filter, outcome.GroupBy) ([]outcome.Group, error) {
+	return nil, errors.New("connection refused")
+}
+
 func (brokenStore) Report(context.Context, outcome.Filter) (*outcome.Report, error) {
 	return nil, errors.New("disk on fire")
 }
@@ -177,6 +194,11 @@ var expectations = []struct {
 	{"second error", row("signature_invalid", "error=signature_invalid", "1", "33.3%")},
 	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="bar"><span[^>]*></span></td><td class="n">2</td><td class="n">66.7%</td>`},
 	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="bar"><span[^>]*></span></td><td class="n">2</td>`},
+	{"signer 1001", group("1001", "spc=1001", "3", "100.0%", "–", "A 2 · B 1", "")},
+	{"signer 3003", group("3003", "spc=3003", "1", "0.0%", "–", "", "signature_invalid")},
+	{"signer host", group("certs.badcarrier.example", "x5u_host=certs.badcarrier.example", "2", "0.0%", "–", "A 1 · C 1", "x5u_fetch_failed")},
+	{"trunk", group("198.51.100.9", "peer=198.51.100.9", "4", "0.0%", "–", "A 1 · C 1", "x5u_fetch_failed")},
+	{"system", group("pbx1", "system=pbx1", "8", "42.9%", "0.0%", "A 3 · B 1 · C 1", "x5u_fetch_failed")},
 	{"ranges", `(?s)<nav id="ranges">.*>1 h</a>.*class="current">24 h</a>.*>7 d</a>.*>30 d</a>`},
 	{"refresh", `<meta http-equiv="refresh" content="60">`},
 	{"cert expired first", `(?s)data-cert="sp-retired".*data-cert="sp-backup".*data-cert="sp-main-2026"`},
@@ -184,6 +206,16 @@ var expectations = []struct {
 	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup</td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
 	{"series bars", `(?s)<svg id="series-chart".*(<rect [^>]*fill="#2e7d32"[^>]*>\s*<title>2026-11-23 12:00 pass: 3</title>)`},
 	{"series fail", `<title>2026-11-23 11:00 fail: 2</title>`},
+}
+
+// group is the pattern of one row of a breakdown table.
+func group(key, hrefRe, calls, pass, signed, attest, topErr string) string {
+	re := `data-group="` + regexp.QuoteMeta(key) + `"><td><a href="/outcomes\?[^"]*` + hrefRe + `[^"]*">` + regexp.QuoteMeta(key) +
+		`</a></td><td class="n">` + calls + `</td><td class="n">` + pass + `</td><td class="n">` + signed + `</td><td>` + attest + `</td><td>`
+	if topErr != "" {
+		re += `<a href="[^"]*error=` + topErr + `[^"]*">` + topErr + `</a>`
+	}
+	return re
 }
 
 // row is the pattern of one bar's row: its drill-down link (href
@@ -234,8 +266,11 @@ func TestDashboardHTML(t *testing.T) {
 	if len(links) < 6 {
 		t.Fatalf("%d drill-down links", len(links))
 	}
+	links = append(links, regexp.MustCompile(`data-(?:group)="([^"]+)"><td><a href="([^"]+)"`).FindAllStringSubmatch(string(b), -1)...)
 	want := map[string][]string{"x5u_fetch_failed": {"4", "5"}, "signature_invalid": {"6"}, "pass": {"1", "2", "3"},
-		"fail": {"4", "5", "6"}, "unsigned": {"8"}, "A": {"1", "2", "5"}, "B": {"3"}, "C": {"4"}}
+		"fail": {"4", "5", "6"}, "unsigned": {"8"}, "A": {"1", "2", "5"}, "B": {"3"}, "C": {"4"},
+		"1001": {"1", "2", "3"}, "3003": {"6"}, "certs.badcarrier.example": {"4", "5"}, "198.51.100.9": {"4", "5", "6", "7"},
+		"192.0.2.1": {"1", "2", "3"}, "pbx1": {"1", "2", "3", "4", "5", "6", "7", "8"}}
 	for _, l := range links {
 		href := strings.ReplaceAll(l[2], "&amp;", "&")
 		_, body := get(t, srv.URL+href)
