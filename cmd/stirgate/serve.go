@@ -111,12 +111,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer rec.stop()
 		pages := web.Handler(web.Options{Store: st, Logger: log, Certs: func() []web.CertInfo {
 			g := current.Load()
-			if g == nil || g.signer == nil {
+			if g == nil {
 				return nil
 			}
 			var out []web.CertInfo
-			for _, c := range g.signer.Credential().Chain {
-				out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+			if g.signer != nil {
+				for _, c := range g.signer.Credential().Chain {
+					out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+				}
+			}
+			if g.verifier != nil {
+				for _, c := range g.verifier.Anchors() {
+					out = append(out, web.CertInfo{Kind: "trust anchor", Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+				}
+				for _, c := range g.verifier.CRL().Info() {
+					out = append(out, web.CertInfo{Kind: "CRL", Name: c.Issuer, NotAfter: c.NextUpdate})
+				}
 			}
 			return out
 		}})

@@ -29,10 +29,13 @@ type Reader interface {
 	Groups(ctx context.Context, f outcome.Filter, by outcome.GroupBy) ([]outcome.Group, error)
 }
 
-// CertInfo is one of our own signing certificates, for the expiry panel.
+// CertInfo is a certificate or CRL whose expiry the dashboard shows: our
+// signing chain, the trust anchors and the CRLs in use.
 type CertInfo struct {
+	// Kind is "signing" (the zero value), "trust anchor" or "CRL".
+	Kind     string
 	Name     string
-	NotAfter time.Time
+	NotAfter time.Time // a CRL's nextUpdate
 }
 
 // Options configures Handler. Store is required.
@@ -271,6 +274,7 @@ type bar struct {
 }
 
 type certRow struct {
+	Kind     string
 	Name     string
 	NotAfter string
 	Days     int
@@ -498,7 +502,11 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 		case days < 30:
 			class = "soon"
 		}
-		v.Certs = append(v.Certs, certRow{Name: c.Name, NotAfter: c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), Days: days, Class: class})
+		kind := c.Kind
+		if kind == "" {
+			kind = "signing"
+		}
+		v.Certs = append(v.Certs, certRow{Kind: kind, Name: c.Name, NotAfter: c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), Days: days, Class: class})
 	}
 	return v
 }

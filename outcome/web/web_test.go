@@ -70,6 +70,8 @@ var certs = []CertInfo{
 	{Name: "sp-main-2026", NotAfter: now.Add(200 * 24 * time.Hour)},
 	{Name: "sp-backup", NotAfter: now.Add(12*24*time.Hour + time.Hour)},
 	{Name: "sp-retired", NotAfter: now.Add(-48 * time.Hour)},
+	{Kind: "trust anchor", Name: "STI-PA Root", NotAfter: now.Add(3000 * 24 * time.Hour)},
+	{Kind: "CRL", Name: "CN=STI-PA CRL", NotAfter: now.Add(20 * 24 * time.Hour)},
 }
 
 func server(t *testing.T) *httptest.Server {
@@ -202,8 +204,10 @@ var expectations = []struct {
 	{"ranges", `(?s)<nav id="ranges">.*>1 h</a>.*class="current">24 h</a>.*>7 d</a>.*>30 d</a>`},
 	{"refresh", `<meta http-equiv="refresh" content="60">`},
 	{"cert expired first", `(?s)data-cert="sp-retired".*data-cert="sp-backup".*data-cert="sp-main-2026"`},
-	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired</td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
-	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup</td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
+	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired<br><small>signing</small></td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
+	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup<br><small>signing</small></td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
+	{"trust anchor", `class="ok" data-cert="STI-PA Root"><td>STI-PA Root<br><small>trust anchor</small></td><td>[^<]*</td><td class="n">3000</td>`},
+	{"crl", `class="soon" data-cert="CN=STI-PA CRL"><td>CN=STI-PA CRL<br><small>CRL</small></td><td>[^<]*</td><td class="n">20</td>`},
 	{"series bars", `(?s)<svg id="series-chart".*(<rect [^>]*fill="#2e7d32"[^>]*>\s*<title>2026-11-23 12:00 pass: 3</title>)`},
 	{"series fail", `<title>2026-11-23 11:00 fail: 2</title>`},
 }
