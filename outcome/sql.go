@@ -356,7 +356,7 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	limit = min(limit, MaxLimit)
 	w, args := where(f)
 	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+columns+` FROM outcomes`+w+
-		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)), args...)
+		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(max(f.Offset, 0))), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

@@ -61,6 +61,7 @@ type Filter struct {
 	Orig         string
 	X5UHost      string // the host of the x5u URL
 	Limit        int    // Query only: default 100, at most MaxLimit
+	Offset       int    // Query only: rows skipped, for paging
 }
 
 // MaxLimit caps one Query.

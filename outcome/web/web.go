@@ -7,6 +7,7 @@ package web
 import (
 	"context"
 	_ "embed"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,7 @@ func Handler(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /outcomes", h.outcomes)
 	mux.HandleFunc("GET /dashboard", h.dashboard)
+	mux.HandleFunc("GET /dashboard/calls", h.calls)
 	return mux
 }
 
@@ -113,6 +115,13 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 			return f, fmt.Errorf("%w: limit %q: want 1..%d", errBadParam, v, outcome.MaxLimit)
 		}
 		f.Limit = n
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("%w: offset %q", errBadParam, v)
+		}
+		f.Offset = n
 	}
 	return f, nil
 }
@@ -187,11 +196,115 @@ func (h *handler) outcomes(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
+	if r.URL.Query().Get("format") == "csv" {
+		writeCSV(w, os)
+		return
+	}
 	out := make([]OutcomeJSON, 0, len(os))
 	for _, o := range os {
 		out = append(out, ToJSON(o))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "outcomes": out})
+}
+
+// csvColumns are the columns of /outcomes?format=csv: one field each.
+var csvColumns = []string{"time", "system", "uniqueid", "kind", "direction", "orig", "dest", "result", "verstat", "attest",
+	"origid", "sip_code", "error", "reason", "x5u", "spc", "peer", "client", "source", "hangup_cause"}
+
+func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="outcomes.csv"`)
+	w.Header().Set("Cache-Control", "no-store")
+	cw := csv.NewWriter(w)
+	cw.Write(csvColumns)
+	for _, o := range os {
+		code := ""
+		if o.SIPCode != 0 {
+			code = strconv.Itoa(o.SIPCode)
+		}
+		cw.Write([]string{o.Time.UTC().Format(time.RFC3339Nano), o.System, o.UniqueID, o.Kind, o.Direction, o.Orig, o.Dest,
+			o.Result, o.Verstat, o.Attest, o.OrigID, code, o.ErrorName, o.Reason, o.X5U, o.SPC, o.Peer, o.Client,
+			string(o.Source), o.HangupCause})
+	}
+	cw.Flush()
+}
+
+// callsPage is one page of the calls behind a dashboard figure.
+type callsPage struct {
+	Filters         []string // "error = x5u_fetch_failed", for the heading
+	Rows            []outcome.Outcome
+	From, To        int
+	Prev, Next, CSV string
+	Back            string
+}
+
+// pageSize is the rows of one calls page.
+const pageSize = 50
+
+// calls lists the calls behind a bar or row of the dashboard: the same
+// filters as /outcomes, paged, with the same selection as CSV.
+func (h *handler) calls(w http.ResponseWriter, r *http.Request) {
+	f, err := h.filter(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if f.Since.IsZero() {
+		f.Since = h.opts.Now().Add(-h.opts.Window)
+	}
+	f.Limit = pageSize + 1 // one more says whether a next page exists
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	os, err := h.opts.Store.Query(ctx, f)
+	if err != nil {
+		h.opts.Logger.Error("outcome store", "err", err)
+		http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	q := r.URL.Query()
+	with := func(k, v string) string {
+		c := url.Values{}
+		for key, vs := range q {
+			c[key] = vs
+		}
+		c.Set("since", f.Since.UTC().Format(time.RFC3339))
+		if v == "" {
+			c.Del(k)
+		} else {
+			c.Set(k, v)
+		}
+		return c.Encode()
+	}
+	p := callsPage{From: f.Offset + 1, To: f.Offset + min(len(os), pageSize), Back: "/dashboard?" + with("offset", "")}
+	if len(os) > pageSize {
+		os = os[:pageSize]
+		p.Next = "/dashboard/calls?" + with("offset", strconv.Itoa(f.Offset+pageSize))
+	}
+	if f.Offset > 0 {
+		p.Prev = "/dashboard/calls?" + with("offset", strconv.Itoa(max(f.Offset-pageSize, 0)))
+	}
+	c := url.Values{}
+	for key, vs := range q {
+		if key != "offset" && key != "limit" {
+			c[key] = vs
+		}
+	}
+	c.Set("since", f.Since.UTC().Format(time.RFC3339))
+	c.Set("format", "csv")
+	c.Set("limit", strconv.Itoa(outcome.MaxLimit))
+	p.CSV = "/outcomes?" + c.Encode()
+	for _, k := range []string{"kind", "system", "result", "error", "attest", "spc", "x5u_host", "peer", "orig"} {
+		if v := q.Get(k); v != "" {
+			p.Filters = append(p.Filters, k+" = "+v)
+		}
+	}
+	p.Rows = os
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	if err := callsTmpl.Execute(w, p); err != nil {
+		h.opts.Logger.Error("calls render", "err", err)
+	}
 }
 
 func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -392,7 +505,7 @@ func drill(f outcome.Filter, kv ...string) string {
 	for i := 0; i+1 < len(kv); i += 2 {
 		q.Set(kv[i], kv[i+1])
 	}
-	return "/outcomes?" + q.Encode()
+	return "/dashboard/calls?" + q.Encode()
 }
 
 func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
@@ -550,3 +663,10 @@ var page = template.Must(template.New("dashboard").Funcs(template.FuncMap{
 		return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(v, 'f', 2, 64), "0"), ".")
 	},
 }).Parse(dashboardHTML))
+
+//go:embed calls.html
+var callsHTML string
+
+var callsTmpl = template.Must(template.New("calls").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+}).Parse(callsHTML))

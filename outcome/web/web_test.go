@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
@@ -214,7 +215,7 @@ var expectations = []struct {
 
 // group is the pattern of one row of a breakdown table.
 func group(key, hrefRe, calls, pass, signed, attest, topErr string) string {
-	re := `data-group="` + regexp.QuoteMeta(key) + `"><td><a href="/outcomes\?[^"]*` + hrefRe + `[^"]*">` + regexp.QuoteMeta(key) +
+	re := `data-group="` + regexp.QuoteMeta(key) + `"><td><a href="/dashboard/calls\?[^"]*` + hrefRe + `[^"]*">` + regexp.QuoteMeta(key) +
 		`</a></td><td class="n">` + calls + `</td><td class="n">` + pass + `</td><td class="n">` + signed + `</td><td>` + attest + `</td><td>`
 	if topErr != "" {
 		re += `<a href="[^"]*error=` + topErr + `[^"]*">` + topErr + `</a>`
@@ -225,7 +226,7 @@ func group(key, hrefRe, calls, pass, signed, attest, topErr string) string {
 // row is the pattern of one bar's row: its drill-down link (href
 // matching hrefRe), count and share.
 func row(key, hrefRe, n, share string) string {
-	return `data-key="` + key + `"><td><a href="/outcomes\?[^"]*` + hrefRe + `[^"]*">` + key +
+	return `data-key="` + key + `"><td><a href="/dashboard/calls\?[^"]*` + hrefRe + `[^"]*">` + key +
 		`</a></td><td class="bar"><span[^>]*></span></td><td class="n">` + n + `</td><td class="n">` + share + `</td>`
 }
 
@@ -277,16 +278,13 @@ func TestDashboardHTML(t *testing.T) {
 		"192.0.2.1": {"1", "2", "3"}, "pbx1": {"1", "2", "3", "4", "5", "6", "7", "8"}}
 	for _, l := range links {
 		href := strings.ReplaceAll(l[2], "&amp;", "&")
-		_, body := get(t, srv.URL+href)
-		var res struct {
-			Outcomes []OutcomeJSON `json:"outcomes"`
-		}
-		if err := json.Unmarshal([]byte(body), &res); err != nil {
-			t.Fatalf("%s: %v", href, err)
+		code, body := get(t, srv.URL+href)
+		if code != 200 {
+			t.Fatalf("%s: %d", href, code)
 		}
 		var ids []string
-		for _, o := range res.Outcomes {
-			ids = append(ids, o.UniqueID)
+		for _, m := range regexp.MustCompile(`data-call="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+			ids = append(ids, m[1])
 		}
 		sort.Strings(ids)
 		if w, ok := want[l[1]]; ok && strings.Join(ids, ",") != strings.Join(w, ",") {
@@ -398,3 +396,58 @@ func TestDashboardWidths(t *testing.T) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// TestCallsPaging: the calls page pages through its selection and offers
+// it as CSV, one field per column.
+func TestCallsPaging(t *testing.T) {
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var os []outcome.Outcome
+	for i := range 120 {
+		os = append(os, outcome.Outcome{Time: now.Add(-time.Duration(i) * time.Second), System: "pbx1", UniqueID: strconv.Itoa(1000 + i),
+			Kind: outcome.KindVerify, Result: "fail", ErrorName: "stale_iat", Orig: "12155550100"})
+	}
+	if err := st.RecordBatch(context.Background(), os); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(Options{Store: st, Now: func() time.Time { return now }}))
+	defer srv.Close()
+	seen := map[string]bool{}
+	next := "/dashboard/calls?error=stale_iat"
+	pages := 0
+	for next != "" {
+		_, body := get(t, srv.URL+next)
+		pages++
+		for _, m := range regexp.MustCompile(`data-call="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`id="next" href="([^"]+)"`).FindStringSubmatch(body); m != nil {
+			next = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		if pages == 1 {
+			m := regexp.MustCompile(`id="csv" href="([^"]+)"`).FindStringSubmatch(body)
+			if m == nil {
+				t.Fatal("no CSV link")
+			}
+			resp, err := http.Get(srv.URL + strings.ReplaceAll(m[1], "&amp;", "&"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(resp.Body).ReadAll()
+			resp.Body.Close()
+			if err != nil || len(rows) != 121 || rows[0][0] != "time" || rows[1][12] != "stale_iat" {
+				t.Fatalf("csv: %d rows, %v; header %v", len(rows), err, rows[0])
+			}
+		}
+	}
+	if pages != 3 || len(seen) != 120 {
+		t.Errorf("%d pages, %d calls; want 3 pages, 120 calls", pages, len(seen))
+	}
+}
