@@ -460,7 +460,7 @@ func TestDialplanSamples(t *testing.T) {
 		{"bad signature, strict", addr, "strict", tampered, "438", "", "", true},
 		{"bad signature, relaxed", addr, "relaxed", tampered, "", "[unverified] Alice", "TN-Validation-Failed", true},
 		{"no identity, strict", addr, "strict", map[string][]string{"From": {e2eFrom}, "To": {e2eTo}}, "", "Alice", "No-TN-Validation", true},
-		{"stirgate down, strict", down, "strict", tampered, "", "Alice", "", false},
+		{"stirgate down, strict", down, "strict", tampered, "", "Alice", "", true},
 		{"stirgate cannot verify, strict", verifyOnly, "strict", tampered, "", "Alice", "No-TN-Validation", true},
 	}
 	var events []ami.Message
@@ -495,8 +495,18 @@ func TestDialplanSamples(t *testing.T) {
 		})
 	}
 	events = append(events, out.events...)
+	// PBX A with stirgate down: the call goes out unsigned, and the hangup
+	// handler reports it so that the unsigned share counts it.
+	outDown := newChannel(t, d, down, "2155550121", "12155550131", "1768478400.2")
+	outDown.call("outbound")
+	if len(outDown.dials) != 1 || outDown.dials[0].headers["Identity"] != "" || len(outDown.events) != 1 {
+		t.Fatalf("outbound with stirgate down: dials %+v, %d events", outDown.dials, len(outDown.events))
+	}
+	events = append(events, outDown.events...)
 	checkEventsThroughAMI(t, events, map[string]string{
 		"1768478400.1": "sign/signed/0",
+		"1768478400.2": "sign/unsigned/0",
+		"1768478500.4": "verify/error/0",
 		"1768478500.0": "verify/pass/0",
 		"1768478500.1": "verify/fail/438",
 		"1768478500.2": "verify/fail/438",

@@ -21,6 +21,9 @@ type VerifierOptions struct {
 	// Roots are the trust anchors (STI-PA's list). Required: the system
 	// roots are never used for SHAKEN credentials.
 	Roots *x509.CertPool
+	// Anchors are the certificates Roots holds, when known, so that their
+	// expiry can be reported (a CertPool does not list its certificates).
+	Anchors []*x509.Certificate
 	// CRL, when set, is checked for every chain certificate.
 	CRL *certs.CRLSet
 	// Fetch is the x5u fetch, cache and URL policy. Zero value: defaults
@@ -129,6 +132,13 @@ func (v *Verifier) Close() error {
 
 // CacheStats reports x5u cache counters.
 func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
+
+// Anchors returns the trust anchors' certificates, when the options named
+// them (VerifierOptions.Anchors).
+func (v *Verifier) Anchors() []*x509.Certificate { return v.opts.Anchors }
+
+// CRL returns the CRL set in use, or nil.
+func (v *Verifier) CRL() *certs.CRLSet { return v.opts.CRL }
 
 // Verify judges one request (conformance §2). It never returns nil and
 // never panics on hostile input.

@@ -18,6 +18,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/outcome/spool"
 )
 
 // Codes of stirgate.h. They are ABI: never renumber.
@@ -80,13 +81,15 @@ type state struct {
 	signer   *core.Signer
 	verifier *core.Verifier
 	disp     disposition.Options
-	timeout  time.Duration // the x5u fetch deadline, the longest a call waits
-	hash     string        // config.Config.Hash: which bytes were loaded
+	timeout  time.Duration   // the x5u fetch deadline, the longest a call waits
+	hash     string          // config.Config.Hash: which bytes were loaded
+	rec      *spool.Recorder // nil unless [store] spool_dir is set
 	refs     sync.WaitGroup
 }
 
 func (s *state) close() {
 	s.refs.Wait()
+	s.rec.Close()
 	if s.verifier != nil {
 		_ = s.verifier.Close()
 	}
@@ -231,7 +234,14 @@ func build(path, text string) (st *state, err error) {
 	if err != nil {
 		return nil, fail(codeConfig, "%v", err)
 	}
-	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier, hash: cfg.Hash}
+	rec, err := newRecorder(cfg, "kamailio", log)
+	if err != nil {
+		if svc.Verifier != nil {
+			_ = svc.Verifier.Close()
+		}
+		return nil, fail(codeConfig, "store.spool_dir: %v", err)
+	}
+	st = &state{disp: cfg.Disposition(), timeout: cfg.X5U.Timeout.Duration, signer: svc.Signer, verifier: svc.Verifier, hash: cfg.Hash, rec: rec}
 	if st.timeout <= 0 {
 		st.timeout = x5u.DefaultTimeout
 	}
@@ -287,8 +297,10 @@ func sign(h int, in signIn) (*core.SignResult, error) {
 		if e == nil {
 			e = stir.ErrInternal.With("", err)
 		}
+		st.rec.Signed(req, nil, e)
 		return nil, &apiError{code: codeSign, msg: err.Error(), sign: e}
 	}
+	st.rec.Signed(req, res, nil)
 	return res, nil
 }
 
@@ -327,6 +339,7 @@ func verify(h int, req core.VerifyRequest) (*checked, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
 	defer cancel()
 	r := st.verifier.Verify(ctx, req)
+	st.rec.Verified(r)
 	c := &checked{res: r, action: disposition.Decide(r, st.disp), json: mustJSON(r)}
 	c.from = tn.AddVerstat(req.From, c.action.Verstat)
 	if req.PAI != "" {

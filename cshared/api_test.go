@@ -26,7 +26,7 @@ import (
 const labURL = "https://127.0.0.1:8443/certs/sp.pem"
 
 // writeLab writes a lab PKI and returns its directory.
-func writeLab(t *testing.T) string {
+func writeLab(t testing.TB) string {
 	t.Helper()
 	lab, err := certs.NewLab(certs.LabOptions{SPC: "1234"})
 	if err != nil {

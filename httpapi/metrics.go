@@ -1,12 +1,12 @@
 package httpapi
 
 import (
-	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stirgate/stirgate/core"
@@ -70,6 +70,8 @@ func NewMetrics(now func() time.Time) *Metrics {
 		Help: "Configuration reloads (SIGHUP) by result (ok, error).",
 	}, []string{"result"})
 	m.reg.MustRegister(m.requests, m.signDur, m.verifyDur, m.fetchDur, m.dropped, m.reloads, sourceCollector{m})
+	// The runtime and the process, as every Go service exports them.
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -144,15 +146,25 @@ var (
 		"x5u cache events since the verifier was built (it is rebuilt on reload): hit, miss, fetch, fetch_error, negative_hit, stale_served, forbidden, disk_load, eviction, throttled (refused for max_fetches), disk_removed.",
 		[]string{"event"}, nil)
 	descEntries = prometheus.NewDesc("stirgate_x5u_cache_entries", "Entries in the x5u cache.", nil, nil)
-	descExpiry  = prometheus.NewDesc("stirgate_signing_cert_expiry_days",
-		"Days until each certificate of the signing chain expires (negative once expired).",
+	// Expiry as timestamps, so that an alert is `... - time() < 14 * 86400`
+	// and a dashboard shows dates.
+	descSignNotAfter = prometheus.NewDesc("stirgate_signing_cert_not_after_timestamp_seconds",
+		"Expiry (notAfter, Unix time) of each certificate of the signing chain.",
 		[]string{"spc", "subject", "x5u"}, nil)
+	descAnchorNotAfter = prometheus.NewDesc("stirgate_trust_anchor_not_after_timestamp_seconds",
+		"Expiry (notAfter, Unix time) of each trust anchor of the verifier.",
+		[]string{"subject"}, nil)
+	descCRLNotAfter = prometheus.NewDesc("stirgate_crl_not_after_timestamp_seconds",
+		"nextUpdate (Unix time) of each CRL the verifier checks: when it stops being current.",
+		[]string{"issuer"}, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCache
 	ch <- descEntries
-	ch <- descExpiry
+	ch <- descSignNotAfter
+	ch <- descAnchorNotAfter
+	ch <- descCRLNotAfter
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -173,13 +185,25 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(e.v), e.name)
 		}
 		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(st.Entries))
+		seen := map[string]bool{}
+		for _, a := range s.Verifier.Anchors() {
+			if subj := a.Subject.String(); !seen[subj] {
+				seen[subj] = true
+				ch <- prometheus.MustNewConstMetric(descAnchorNotAfter, prometheus.GaugeValue, float64(a.NotAfter.Unix()), subj)
+			}
+		}
+		seen = map[string]bool{}
+		for _, c := range s.Verifier.CRL().Info() {
+			if !seen[c.Issuer] {
+				seen[c.Issuer] = true
+				ch <- prometheus.MustNewConstMetric(descCRLNotAfter, prometheus.GaugeValue, float64(c.NextUpdate.Unix()), c.Issuer)
+			}
+		}
 	}
 	if s.Signer != nil {
 		cred := s.Signer.Credential()
-		now := c.m.now()
 		for _, crt := range cred.Chain {
-			days := crt.NotAfter.Sub(now).Hours() / 24
-			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, math.Round(days*100)/100,
+			ch <- prometheus.MustNewConstMetric(descSignNotAfter, prometheus.GaugeValue, float64(crt.NotAfter.Unix()),
 				cred.SPC, crt.Subject.String(), s.Signer.X5U())
 		}
 	}

@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stirgate/stirgate/outcome/spool"
 )
 
 // TestServe runs `stirgate serve --config` as operators do and drives it
@@ -54,6 +57,8 @@ default = "B"
 
 [store]
 path = "outcomes.db"
+system = "node-t"
+spool_dir = "spool"
 
 [http]
 cert_max_age = %q
@@ -161,7 +166,7 @@ func TestServe(t *testing.T) {
 	for _, want := range []string{
 		`stirgate_x5u_fetch_duration_seconds_count{result="ok"} 1`,
 		`stirgate_requests_total{error="",op="verify",result="pass",surface="http"} 1`,
-		`stirgate_signing_cert_expiry_days{`,
+		`stirgate_signing_cert_not_after_timestamp_seconds{`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
@@ -169,6 +174,38 @@ func TestServe(t *testing.T) {
 	}
 	if r, body := get("/outcomes"); r.StatusCode != 200 || !strings.Contains(body, `"outcomes"`) {
 		t.Errorf("/outcomes: %d %s", r.StatusCode, body)
+	}
+	// Every surface records: the HTTP signing and verification above, and
+	// a Kamailio worker's spooled check, which serve collects.
+	sw, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), Prefix: "kamailio-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.Record(spool.Record{Time: time.Now().UTC(), System: "kam1", UniqueID: "k-1", Kind: "verify", Direction: "inbound",
+		Result: "fail", ErrorName: "stale_iat", Source: "kamailio"})
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sources := func() string {
+		_, body := get("/outcomes")
+		var res struct {
+			Outcomes []struct{ Kind, Source, System string } `json:"outcomes"`
+		}
+		json.Unmarshal([]byte(body), &res)
+		var got []string
+		for _, o := range res.Outcomes {
+			got = append(got, o.Kind+"/"+o.Source+"/"+o.System)
+		}
+		sort.Strings(got)
+		return strings.Join(got, " ")
+	}
+	for end := time.Now().Add(15 * time.Second); sources() != "sign/http/node-t verify/http/node-t verify/kamailio/kam1"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("recorded outcomes: %s", sources())
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "spool")); len(left) != 0 {
+		t.Errorf("spool not emptied: %v", left)
 	}
 	if r, _ := get("/certs/sp.pem"); r.Header.Get("Cache-Control") != "public, max-age=86400" {
 		t.Fatalf("Cache-Control %q", r.Header.Get("Cache-Control"))

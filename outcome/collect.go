@@ -1,11 +1,12 @@
 package outcome
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -89,8 +90,14 @@ func collectFile(ctx context.Context, st BatchRecorder, path string, o CollectOp
 			return 0, nil
 		}
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 4<<20)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return 0, fmt.Errorf("spool: %s: %w", filepath.Base(path), err)
+	}
+	// An open segment is NUL-padded past its last record.
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		data = data[:i]
+	}
 	batch := make([]Outcome, 0, o.BatchSize)
 	n, skipped := 0, 0
 	flush := func() error {
@@ -104,9 +111,18 @@ func collectFile(ctx context.Context, st BatchRecorder, path string, o CollectOp
 		batch = batch[:0]
 		return nil
 	}
-	for sc.Scan() {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
 		var rec Outcome
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.valid() != nil {
+		if err := json.Unmarshal(line, &rec); err != nil || rec.valid() != nil {
 			// A torn last line of a killed writer, or garbage.
 			skipped++
 			continue
@@ -117,9 +133,6 @@ func collectFile(ctx context.Context, st BatchRecorder, path string, o CollectOp
 				return n, err
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return n, fmt.Errorf("spool: %s: %w", filepath.Base(path), err)
 	}
 	if err := flush(); err != nil {
 		return n, err

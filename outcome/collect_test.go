@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -132,16 +133,27 @@ func TestCollectKilledWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	// Its segment and its spare are left, open and unlocked.
 	parts, _ := filepath.Glob(filepath.Join(dir, "*"+spool.SuffixOpen))
-	if len(parts) != 1 {
+	if len(parts) != 2 {
 		t.Fatalf("open files %v", parts)
 	}
-	// A torn line, as a write cut by the kill would leave.
-	f, err := os.OpenFile(parts[0], os.O_APPEND|os.O_WRONLY, 0)
+	// A torn record after the last whole one, as a kill mid-copy leaves.
+	data, err := os.ReadFile(parts[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(`{"Time":"2026-11-23T10:00:00Z","System":"kam1","Uniq`)
+	end := strings.IndexByte(string(data), 0)
+	if end <= 0 {
+		t.Fatalf("first segment holds nothing (end %d)", end)
+	}
+	f, err := os.OpenFile(parts[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(`{"Time":"2026-11-23T10:00:00Z","System":"kam1","Uniq`), int64(end)); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	n, err := Collect(context.Background(), st, CollectOptions{Dir: dir})
 	if err != nil || n != 50 {

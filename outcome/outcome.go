@@ -18,6 +18,10 @@ const (
 	SourceNative Source = "native" // Asterisk's own res_stir_shaken, reported over AMI
 	SourceHTTP   Source = "http"
 	SourceSIP    Source = "sip"
+	// The Kamailio libraries, through the spool: libstirgate (app_lua,
+	// LuaJIT) and the libsecsipid drop-in.
+	SourceKamailio Source = "kamailio"
+	SourceSecsipid Source = "secsipid"
 )
 
 // Outcome is one record. (System, UniqueID, Kind) is its identity: writing

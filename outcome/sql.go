@@ -327,6 +327,21 @@ func where(f Filter) (string, []any) {
 	if f.Attest != "" {
 		add("attest = ?", f.Attest)
 	}
+	if f.SPC != "" {
+		add("spc = ?", f.SPC)
+	}
+	if f.Peer != "" {
+		add("peer = ?", f.Peer)
+	}
+	if f.Orig != "" {
+		add("orig = ?", f.Orig)
+	}
+	if f.X5UHost != "" {
+		// The host, followed by a path or a port: never a longer host.
+		h := likeEscaper.Replace(f.X5UHost)
+		conds = append(conds, `(x5u LIKE ? ESCAPE '\' OR x5u LIKE ? ESCAPE '\')`)
+		args = append(args, "%://"+h+"/%", "%://"+h+":%")
+	}
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
@@ -341,7 +356,7 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	limit = min(limit, MaxLimit)
 	w, args := where(f)
 	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+columns+` FROM outcomes`+w+
-		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)), args...)
+		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(max(f.Offset, 0))), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -428,6 +443,16 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 	if r.Hourly, err = s.hourly(ctx, f); err != nil {
 		return nil, err
 	}
+	if f.Kind == "" || f.Kind == KindVerify {
+		if r.Inbound, err = s.side(ctx, f, KindVerify); err != nil {
+			return nil, err
+		}
+	}
+	if f.Kind == "" || f.Kind == KindSign {
+		if r.Outbound, err = s.side(ctx, f, KindSign); err != nil {
+			return nil, err
+		}
+	}
 	gaps := Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}
 	gc, err := s.countBy(ctx, "kind", "", gaps, 0)
 	if err != nil {
@@ -437,6 +462,154 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 		r.Gaps += c.N
 	}
 	return r, nil
+}
+
+// side is one direction of a report.
+func (s *sqlStore) side(ctx context.Context, f Filter, kind string) (Side, error) {
+	f.Kind = kind
+	success, unsigned, failures := "pass", "none", "'fail', 'error'"
+	if kind == KindSign {
+		success, unsigned, failures = "signed", "unsigned", "'unsigned', 'error'"
+	}
+	var (
+		sd  Side
+		err error
+	)
+	if sd.ByResult, err = s.countBy(ctx, "result", "", f, 0); err != nil {
+		return sd, err
+	}
+	for _, c := range sd.ByResult {
+		sd.Total += c.N
+		switch c.Key {
+		case success:
+			sd.Succeeded += c.N
+		case unsigned:
+			sd.Unsigned += c.N
+		}
+		if strings.Contains(failures, "'"+c.Key+"'") {
+			sd.Failures += c.N
+		}
+	}
+	if sd.Total > 0 {
+		sd.SuccessShare = float64(sd.Succeeded) / float64(sd.Total)
+		sd.UnsignedShare = float64(sd.Unsigned) / float64(sd.Total)
+	}
+	if sd.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
+		return sd, err
+	}
+	// Results are from a fixed list above, never from input.
+	if sd.ByError, err = s.countBy(ctx, "error_name", "error_name <> '' AND result IN ("+failures+")", f, 0); err != nil {
+		return sd, err
+	}
+	return sd, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+var groupColumns = map[GroupBy]string{BySPC: "spc", ByX5UHost: "x5u", ByPeer: "peer", BySystem: "system", ByOrig: "orig"}
+
+func (s *sqlStore) Groups(ctx context.Context, f Filter, by GroupBy) ([]Group, error) {
+	col, ok := groupColumns[by]
+	if !ok {
+		return nil, fmt.Errorf("store: no grouping by %q", by)
+	}
+	w, args := where(f)
+	w += " AND " + col + " <> ''"
+	sum := func(cond string) string { return "SUM(CASE WHEN " + cond + " THEN 1 ELSE 0 END)" }
+	q := `SELECT ` + col + `, COUNT(*), ` + strings.Join([]string{
+		sum("result = 'pass'"), sum("result IN ('fail', 'error')"), sum("result = 'none'"),
+		sum("result = 'signed'"), sum("result = 'unsigned'"),
+		sum("attest = 'A'"), sum("attest = 'B'"), sum("attest = 'C'"),
+	}, ", ") + ` FROM outcomes` + w + ` GROUP BY ` + col
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	by2 := map[string]*Group{}
+	for rows.Next() {
+		var g Group
+		if err := rows.Scan(&g.Key, &g.Total, &g.Pass, &g.Fail, &g.None, &g.Signed, &g.Unsigned, &g.A, &g.B, &g.C); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		key := g.Key
+		if by == ByX5UHost {
+			key = hostOf(key)
+		}
+		if m := by2[key]; m != nil {
+			m.Total += g.Total
+			m.Pass += g.Pass
+			m.Fail += g.Fail
+			m.None += g.None
+			m.Signed += g.Signed
+			m.Unsigned += g.Unsigned
+			m.A += g.A
+			m.B += g.B
+			m.C += g.C
+		} else {
+			g.Key = key
+			by2[key] = &g
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// The most frequent failure of each group.
+	errs := map[string]map[string]int{}
+	q = `SELECT ` + col + `, error_name, COUNT(*) FROM outcomes` + w +
+		` AND error_name <> '' AND result IN ('fail', 'error', 'unsigned') GROUP BY ` + col + `, error_name`
+	rows, err = s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for rows.Next() {
+		var (
+			key, name string
+			n         int
+		)
+		if err := rows.Scan(&key, &name, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if by == ByX5UHost {
+			key = hostOf(key)
+		}
+		if errs[key] == nil {
+			errs[key] = map[string]int{}
+		}
+		errs[key][name] += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Group, 0, len(by2))
+	for k, g := range by2 {
+		for name, n := range errs[k] {
+			if n > g.TopN || n == g.TopN && name < g.TopError {
+				g.TopError, g.TopN = name, n
+			}
+		}
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Total != out[j].Total {
+			return out[i].Total > out[j].Total
+		}
+		return out[i].Key < out[j].Key
+	})
+	if len(out) > TopN {
+		out = out[:TopN]
+	}
+	return out, nil
+}
+
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Hostname()
+	}
+	return u
 }
 
 // topHosts folds x5u URLs into their hosts: one carrier publishes many
@@ -470,8 +643,8 @@ const hourMS = int64(time.Hour / time.Millisecond)
 
 func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
 	w, args := where(f)
-	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, result, COUNT(*) FROM outcomes` + w +
-		` GROUP BY h, result ORDER BY h, result`
+	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, kind, result, COUNT(*) FROM outcomes` + w +
+		` GROUP BY h, kind, result ORDER BY h, kind, result`
 	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -480,19 +653,25 @@ func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
 	out := []Hour{}
 	for rows.Next() {
 		var (
-			h      int64
-			result string
-			n      int
+			h            int64
+			kind, result string
+			n            int
 		)
-		if err := rows.Scan(&h, &result, &n); err != nil {
+		if err := rows.Scan(&h, &kind, &result, &n); err != nil {
 			return nil, err
 		}
 		start := time.UnixMilli(h * hourMS).UTC()
 		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
-			out = append(out, Hour{Start: start, ByResult: map[string]int{}})
+			out = append(out, Hour{Start: start, ByResult: map[string]int{}, Inbound: map[string]int{}, Outbound: map[string]int{}})
 		}
-		out[len(out)-1].ByResult[result] += n
-		out[len(out)-1].Total += n
+		b := &out[len(out)-1]
+		b.ByResult[result] += n
+		b.Total += n
+		if kind == KindSign {
+			b.Outbound[result] += n
+		} else {
+			b.Inbound[result] += n
+		}
 	}
 	return out, rows.Err()
 }

@@ -19,6 +19,9 @@ type Store interface {
 	Query(ctx context.Context, f Filter) ([]Outcome, error)
 	// Report aggregates the matching outcomes.
 	Report(ctx context.Context, f Filter) (*Report, error)
+	// Groups breaks the matching outcomes down by one dimension (see
+	// GroupBy), largest groups first, at most TopN.
+	Groups(ctx context.Context, f Filter, by GroupBy) ([]Group, error)
 	// Prune deletes outcomes older than before and returns how many.
 	Prune(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks that the store is reachable.
@@ -53,7 +56,12 @@ type Filter struct {
 	Result       string
 	ErrorName    string
 	Attest       string
-	Limit        int // Query only: default 100, at most MaxLimit
+	SPC          string
+	Peer         string
+	Orig         string
+	X5UHost      string // the host of the x5u URL
+	Limit        int    // Query only: default 100, at most MaxLimit
+	Offset       int    // Query only: rows skipped, for paging
 }
 
 // MaxLimit caps one Query.
@@ -70,12 +78,40 @@ type Hour struct {
 	Start    time.Time      `json:"start"`
 	ByResult map[string]int `json:"by_result"`
 	Total    int            `json:"total"`
+	// Inbound and Outbound split ByResult by direction: verifications
+	// and signings ("error" is found in both).
+	Inbound  map[string]int `json:"inbound"`
+	Outbound map[string]int `json:"outbound"`
+}
+
+// Side is one direction of a Report: inbound (verification) or outbound
+// (signing), never added together.
+type Side struct {
+	Total    int     `json:"total"`
+	ByResult []Count `json:"by_result"`
+	ByAttest []Count `json:"by_attest"`
+	// Succeeded counts pass (inbound) or signed (outbound); SuccessShare
+	// is its share of Total: the pass rate, the signed share.
+	Succeeded    int     `json:"succeeded"`
+	SuccessShare float64 `json:"success_share"`
+	// Unsigned counts calls without a signature: none (inbound, no
+	// Identity) or unsigned (outbound).
+	Unsigned      int     `json:"unsigned"`
+	UnsignedShare float64 `json:"unsigned_share"`
+	// Failures counts fail and error (inbound) or unsigned and error
+	// (outbound); ByError breaks them down, so its shares are of
+	// Failures, not of Total.
+	Failures int     `json:"failures"`
+	ByError  []Count `json:"by_error"`
 }
 
 // Report is what `stirgate report` prints and the dashboard draws.
 type Report struct {
-	Since         time.Time `json:"since"`
-	Until         time.Time `json:"until"`
+	// Since and Until bound the period; a zero one (open) is left out.
+	Since         time.Time `json:"since,omitzero"`
+	Until         time.Time `json:"until,omitzero"`
+	Inbound       Side      `json:"inbound"`
+	Outbound      Side      `json:"outbound"`
 	Total         int       `json:"total"`
 	ByResult      []Count   `json:"by_result"`
 	ByAttest      []Count   `json:"by_attest"`
@@ -86,6 +122,35 @@ type Report struct {
 	UnsignedShare float64   `json:"unsigned_share"`
 	Hourly        []Hour    `json:"hourly"`
 	Gaps          int       `json:"gaps"`
+}
+
+// GroupBy names a dimension of Groups.
+type GroupBy string
+
+// Dimensions.
+const (
+	BySPC     GroupBy = "spc"    // the signer's service provider code
+	ByX5UHost GroupBy = "x5u"    // the host serving the signer's certificate
+	ByPeer    GroupBy = "peer"   // source trunk: address or otg
+	BySystem  GroupBy = "system" // node
+	ByOrig    GroupBy = "orig"   // calling number
+)
+
+// Group is one row of a breakdown: volume, outcome mix, attestation mix
+// and the most frequent failure.
+type Group struct {
+	Key      string `json:"key"`
+	Total    int    `json:"total"`
+	Pass     int    `json:"pass"`
+	Fail     int    `json:"fail"` // fail and error
+	None     int    `json:"none"`
+	Signed   int    `json:"signed"`
+	Unsigned int    `json:"unsigned"`
+	A        int    `json:"attest_a"`
+	B        int    `json:"attest_b"`
+	C        int    `json:"attest_c"`
+	TopError string `json:"top_error,omitempty"`
+	TopN     int    `json:"top_error_n,omitempty"`
 }
 
 // TopN bounds the "top" lists of a Report.

@@ -37,6 +37,7 @@ func TestStore(t *testing.T) {
 		{"idempotent", testIdempotent},
 		{"query filters", testQuery},
 		{"report", testReport},
+		{"groups", testGroups},
 		{"retention", testRetention},
 		{"migrations rerun", testMigrations},
 		{"batch is atomic", testBatchAtomic},
@@ -207,9 +208,18 @@ func testReport(t *testing.T, st Store, _ Options) {
 		TopX5UHosts: []Count{{"certs.bad.example", 2}, {"other.example", 1}},
 		TopOrigins:  []Count{{"12155550009", 2}, {"12155550008", 1}},
 		Unsigned:    2, UnsignedShare: 2.0 / 7,
+		// The directions apart; failure reasons are shares of failures
+		// (no_identity is a call without a signature, not a failure).
+		Inbound: Side{Total: 6, ByResult: []Count{{"fail", 3}, {"pass", 2}, {"none", 1}}, ByAttest: []Count{{"A", 2}, {"B", 1}, {"C", 1}},
+			Succeeded: 2, SuccessShare: 2.0 / 6, Unsigned: 1, UnsignedShare: 1.0 / 6,
+			Failures: 3, ByError: []Count{{"x5u_fetch_failed", 2}, {"stale_iat", 1}}},
+		Outbound: Side{Total: 1, ByResult: []Count{{"unsigned", 1}}, ByAttest: []Count{}, Unsigned: 1, UnsignedShare: 1,
+			Failures: 1, ByError: []Count{}},
 		Hourly: []Hour{
-			{Start: t0, ByResult: map[string]int{"pass": 2, "fail": 1}, Total: 3},
-			{Start: t0.Add(time.Hour), ByResult: map[string]int{"fail": 2, "none": 1, "unsigned": 1}, Total: 4},
+			{Start: t0, ByResult: map[string]int{"pass": 2, "fail": 1}, Total: 3,
+				Inbound: map[string]int{"pass": 2, "fail": 1}, Outbound: map[string]int{}},
+			{Start: t0.Add(time.Hour), ByResult: map[string]int{"fail": 2, "none": 1, "unsigned": 1}, Total: 4,
+				Inbound: map[string]int{"fail": 2, "none": 1}, Outbound: map[string]int{"unsigned": 1}},
 		},
 		Gaps: 1,
 	}
@@ -326,5 +336,44 @@ func TestSQLiteFileMode(t *testing.T) {
 		if m := fi.Mode().Perm(); m != 0o600 {
 			t.Errorf("%s mode %o, want 600", filepath.Base(p), m)
 		}
+	}
+}
+
+func testGroups(t *testing.T, st Store, _ Options) {
+	seed(t, st)
+	ctx := context.Background()
+	// The seed's failures name x5u hosts; the host folds two URLs.
+	hosts, err := st.Groups(ctx, Filter{Kind: KindVerify}, ByX5UHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Group{
+		{Key: "certs.bad.example", Total: 2, Fail: 2, A: 1, C: 1, TopError: "x5u_fetch_failed", TopN: 2},
+		{Key: "other.example", Total: 1, Fail: 1, TopError: "stale_iat", TopN: 1},
+	}
+	if !reflect.DeepEqual(hosts, want) {
+		t.Errorf("by host\n got %+v\nwant %+v", hosts, want)
+	}
+	sys, err := st.Groups(ctx, Filter{}, BySystem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sys) != 1 || sys[0].Key != "pbx1" || sys[0].Total != 7 || sys[0].Pass != 2 || sys[0].Fail != 3 || sys[0].None != 1 ||
+		sys[0].Unsigned != 1 || sys[0].TopError != "x5u_fetch_failed" {
+		t.Errorf("by system %+v", sys)
+	}
+	// Drill-down filters: a host matches with a path or a port after it,
+	// never as the tail of a longer host; LIKE's wildcards are literal.
+	for host, n := range map[string]int{"certs.bad.example": 2, "bad.example": 0, "other.example": 1, "%": 0, "other_example": 0} {
+		got, err := st.Query(ctx, Filter{X5UHost: host})
+		if err != nil || len(got) != n {
+			t.Errorf("x5u host %q: %d rows (%v), want %d", host, len(got), err, n)
+		}
+	}
+	if got, _ := st.Query(ctx, Filter{Orig: "12155550009"}); len(got) != 2 {
+		t.Errorf("orig filter: %d rows", len(got))
+	}
+	if _, err := st.Groups(ctx, Filter{}, GroupBy("reason; DROP TABLE outcomes")); err == nil {
+		t.Error("unknown dimension accepted")
 	}
 }

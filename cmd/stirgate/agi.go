@@ -240,7 +240,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (out
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: agiSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.Resolve(sc.SpillPath), "agi"), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -248,16 +248,6 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (out
 		_ = st.Close()
 	}()
 	return w, done, nil
-}
-
-// agiSpillPath gives the FastAGI server a spill file of its own beside
-// [store] spill_path: `stirgate ami` on the same host spills to that path,
-// and two writers must never replay and truncate each other's backlog.
-func agiSpillPath(p string) string {
-	if base, ok := strings.CutSuffix(p, ".jsonl"); ok {
-		return base + ".agi.jsonl"
-	}
-	return p + ".agi"
 }
 
 // agiAllowed says in the startup log who may open sessions.

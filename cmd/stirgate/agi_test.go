@@ -127,7 +127,7 @@ spill_path = "spill.jsonl"
 		`stirgate_requests_total{error="",op="sign",result="signed",surface="agi"} 2`,
 		`stirgate_sign_duration_seconds_count{surface="agi"} 2`,
 		`stirgate_reloads_total{result="ok"} 1`,
-		`stirgate_signing_cert_expiry_days{`,
+		`stirgate_signing_cert_not_after_timestamp_seconds{`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

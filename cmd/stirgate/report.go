@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -118,36 +119,54 @@ func period(r *outcome.Report) string {
 type reportSection struct {
 	title string
 	rows  []outcome.Count
+	of    int // the denominator of the shares
 }
 
-func sections(r *outcome.Report) []reportSection {
+// sideSections are one direction's breakdowns: results and attestations
+// as shares of the direction's calls, errors as shares of its failures.
+func sideSections(sd outcome.Side) []reportSection {
 	return []reportSection{
-		{"result", r.ByResult},
-		{"attestation", r.ByAttest},
-		{"error", r.ByError},
-		{"failing x5u host", r.TopX5UHosts},
-		{"failing origin", r.TopOrigins},
+		{"result", sd.ByResult, sd.Total},
+		{"attestation", sd.ByAttest, sd.Total},
+		{"error (share of failures)", sd.ByError, sd.Failures},
 	}
 }
 
 func reportTable(w io.Writer, r *outcome.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "outcomes from %s\n", period(r))
-	fmt.Fprintf(tw, "total\t%d\t\n", r.Total)
-	fmt.Fprintf(tw, "unsigned\t%d\t%s\n", r.Unsigned, share(r.Unsigned, r.Total))
-	fmt.Fprintf(tw, "listener gaps\t%d\t\n", r.Gaps)
-	for _, s := range sections(r) {
-		fmt.Fprintf(tw, "\n%s\t\t\n", s.title)
-		if len(s.rows) == 0 {
-			fmt.Fprintf(tw, "  (none)\t\t\n")
-		}
-		for _, c := range s.rows {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\n", c.Key, c.N, share(c.N, r.Total))
+	for _, d := range []struct {
+		name, success string
+		sd            outcome.Side
+	}{{"inbound (verification)", "passed", r.Inbound}, {"outbound (signing)", "signed", r.Outbound}} {
+		fmt.Fprintf(tw, "\n%s\t%d\t\n", strings.ToUpper(d.name[:1])+d.name[1:], d.sd.Total)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\n", d.success, d.sd.Succeeded, share(d.sd.Succeeded, d.sd.Total))
+		fmt.Fprintf(tw, "  unsigned\t%d\t%s\n", d.sd.Unsigned, share(d.sd.Unsigned, d.sd.Total))
+		fmt.Fprintf(tw, "  failures\t%d\t%s\n", d.sd.Failures, share(d.sd.Failures, d.sd.Total))
+		for _, s := range sideSections(d.sd) {
+			fmt.Fprintf(tw, "  %s\t\t\n", s.title)
+			if len(s.rows) == 0 {
+				fmt.Fprintf(tw, "    (none)\t\t\n")
+			}
+			for _, c := range s.rows {
+				fmt.Fprintf(tw, "    %s\t%d\t%s\n", c.Key, c.N, share(c.N, s.of))
+			}
 		}
 	}
-	fmt.Fprintf(tw, "\nhour (UTC)\ttotal\tby result\n")
+	fmt.Fprintf(tw, "\nInbound failures\t\t\n")
+	for _, s := range []reportSection{{"failing x5u host", r.TopX5UHosts, r.Inbound.Failures}, {"failing origin", r.TopOrigins, r.Inbound.Failures}} {
+		fmt.Fprintf(tw, "  %s\t\t\n", s.title)
+		if len(s.rows) == 0 {
+			fmt.Fprintf(tw, "    (none)\t\t\n")
+		}
+		for _, c := range s.rows {
+			fmt.Fprintf(tw, "    %s\t%d\t%s\n", c.Key, c.N, share(c.N, s.of))
+		}
+	}
+	fmt.Fprintf(tw, "\nlistener gaps\t%d\t\n", r.Gaps)
+	fmt.Fprintf(tw, "\nhour (UTC)\tinbound\toutbound\n")
 	for _, h := range r.Hourly {
-		fmt.Fprintf(tw, "  %s\t%d\t%s\n", h.Start.UTC().Format("2006-01-02 15:00"), h.Total, byResult(h.ByResult))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", h.Start.UTC().Format("2006-01-02 15:00"), byResult(h.Inbound), byResult(h.Outbound))
 	}
 	return tw.Flush()
 }
@@ -184,29 +203,58 @@ func byResult(m map[string]int) string {
 	return s
 }
 
-// reportCSV writes one row per figure: section,key,count,share. Hours are
-// section "hour" with key "<start>/<result>".
+// csvHeader is the one header of the CSV form: every column holds one
+// field, never two packed together.
+var csvHeader = []string{"direction", "section", "key", "hour", "count", "share"}
+
+// reportCSV writes one row per figure. Shares are fractions of the
+// direction's calls, except errors, which are fractions of its failures;
+// hours give one row per hour, direction and result.
 func reportCSV(w io.Writer, r *outcome.Report) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"section", "key", "count", "share"})
-	cw.Write([]string{"total", "", strconv.Itoa(r.Total), ""})
-	cw.Write([]string{"unsigned", "", strconv.Itoa(r.Unsigned), strconv.FormatFloat(r.UnsignedShare, 'f', 4, 64)})
-	cw.Write([]string{"gaps", "", strconv.Itoa(r.Gaps), ""})
-	for _, s := range sections(r) {
-		for _, c := range s.rows {
-			sh := 0.0
-			if r.Total > 0 {
-				sh = float64(c.N) / float64(r.Total)
-			}
-			cw.Write([]string{s.title, c.Key, strconv.Itoa(c.N), strconv.FormatFloat(sh, 'f', 4, 64)})
+	cw.Write(csvHeader)
+	frac := func(n, of int) string {
+		if of == 0 {
+			return "0.0000"
+		}
+		return strconv.FormatFloat(float64(n)/float64(of), 'f', 4, 64)
+	}
+	row := func(dir, section, key, hour string, n int, sh string) {
+		cw.Write([]string{dir, section, key, hour, strconv.Itoa(n), sh})
+	}
+	for _, d := range []struct {
+		name string
+		sd   outcome.Side
+	}{{"inbound", r.Inbound}, {"outbound", r.Outbound}} {
+		row(d.name, "total", "", "", d.sd.Total, "")
+		row(d.name, "succeeded", "", "", d.sd.Succeeded, frac(d.sd.Succeeded, d.sd.Total))
+		row(d.name, "unsigned", "", "", d.sd.Unsigned, frac(d.sd.Unsigned, d.sd.Total))
+		row(d.name, "failures", "", "", d.sd.Failures, frac(d.sd.Failures, d.sd.Total))
+		for _, c := range d.sd.ByResult {
+			row(d.name, "result", c.Key, "", c.N, frac(c.N, d.sd.Total))
+		}
+		for _, c := range d.sd.ByAttest {
+			row(d.name, "attestation", c.Key, "", c.N, frac(c.N, d.sd.Total))
+		}
+		for _, c := range d.sd.ByError {
+			row(d.name, "error", c.Key, "", c.N, frac(c.N, d.sd.Failures))
 		}
 	}
+	for _, c := range r.TopX5UHosts {
+		row("inbound", "failing x5u host", c.Key, "", c.N, frac(c.N, r.Inbound.Failures))
+	}
+	for _, c := range r.TopOrigins {
+		row("inbound", "failing origin", c.Key, "", c.N, frac(c.N, r.Inbound.Failures))
+	}
+	row("", "gaps", "", "", r.Gaps, "")
 	for _, h := range r.Hourly {
 		start := h.Start.UTC().Format(time.RFC3339)
-		cw.Write([]string{"hour", start, strconv.Itoa(h.Total), ""})
-		for _, k := range resultKeys(h.ByResult) {
-			{
-				cw.Write([]string{"hour", start + "/" + k, strconv.Itoa(h.ByResult[k]), ""})
+		for _, d := range []struct {
+			name string
+			m    map[string]int
+		}{{"inbound", h.Inbound}, {"outbound", h.Outbound}} {
+			for _, k := range resultKeys(d.m) {
+				row(d.name, "hour", k, start, d.m[k], "")
 			}
 		}
 	}

@@ -72,7 +72,7 @@ func TestReportFormats(t *testing.T) {
 	}
 	t.Run("table", func(t *testing.T) {
 		out := run()
-		for _, want := range []string{"total", "unsigned", "20.0%", "x5u_fetch_failed", "bad.example", "failing origin"} {
+		for _, want := range []string{"Inbound (verification)", "Outbound (signing)", "unsigned", "20.0%", "x5u_fetch_failed", "bad.example", "failing origin"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("table lacks %q:\n%s", want, out)
 			}
@@ -86,10 +86,23 @@ func TestReportFormats(t *testing.T) {
 		if r.Total != 5 || r.Unsigned != 1 || len(r.TopX5UHosts) != 1 || r.TopX5UHosts[0] != (outcome.Count{Key: "bad.example", N: 2}) {
 			t.Errorf("report %+v", r)
 		}
+		if r.Inbound.Total != 5 || r.Inbound.Failures != 2 || r.Outbound.Total != 0 {
+			t.Errorf("directions %+v / %+v", r.Inbound, r.Outbound)
+		}
 		var all outcome.Report
-		json.Unmarshal([]byte(run("--format", "json", "--since", "")), &all)
+		out := run("--format", "json", "--since", "")
+		json.Unmarshal([]byte(out), &all)
 		if all.Total != 6 {
 			t.Errorf("--since '' total %d, want 6", all.Total)
+		}
+		// An open period has no bounds to print.
+		var raw map[string]any
+		json.Unmarshal([]byte(out), &raw)
+		if _, ok := raw["until"]; ok {
+			t.Errorf("open report has until: %v", raw["until"])
+		}
+		if _, ok := raw["since"]; ok {
+			t.Errorf("report since the beginning has since: %v", raw["since"])
 		}
 	})
 	t.Run("csv", func(t *testing.T) {
@@ -97,13 +110,17 @@ func TestReportFormats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
+		// One field per column: the error's share is of the 2 failures.
+		found, hours := false, 0
 		for _, r := range rows {
-			if r[0] == "error" && r[1] == "x5u_fetch_failed" && r[2] == "1" && r[3] == "0.2000" {
+			if strings.Join(r, "|") == "inbound|error|x5u_fetch_failed||1|0.5000" {
 				found = true
 			}
+			if r[1] == "hour" && r[0] == "inbound" && r[3] != "" && !strings.Contains(r[2], "/") {
+				hours++
+			}
 		}
-		if !found || rows[0][0] != "section" {
+		if !found || strings.Join(rows[0], ",") != "direction,section,key,hour,count,share" || hours == 0 {
 			t.Errorf("csv rows %v", rows)
 		}
 	})

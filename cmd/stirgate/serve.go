@@ -97,6 +97,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// the pages are left out rather than failing the service.
 	extra := map[string]http.Handler{}
 	sc := cfg.Store.WithDefaults()
+	// Every signing and verification of the SIP and HTTP services is
+	// recorded; with no store, nothing is.
+	rec := &recording{}
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
 	if st, err := outcome.Open(octx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
@@ -104,20 +107,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
 	} else {
 		defer st.Close()
+		rec = serveRecorder(st, cfg, sc, log)
+		defer rec.stop()
 		pages := web.Handler(web.Options{Store: st, Logger: log, Certs: func() []web.CertInfo {
 			g := current.Load()
-			if g == nil || g.signer == nil {
+			if g == nil {
 				return nil
 			}
 			var out []web.CertInfo
-			for _, c := range g.signer.Credential().Chain {
-				out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+			if g.signer != nil {
+				for _, c := range g.signer.Credential().Chain {
+					out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+				}
+			}
+			if g.verifier != nil {
+				for _, c := range g.verifier.Anchors() {
+					out = append(out, web.CertInfo{Kind: "trust anchor", Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+				}
+				for _, c := range g.verifier.CRL().Info() {
+					out = append(out, web.CertInfo{Kind: "CRL", Name: c.Issuer, NotAfter: c.NextUpdate})
+				}
 			}
 			return out
 		}})
 		extra["/outcomes"], extra["/dashboard"] = pages, pages
 	}
-	gen, err := build(cfg, log, metrics, ready, extra)
+	gen, err := build(cfg, log, metrics, ready, extra, rec)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
@@ -226,7 +241,7 @@ loop:
 				continue
 			}
 			old := current.Load()
-			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra)
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra, rec)
 			if err != nil {
 				metrics.Reloaded(false)
 				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
@@ -275,12 +290,12 @@ loop:
 
 // reload loads, validates and builds a new generation. Listener addresses
 // are fixed at start; a change is reported and needs a restart.
-func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := build(cfg, log, m, ready, extra)
+	g, err := build(cfg, log, m, ready, extra, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +308,7 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 // build makes one generation from cfg: lab, signer, verifier (with x5u
 // fetch metrics), HTTP API (with the extra handlers mounted) and SIP
 // handler.
-func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
 	g := &generation{cfg: cfg}
 	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
 	if err != nil {
@@ -318,6 +333,8 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		Ready:      ready(g),
 		Mount:      extra,
 		Logger:     log,
+		Recorder:   rec.recorder(),
+		System:     rec.system,
 	})
 	if err != nil {
 		g.close()
@@ -325,6 +342,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 	}
 	g.api = api
 	so, err := sipOptions(cfg, g, m, log)
+	so.Recorder, so.System = rec.recorder(), rec.system
 	if err == nil {
 		g.sip, err = sipredirect.NewHandler(so)
 	}

@@ -182,6 +182,24 @@ func LoadCRLSet(files ...string) (*CRLSet, error) {
 // Len is the number of CRLs in the set.
 func (s *CRLSet) Len() int { return len(s.crls) }
 
+// CRLInfo describes one CRL of a set, for reports.
+type CRLInfo struct {
+	Issuer     string
+	NextUpdate time.Time
+}
+
+// Info describes each CRL of the set.
+func (s *CRLSet) Info() []CRLInfo {
+	if s == nil {
+		return nil
+	}
+	out := make([]CRLInfo, 0, len(s.crls))
+	for _, c := range s.crls {
+		out = append(out, CRLInfo{Issuer: c.Issuer.String(), NextUpdate: c.NextUpdate})
+	}
+	return out
+}
+
 // NextUpdate is the earliest nextUpdate of the set: when it must be
 // refreshed.
 func (s *CRLSet) NextUpdate() time.Time {

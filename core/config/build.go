@@ -194,6 +194,7 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 		return core.VerifierOptions{}, errors.New("verifier.trust: no trust anchors configured")
 	}
 	roots := x509.NewCertPool()
+	var anchors []*x509.Certificate
 	for _, f := range v.Trust {
 		pemBytes, err := os.ReadFile(c.Resolve(f))
 		if err != nil {
@@ -202,6 +203,7 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 		if !roots.AppendCertsFromPEM(pemBytes) {
 			return core.VerifierOptions{}, fmt.Errorf("verifier.trust %s: no PEM certificate", f)
 		}
+		anchors = append(anchors, pemCerts(pemBytes)...)
 	}
 	var crl *certs.CRLSet
 	if len(v.CRL) > 0 {
@@ -220,6 +222,7 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 	}
 	return core.VerifierOptions{
 		Roots:           roots,
+		Anchors:         anchors,
 		CRL:             crl,
 		Fetch:           fetch,
 		Numbers:         c.NumberRules(),
@@ -352,4 +355,23 @@ func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
 		}
 	}
 	return o, nil
+}
+
+// pemCerts parses the certificates of a PEM file that AppendCertsFromPEM
+// accepted, for reports of their expiry; blocks it skipped are skipped.
+func pemCerts(b []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return out
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
 }

@@ -22,6 +22,13 @@ type Store struct {
 	// SpillPath is the JSON-lines file that holds outcomes while the store
 	// is unreachable; they are replayed when it returns.
 	SpillPath string `toml:"spill_path"`
+	// System names this node in the records `stirgate serve` and the
+	// Kamailio libraries write (default: the host name).
+	System string `toml:"system"`
+	// SpoolDir, when set, is where libstirgate and the libsecsipid drop-in
+	// append each process's outcomes; `stirgate serve` and `stirgate
+	// collect` move them into the store.
+	SpoolDir string `toml:"spool_dir"`
 }
 
 // Store defaults.

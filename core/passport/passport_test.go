@@ -405,13 +405,7 @@ func FuzzPASSporT(f *testing.F) {
 		if p.Canonical() && string(q.ClaimsJSON()) != string(p.ClaimsJSON()) {
 			t.Fatalf("canonical claims re-encoded differently:\n got %s\nwant %s", q.ClaimsJSON(), p.ClaimsJSON())
 		}
-		// Rich call data survives re-encoding unchanged.
-		var c2 Token
-		c2.claimsJSON = again
-		if err := c2.parseClaims(); err != nil || (p.Claims.RCD == nil) != (c2.Claims.RCD == nil) ||
-			p.Claims.RCD != nil && *p.Claims.RCD != *c2.Claims.RCD || p.Claims.Crn != c2.Claims.Crn || len(p.Claims.RCDI) != len(c2.Claims.RCDI) {
-			t.Fatalf("re-encoded rcd differs: %v %s", err, again)
-		}
+		// Rich call data is part of Claims: the DeepEqual above covers it.
 	})
 }
 

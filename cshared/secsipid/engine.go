@@ -16,6 +16,7 @@ import (
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
 	"github.com/stirgate/stirgate/core/x5u"
+	"github.com/stirgate/stirgate/outcome/spool"
 )
 
 // maxVerifiers bounds the distinct expire values one engine serves.
@@ -36,6 +37,7 @@ type engine struct {
 	numbers  tn.Rules
 	vo       core.VerifierOptions // base options; MaxAge is set per expire
 	fetch    x5u.Options[[]byte]  // for GetURLContent and key URLs
+	rec      *spool.Recorder      // [store] spool_dir of ConfigFile; nil: off
 
 	mu        sync.Mutex
 	verifiers map[int]*core.Verifier
@@ -69,6 +71,7 @@ func (e *engine) close() {
 		if e.url != nil {
 			e.url.Close()
 		}
+		e.rec.Close()
 	})
 }
 
@@ -89,6 +92,15 @@ func newEngine(o options, gen uint64, log *slog.Logger, now func() time.Time) *e
 		cfg = c
 	}
 	e.numbers = cfg.NumberRules()
+	if o.configFile != "" {
+		rec, err := spool.NewRecorder(cfg, "secsipid", log)
+		if err != nil {
+			log.Error("libsecsipid: [store] spool_dir unusable", "err", err)
+			e.err = retConfig
+			return e
+		}
+		e.rec = rec
+	}
 	e.caSet = o.certCAFile != "" || len(cfg.Verifier.Trust) > 0
 
 	switch {

@@ -193,15 +193,22 @@ func (l *library) getIdentity(origTN, destTN, attest, origID, x5uURL string, k k
 	if rc != retOK {
 		return "", rc
 	}
-	r, err := s.Sign(context.Background(), core.SignRequest{
+	req := core.SignRequest{
 		Orig:   origTN,
 		Dest:   []string{destTN},
 		Attest: stir.Attestation(attest),
 		OrigID: origID,
-	})
+	}
+	r, err := s.Sign(context.Background(), req)
 	if err != nil {
+		se := stir.As(err)
+		if se == nil {
+			se = stir.ErrInternal.With("", err)
+		}
+		e.rec.Signed(req, nil, se)
 		return "", codeOf(err)
 	}
+	e.rec.Signed(req, r, nil)
 	return r.Identity, retOK
 }
 
@@ -293,6 +300,7 @@ func (l *library) checkX5U(ctx context.Context, e *engine, value string, expire 
 	}
 	from, to := requestFor(value)
 	res := v.Verify(ctx, core.VerifyRequest{Identity: []string{value}, From: from, To: to, RequireIdentity: true})
+	e.rec.Verified(res)
 	if res.Result == stir.Pass {
 		return retOK
 	}

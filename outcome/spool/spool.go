@@ -4,23 +4,24 @@
 // and a collector (`stirgate serve` or `stirgate collect`, outcome.Collect)
 // moves them into the store.
 //
-// A record is one write(2) to an O_APPEND file: once Record returns it is
-// in the kernel and survives the process (a Kamailio restart, a crash).
-// Nothing on the caller's path waits for the disk: fsync happens in a
-// background goroutine when a file is sealed, every SealEvery.
+// A file is a fixed-size segment mapped into memory (MAP_SHARED): a record
+// is a memory copy into the page cache, with no system call on the
+// caller's path, and once Record returns it belongs to the kernel, so it
+// survives the process (a Kamailio restart, a crash). A background
+// goroutine seals a non-empty segment every SealEvery: msync, truncate to
+// its length, fsync, rename; a power loss can take at most that much.
 //
 // Files: a writer owns "<prefix>-<pid>-<start>-<seq>.part" and holds an
-// exclusive flock on it while it lives; sealing fsyncs it and renames it to
-// ".jsonl". The collector ingests ".jsonl" files, and ".part" files whose
-// lock it can take (their writer is gone), then removes them. Ingestion is
-// idempotent: records are keyed, so a file read twice merges into the same
-// rows.
+// exclusive flock on it while it lives; sealing renames it to ".jsonl".
+// The collector ingests ".jsonl" files, and ".part" files whose lock it can
+// take (their writer is gone; the records end at the first NUL), then
+// removes them. Ingestion is idempotent: records are keyed, so a file read
+// twice merges into the same rows.
 //
 // This package imports no database driver: it is linked into libstirgate.
 package spool
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -58,10 +59,13 @@ type Record struct {
 
 // File name suffixes.
 const (
-	SuffixOpen   = ".part"  // being written; locked by its writer
+	SuffixOpen   = ".part"  // being written; locked by its writer; NUL-padded
 	SuffixSealed = ".jsonl" // complete, fsync'd
 	suffixNew    = ".new"   // created, not yet locked: ignored by collectors
 )
+
+// MaxRecord bounds one encoded record; a longer one is refused (counted).
+const MaxRecord = 16 << 10
 
 // Options configures a Writer.
 type Options struct {
@@ -69,35 +73,47 @@ type Options struct {
 	Dir string
 	// Prefix starts each file name (default "stirgate").
 	Prefix string
-	// SealEvery is how often a non-empty file is fsync'd and handed to the
-	// collector (default 1 s): the most a power loss can take.
+	// SealEvery is how often a non-empty segment is sealed and handed to
+	// the collector (default 1 s).
 	SealEvery time.Duration
-	Logger    *slog.Logger
+	// SegmentSize is the size of one mapped file (default 1 MiB, about
+	// two thousand records; a busier second rolls over to a spare).
+	SegmentSize int
+	Logger      *slog.Logger
 }
 
-// Writer appends records to this process's spool file. It is safe for
+// segment is one mapped file.
+type segment struct {
+	f    *os.File
+	name string // SuffixOpen path
+	mem  []byte
+	off  int
+}
+
+// Writer appends records to this process's spool. It is safe for
 // concurrent use.
 type Writer struct {
 	o     Options
 	start int64
 
-	sealMu sync.Mutex // one Seal or Close at a time; guards seq
+	sealMu sync.Mutex // one Seal or Close at a time
+	seq    atomic.Int64
 
-	mu    sync.Mutex
-	f     *os.File
-	name  string // path of f, SuffixOpen
-	bytes int
-	seq   int
+	mu      sync.Mutex
+	cur     *segment
+	spare   *segment // ready for when cur fills up between seals
+	scratch []byte
+	closed  bool
 
-	stop   chan struct{}
-	done   chan struct{}
-	closed atomic.Bool
+	stop chan struct{}
+	done chan struct{}
+	kick chan struct{} // cur was swapped for the spare: make another
 
 	written, failed atomic.Int64
 	lastLog         atomic.Int64 // unix seconds of the last failure logged
 }
 
-// Open creates the spool directory and this process's first file, and
+// Open creates the spool directory and this process's first segment, and
 // starts sealing.
 func Open(o Options) (*Writer, error) {
 	if o.Dir == "" {
@@ -109,69 +125,140 @@ func Open(o Options) (*Writer, error) {
 	if o.SealEvery <= 0 {
 		o.SealEvery = time.Second
 	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = 1 << 20
+	}
+	o.SegmentSize = max(o.SegmentSize, 2*MaxRecord)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	w := &Writer{o: o, start: time.Now().UnixNano(), stop: make(chan struct{}), done: make(chan struct{})}
-	f, name, err := w.create()
-	if err != nil {
+	w := &Writer{o: o, start: time.Now().UnixNano(), stop: make(chan struct{}), done: make(chan struct{}),
+		kick: make(chan struct{}, 1)}
+	var err error
+	if w.cur, err = w.create(); err != nil {
 		return nil, err
 	}
-	w.f, w.name = f, name
+	if w.spare, err = w.create(); err != nil {
+		w.cur.discard()
+		return nil, err
+	}
 	go w.sealer()
 	return w, nil
 }
 
-// create opens the next file: created under a name collectors ignore,
-// locked, then renamed into view, so that no collector ever sees an
-// unlocked live file.
-func (w *Writer) create() (*os.File, string, error) {
-	w.seq++
-	base := filepath.Join(w.o.Dir, w.o.Prefix+"-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(w.start, 10)+"-"+strconv.Itoa(w.seq))
-	f, err := os.OpenFile(base+suffixNew, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+// create makes the next segment: created under a name collectors ignore,
+// locked, sized, mapped, then renamed into view, so that no collector ever
+// sees an unlocked live file.
+func (w *Writer) create() (*segment, error) {
+	base := filepath.Join(w.o.Dir, w.o.Prefix+"-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(w.start, 10)+"-"+strconv.FormatInt(w.seq.Add(1), 10))
+	f, err := os.OpenFile(base+suffixNew, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, "", fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	undo := func(err error) (*segment, error) {
+		f.Close()
+		os.Remove(base + suffixNew)
+		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		os.Remove(base + suffixNew)
-		return nil, "", fmt.Errorf("spool: lock: %w", err)
+		return undo(err)
+	}
+	if err := f.Truncate(int64(w.o.SegmentSize)); err != nil {
+		return undo(err)
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, w.o.SegmentSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return undo(err)
+	}
+	// Fault every page in now, off the caller's path: the first write to a
+	// page of a shared file mapping traps into the file system (on ext4 it
+	// may wait for a journal commit an fsync started), and that wait must
+	// be the sealer's, never a SIP worker's.
+	pg := os.Getpagesize()
+	for i := 0; i < len(mem); i += pg {
+		mem[i] = 0
 	}
 	if err := os.Rename(base+suffixNew, base+SuffixOpen); err != nil {
-		f.Close()
-		os.Remove(base + suffixNew)
-		return nil, "", fmt.Errorf("spool: %w", err)
+		syscall.Munmap(mem)
+		return undo(err)
 	}
-	return f, base + SuffixOpen, nil
+	return &segment{f: f, name: base + SuffixOpen, mem: mem}, nil
 }
 
-// Record appends r. It never waits for the disk to sync; a failed write
-// (disk full, writer closed) is counted and logged at most once a minute.
-func (w *Writer) Record(r Record) {
-	b, err := json.Marshal(r)
+// discard removes an unused segment.
+func (s *segment) discard() {
+	syscall.Munmap(s.mem)
+	os.Remove(s.name)
+	s.f.Close()
+}
+
+// seal makes s a complete file: synced, cut to its records, renamed
+// while its lock is still held, then closed (which releases the lock).
+func (s *segment) seal() error {
+	err := syscall.Munmap(s.mem) // MAP_SHARED: the pages stay in the file
+	if terr := s.f.Truncate(int64(s.off)); err == nil {
+		err = terr
+	}
+	if serr := s.f.Sync(); err == nil {
+		err = serr
+	}
+	if rerr := os.Rename(s.name, s.name[:len(s.name)-len(SuffixOpen)]+SuffixSealed); err == nil {
+		err = rerr
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		w.fail(err)
+		return fmt.Errorf("spool: seal %s: %w", filepath.Base(s.name), err)
+	}
+	return nil
+}
+
+// Record appends r. It makes no system call unless the segment is full
+// and no spare is ready (a burst beyond two segments within one
+// SealEvery), when it makes the next segment itself; a record that cannot
+// be kept (the disk is full) is counted and logged at most once a minute.
+func (w *Writer) Record(r Record) {
+	w.mu.Lock()
+	w.scratch = appendRecord(w.scratch[:0], &r)
+	b := w.scratch
+	if len(b) > MaxRecord {
+		w.mu.Unlock()
+		w.fail(fmt.Errorf("record of %d bytes exceeds %d", len(b), MaxRecord))
 		return
 	}
-	b = append(b, '\n')
-	w.mu.Lock()
-	if w.f == nil {
+	if w.closed {
 		w.mu.Unlock()
 		w.fail(os.ErrClosed)
 		return
 	}
-	_, err = w.f.Write(b)
-	if err == nil {
-		w.bytes += len(b)
+	if w.cur.off+len(b) > len(w.cur.mem) {
+		if w.spare == nil {
+			s, err := w.create()
+			if err != nil {
+				w.mu.Unlock()
+				w.fail(err)
+				return
+			}
+			w.spare = s
+		}
+		full := w.cur
+		w.cur, w.spare = w.spare, nil
+		go func() { // sealing is the sealer's job; hand it over without waiting
+			if err := full.seal(); err != nil {
+				w.fail(err)
+			}
+		}()
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
 	}
+	w.cur.off += copy(w.cur.mem[w.cur.off:], b)
 	w.mu.Unlock()
-	if err != nil {
-		w.fail(err)
-		return
-	}
 	w.written.Add(1)
 }
 
@@ -197,6 +284,10 @@ func (w *Writer) sealer() {
 		select {
 		case <-w.stop:
 			return
+		case <-w.kick:
+			if err := w.refill(); err != nil {
+				w.fail(err)
+			}
 		case <-t.C:
 			if err := w.Seal(); err != nil {
 				w.fail(err)
@@ -205,71 +296,93 @@ func (w *Writer) sealer() {
 	}
 }
 
-// Seal hands the current file to the collector if it holds anything:
-// the next file is opened first, swapped in, and the old one fsync'd and
-// renamed outside the lock, so Record only ever waits for a pointer swap.
-func (w *Writer) Seal() error {
+// refill makes a new spare if the last one was taken.
+func (w *Writer) refill() error {
 	w.sealMu.Lock()
 	defer w.sealMu.Unlock()
 	w.mu.Lock()
-	empty := w.bytes == 0
+	need := w.spare == nil && !w.closed
 	w.mu.Unlock()
-	if empty || w.closed.Load() {
+	if !need {
 		return nil
 	}
-	nf, nname, err := w.create()
+	s, err := w.create()
 	if err != nil {
 		return err
 	}
 	w.mu.Lock()
-	if w.f == nil {
+	if w.spare != nil || w.closed {
 		w.mu.Unlock()
-		nf.Close()
-		os.Remove(nname)
+		s.discard()
 		return nil
 	}
-	of, oname := w.f, w.name
-	w.f, w.name, w.bytes = nf, nname, 0
+	w.spare = s
 	w.mu.Unlock()
-	return seal(of, oname)
-}
-
-// seal fsyncs f and renames it sealed while its lock is still held, then
-// closes it (which releases the lock).
-func seal(f *os.File, name string) error {
-	err := f.Sync()
-	if rerr := os.Rename(name, name[:len(name)-len(SuffixOpen)]+SuffixSealed); err == nil {
-		err = rerr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("spool: seal %s: %w", filepath.Base(name), err)
-	}
 	return nil
 }
 
-// Close stops sealing and seals the current file (an empty one is
-// removed).
-func (w *Writer) Close() error {
-	if !w.closed.CompareAndSwap(false, true) {
+// Seal hands the current segment to the collector if it holds anything:
+// the spare is swapped in under the lock (Record only ever waits for that
+// swap) and the old segment is sealed outside it.
+func (w *Writer) Seal() error {
+	if err := w.refill(); err != nil {
+		return err
+	}
+	w.sealMu.Lock()
+	defer w.sealMu.Unlock()
+	w.mu.Lock()
+	if w.closed || w.cur.off == 0 || w.spare == nil {
+		w.mu.Unlock()
 		return nil
 	}
+	old := w.cur
+	w.cur, w.spare = w.spare, nil
+	w.mu.Unlock()
+	err := old.seal()
+	if rerr := w.refillLocked(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// refillLocked is refill with sealMu held.
+func (w *Writer) refillLocked() error {
+	s, err := w.create()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.spare != nil || w.closed {
+		s.discard()
+		return nil
+	}
+	w.spare = s
+	return nil
+}
+
+// Close stops sealing, seals the current segment (an empty one is
+// removed) and removes the spare.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	cur, spare := w.cur, w.spare
+	w.cur, w.spare = &segment{}, nil
+	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
 	w.sealMu.Lock()
 	defer w.sealMu.Unlock()
-	w.mu.Lock()
-	f, name, n := w.f, w.name, w.bytes
-	w.f = nil
-	w.mu.Unlock()
-	if f == nil {
+	if spare != nil {
+		spare.discard()
+	}
+	if cur.off == 0 {
+		cur.discard()
 		return nil
 	}
-	if n == 0 {
-		os.Remove(name)
-		return f.Close()
-	}
-	return seal(f, name)
+	return cur.seal()
 }

@@ -7,12 +7,14 @@ package web
 import (
 	"context"
 	_ "embed"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,12 +27,16 @@ import (
 type Reader interface {
 	Query(ctx context.Context, f outcome.Filter) ([]outcome.Outcome, error)
 	Report(ctx context.Context, f outcome.Filter) (*outcome.Report, error)
+	Groups(ctx context.Context, f outcome.Filter, by outcome.GroupBy) ([]outcome.Group, error)
 }
 
-// CertInfo is one of our own signing certificates, for the expiry panel.
+// CertInfo is a certificate or CRL whose expiry the dashboard shows: our
+// signing chain, the trust anchors and the CRLs in use.
 type CertInfo struct {
+	// Kind is "signing" (the zero value), "trust anchor" or "CRL".
+	Kind     string
 	Name     string
-	NotAfter time.Time
+	NotAfter time.Time // a CRL's nextUpdate
 }
 
 // Options configures Handler. Store is required.
@@ -65,6 +71,7 @@ func Handler(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /outcomes", h.outcomes)
 	mux.HandleFunc("GET /dashboard", h.dashboard)
+	mux.HandleFunc("GET /dashboard/calls", h.calls)
 	return mux
 }
 
@@ -101,12 +108,20 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 	}
 	f.Result, f.ErrorName, f.Attest = q.Get("result"), q.Get("error"), q.Get("attest")
 	f.Kind, f.System = q.Get("kind"), q.Get("system")
+	f.SPC, f.Peer, f.Orig, f.X5UHost = q.Get("spc"), q.Get("peer"), q.Get("orig"), q.Get("x5u_host")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > outcome.MaxLimit {
 			return f, fmt.Errorf("%w: limit %q: want 1..%d", errBadParam, v, outcome.MaxLimit)
 		}
 		f.Limit = n
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("%w: offset %q", errBadParam, v)
+		}
+		f.Offset = n
 	}
 	return f, nil
 }
@@ -181,11 +196,115 @@ func (h *handler) outcomes(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
+	if r.URL.Query().Get("format") == "csv" {
+		writeCSV(w, os)
+		return
+	}
 	out := make([]OutcomeJSON, 0, len(os))
 	for _, o := range os {
 		out = append(out, ToJSON(o))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "outcomes": out})
+}
+
+// csvColumns are the columns of /outcomes?format=csv: one field each.
+var csvColumns = []string{"time", "system", "uniqueid", "kind", "direction", "orig", "dest", "result", "verstat", "attest",
+	"origid", "sip_code", "error", "reason", "x5u", "spc", "peer", "client", "source", "hangup_cause"}
+
+func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="outcomes.csv"`)
+	w.Header().Set("Cache-Control", "no-store")
+	cw := csv.NewWriter(w)
+	cw.Write(csvColumns)
+	for _, o := range os {
+		code := ""
+		if o.SIPCode != 0 {
+			code = strconv.Itoa(o.SIPCode)
+		}
+		cw.Write([]string{o.Time.UTC().Format(time.RFC3339Nano), o.System, o.UniqueID, o.Kind, o.Direction, o.Orig, o.Dest,
+			o.Result, o.Verstat, o.Attest, o.OrigID, code, o.ErrorName, o.Reason, o.X5U, o.SPC, o.Peer, o.Client,
+			string(o.Source), o.HangupCause})
+	}
+	cw.Flush()
+}
+
+// callsPage is one page of the calls behind a dashboard figure.
+type callsPage struct {
+	Filters         []string // "error = x5u_fetch_failed", for the heading
+	Rows            []outcome.Outcome
+	From, To        int
+	Prev, Next, CSV string
+	Back            string
+}
+
+// pageSize is the rows of one calls page.
+const pageSize = 50
+
+// calls lists the calls behind a bar or row of the dashboard: the same
+// filters as /outcomes, paged, with the same selection as CSV.
+func (h *handler) calls(w http.ResponseWriter, r *http.Request) {
+	f, err := h.filter(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if f.Since.IsZero() {
+		f.Since = h.opts.Now().Add(-h.opts.Window)
+	}
+	f.Limit = pageSize + 1 // one more says whether a next page exists
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	os, err := h.opts.Store.Query(ctx, f)
+	if err != nil {
+		h.opts.Logger.Error("outcome store", "err", err)
+		http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	q := r.URL.Query()
+	with := func(k, v string) string {
+		c := url.Values{}
+		for key, vs := range q {
+			c[key] = vs
+		}
+		c.Set("since", f.Since.UTC().Format(time.RFC3339))
+		if v == "" {
+			c.Del(k)
+		} else {
+			c.Set(k, v)
+		}
+		return c.Encode()
+	}
+	p := callsPage{From: f.Offset + 1, To: f.Offset + min(len(os), pageSize), Back: "/dashboard?" + with("offset", "")}
+	if len(os) > pageSize {
+		os = os[:pageSize]
+		p.Next = "/dashboard/calls?" + with("offset", strconv.Itoa(f.Offset+pageSize))
+	}
+	if f.Offset > 0 {
+		p.Prev = "/dashboard/calls?" + with("offset", strconv.Itoa(max(f.Offset-pageSize, 0)))
+	}
+	c := url.Values{}
+	for key, vs := range q {
+		if key != "offset" && key != "limit" {
+			c[key] = vs
+		}
+	}
+	c.Set("since", f.Since.UTC().Format(time.RFC3339))
+	c.Set("format", "csv")
+	c.Set("limit", strconv.Itoa(outcome.MaxLimit))
+	p.CSV = "/outcomes?" + c.Encode()
+	for _, k := range []string{"kind", "system", "result", "error", "attest", "spc", "x5u_host", "peer", "orig"} {
+		if v := q.Get(k); v != "" {
+			p.Filters = append(p.Filters, k+" = "+v)
+		}
+	}
+	p.Rows = os
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	if err := callsTmpl.Execute(w, p); err != nil {
+		h.opts.Logger.Error("calls render", "err", err)
+	}
 }
 
 func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -207,11 +326,29 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	groups := map[string][]outcome.Group{}
+	inbound := f
+	inbound.Kind = outcome.KindVerify
+	for _, g := range []struct {
+		name string
+		f    outcome.Filter
+		by   outcome.GroupBy
+	}{{"spc", inbound, outcome.BySPC}, {"x5u_host", inbound, outcome.ByX5UHost}, {"peer", f, outcome.ByPeer}, {"system", f, outcome.BySystem}} {
+		if groups[g.name], err = h.opts.Store.Groups(ctx, g.f, g.by); err != nil {
+			h.opts.Logger.Error("outcome store", "err", err)
+			http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	var certs []CertInfo
 	if h.opts.Certs != nil {
 		certs = h.opts.Certs()
 	}
 	v := buildView(rep, certs, f, now)
+	v.SPC = groupRows(groups["spc"], f, "spc", outcome.KindVerify)
+	v.X5UHosts = groupRows(groups["x5u_host"], f, "x5u_host", outcome.KindVerify)
+	v.Peers = groupRows(groups["peer"], f, "peer", "")
+	v.Systems = groupRows(groups["system"], f, "system", "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// The page has no external anything; say so to the browser too.
@@ -246,9 +383,11 @@ type bar struct {
 	Pct   string
 	Width float64
 	Fill  string
+	Href  string // the calls behind the bar, on /outcomes
 }
 
 type certRow struct {
+	Kind     string
 	Name     string
 	NotAfter string
 	Days     int
@@ -257,21 +396,87 @@ type certRow struct {
 
 type view struct {
 	Since, Until string
+	System       string
+	Ranges       []rangeLink
 	Total        int
 	Unsigned     int
 	UnsignedPct  string
 	Gaps         int
+	In, Out      sideView
 	Results      []bar
 	Attest       []bar
 	Errors       []bar
+	OutErrors    []bar
 	Hosts        []bar
 	Origins      []bar
+	SPC          []groupRow
+	X5UHosts     []groupRow
+	Peers        []groupRow
+	Systems      []groupRow
 	Series       []rect
 	Ticks        []tick
 	SeriesW      float64
 	SeriesH      float64
 	MaxHour      int
 	Certs        []certRow
+}
+
+// sideView is one direction's cards: calls, the success share (pass
+// rate inbound, signed share outbound), the unsigned share.
+type sideView struct {
+	Total       int
+	SuccessPct  string
+	Unsigned    int
+	UnsignedPct string
+	Failures    int
+	Href        string
+}
+
+// groupRow is one row of a breakdown: a signer, a trunk, a node.
+type groupRow struct {
+	Key, Href     string
+	Total         int
+	PassPct       string // of inbound calls with a verdict
+	SignedPct     string
+	Attest        string // "A 3 · B 1"
+	TopError      string
+	TopErrorN     int
+	TopErrorHref  string
+	HasIn, HasOut bool
+}
+
+func groupRows(gs []outcome.Group, f outcome.Filter, param, kind string) []groupRow {
+	out := make([]groupRow, 0, len(gs))
+	for _, g := range gs {
+		kv := []string{param, g.Key}
+		if kind != "" {
+			kv = append(kv, "kind", kind)
+		}
+		in, outb := g.Pass+g.Fail+g.None, g.Signed+g.Unsigned
+		r := groupRow{Key: g.Key, Href: drill(f, kv...), Total: g.Total, PassPct: pct(g.Pass, in), SignedPct: pct(g.Signed, outb),
+			TopError: g.TopError, TopErrorN: g.TopN, HasIn: in > 0, HasOut: outb > 0}
+		if g.TopError != "" {
+			r.TopErrorHref = drill(f, append(kv, "error", g.TopError)...)
+		}
+		var parts []string
+		for _, a := range []struct {
+			k string
+			n int
+		}{{"A", g.A}, {"B", g.B}, {"C", g.C}} {
+			if a.n > 0 {
+				parts = append(parts, a.k+" "+strconv.Itoa(a.n))
+			}
+		}
+		r.Attest = strings.Join(parts, " · ")
+		out = append(out, r)
+	}
+	return out
+}
+
+// rangeLink is one choice of the time range picker.
+type rangeLink struct {
+	Label, Href string
+	Current     bool
 }
 
 type tick struct {
@@ -284,6 +489,23 @@ func pct(n, total int) string {
 		return "0.0%"
 	}
 	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + "%"
+}
+
+// drill is the /outcomes URL of the calls of the period that match kv
+// (pairs of parameter and value).
+func drill(f outcome.Filter, kv ...string) string {
+	q := url.Values{}
+	q.Set("since", f.Since.UTC().Format(time.RFC3339))
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339))
+	}
+	if f.System != "" {
+		q.Set("system", f.System)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return "/dashboard/calls?" + q.Encode()
 }
 
 func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
@@ -299,7 +521,7 @@ func bars(cs []outcome.Count, total int, fill func(string) string) []bar {
 		if key == "" {
 			key = "(empty)"
 		}
-		out = append(out, bar{Key: key, N: c.N, Pct: pct(c.N, total), Width: 220 * float64(c.N) / float64(max), Fill: fill(c.Key)})
+		out = append(out, bar{Key: key, N: c.N, Pct: pct(c.N, total), Width: 100 * float64(c.N) / float64(max), Fill: fill(c.Key)})
 	}
 	return out
 }
@@ -313,11 +535,46 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 	if !f.Until.IsZero() {
 		v.Until = f.Until.UTC().Format(time.RFC3339)
 	}
-	v.Results = bars(r.ByResult, r.Total, colour)
-	v.Attest = bars(r.ByAttest, r.Total, func(string) string { return "#1565c0" })
-	v.Errors = bars(r.ByError, r.Total, func(string) string { return "#c62828" })
-	v.Hosts = bars(r.TopX5UHosts, r.Total, func(string) string { return "#ad1457" })
-	v.Origins = bars(r.TopOrigins, r.Total, func(string) string { return "#6d4c41" })
+	v.System = f.System
+	side := func(sd outcome.Side, kind string) sideView {
+		return sideView{Total: sd.Total, SuccessPct: pct(sd.Succeeded, sd.Total), Unsigned: sd.Unsigned,
+			UnsignedPct: pct(sd.Unsigned, sd.Total), Failures: sd.Failures, Href: drill(f, "kind", kind)}
+	}
+	v.In, v.Out = side(r.Inbound, outcome.KindVerify), side(r.Outbound, outcome.KindSign)
+	// Each direction on its own denominator: results and attestation of
+	// inbound calls, failure reasons as shares of failures.
+	link := func(bs []bar, param, kind string) []bar {
+		for i := range bs {
+			bs[i].Href = drill(f, "kind", kind, param, bs[i].Key)
+		}
+		return bs
+	}
+	results := append(append([]outcome.Count(nil), r.Inbound.ByResult...), r.Outbound.ByResult...)
+	v.Results = bars(results, r.Total, colour)
+	for i := range v.Results {
+		kind := outcome.KindVerify
+		if i >= len(r.Inbound.ByResult) {
+			kind = outcome.KindSign
+			v.Results[i].Pct = pct(v.Results[i].N, r.Outbound.Total)
+		} else {
+			v.Results[i].Pct = pct(v.Results[i].N, r.Inbound.Total)
+		}
+		v.Results[i].Href = drill(f, "kind", kind, "result", v.Results[i].Key)
+	}
+	v.Attest = link(bars(r.Inbound.ByAttest, r.Inbound.Total, func(string) string { return "#1565c0" }), "attest", outcome.KindVerify)
+	v.Errors = link(bars(r.Inbound.ByError, r.Inbound.Failures, func(string) string { return "#c62828" }), "error", outcome.KindVerify)
+	v.OutErrors = link(bars(r.Outbound.ByError, r.Outbound.Failures, func(string) string { return "#ef6c00" }), "error", outcome.KindSign)
+	v.Hosts = bars(r.TopX5UHosts, r.Inbound.Failures, func(string) string { return "#ad1457" })
+	v.Origins = bars(r.TopOrigins, r.Inbound.Failures, func(string) string { return "#6d4c41" })
+	for _, rg := range []struct{ label, d string }{{"1 h", "1h"}, {"24 h", "24h"}, {"7 d", "168h"}, {"30 d", "720h"}} {
+		q := url.Values{"since": {rg.d}}
+		if f.System != "" {
+			q.Set("system", f.System)
+		}
+		d, _ := time.ParseDuration(rg.d)
+		v.Ranges = append(v.Ranges, rangeLink{Label: rg.label, Href: "/dashboard?" + q.Encode(),
+			Current: f.Until.IsZero() && now.Sub(f.Since).Round(time.Minute) == d})
+	}
 
 	// Stacked bars per hour, results in a fixed order so colours stack the
 	// same way in every column. Quiet hours are drawn as empty slots, so
@@ -358,7 +615,11 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 		case days < 30:
 			class = "soon"
 		}
-		v.Certs = append(v.Certs, certRow{Name: c.Name, NotAfter: c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), Days: days, Class: class})
+		kind := c.Kind
+		if kind == "" {
+			kind = "signing"
+		}
+		v.Certs = append(v.Certs, certRow{Kind: kind, Name: c.Name, NotAfter: c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), Days: days, Class: class})
 	}
 	return v
 }
@@ -402,3 +663,10 @@ var page = template.Must(template.New("dashboard").Funcs(template.FuncMap{
 		return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(v, 'f', 2, 64), "0"), ".")
 	},
 }).Parse(dashboardHTML))
+
+//go:embed calls.html
+var callsHTML string
+
+var callsTmpl = template.Must(template.New("calls").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+}).Parse(callsHTML))

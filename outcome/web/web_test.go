@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +51,19 @@ func seeded(t *testing.T) outcome.Store {
 		v("old", 5000, "fail", "A", "outside_window", "https://old.example/o.pem", "12155550999"),
 		{Time: at(60), Until: at(59), System: "pbx1", UniqueID: "gap-1", Kind: outcome.KindGap},
 	}
+	// Signers and trunks: the good carrier's SPC signed 1-3, the evil one
+	// 6 (the others failed before a certificate was obtained); 1-3 came
+	// in on one trunk, 4-7 on another.
+	for i := range os {
+		switch os[i].UniqueID {
+		case "1", "2", "3":
+			os[i].SPC, os[i].Peer = "1001", "192.0.2.1"
+		case "6":
+			os[i].SPC, os[i].Peer = "3003", "198.51.100.9"
+		case "4", "5", "7":
+			os[i].Peer = "198.51.100.9"
+		}
+	}
 	if err := st.RecordBatch(context.Background(), os); err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +74,8 @@ var certs = []CertInfo{
 	{Name: "sp-main-2026", NotAfter: now.Add(200 * 24 * time.Hour)},
 	{Name: "sp-backup", NotAfter: now.Add(12*24*time.Hour + time.Hour)},
 	{Name: "sp-retired", NotAfter: now.Add(-48 * time.Hour)},
+	{Kind: "trust anchor", Name: "STI-PA Root", NotAfter: now.Add(3000 * 24 * time.Hour)},
+	{Kind: "CRL", Name: "CN=STI-PA CRL", NotAfter: now.Add(20 * 24 * time.Hour)},
 }
 
 func server(t *testing.T) *httptest.Server {
@@ -137,6 +155,10 @@ type brokenStore struct{}
 func (brokenStore) Query(context.Context, outcome.Filter) ([]outcome.Outcome, error) {
 	return nil, errors.New("disk on fire")
 }
+func (brokenStore) Groups(context.Context, outcome.Filter, outcome.GroupBy) ([]outcome.Group, error) {
+	return nil, errors.New("connection refused")
+}
+
 func (brokenStore) Report(context.Context, outcome.Filter) (*outcome.Report, error) {
 	return nil, errors.New("disk on fire")
 }
@@ -161,17 +183,54 @@ var expectations = []struct {
 	{"total", `id="total">8<`},
 	{"unsigned share", `id="unsigned-share">25.0%<`},
 	{"gaps", `id="gaps">1<`},
-	{"result pass", `data-key="pass"><td>pass</td><td class="n">3</td><td class="n">37.5%</td>`},
-	{"result fail", `data-key="fail"><td>fail</td><td class="n">3</td>`},
-	{"attest A", `data-key="A"><td>A</td><td class="n">3</td>`},
-	{"top error", `data-key="x5u_fetch_failed"><td>x5u_fetch_failed</td><td class="n">2</td>`},
-	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="n">2</td>`},
-	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="n">2</td>`},
+	// Inbound and outbound apart: 7 verifications (3 pass, 3 fail, 1
+	// none), 1 signing (unsigned).
+	{"inbound calls", `id="in-total">7<`},
+	{"pass rate", `id="in-pass">42.9%<`},
+	{"inbound unsigned", `id="in-unsigned">14.3%<`},
+	{"outbound calls", `id="out-total">1<`},
+	{"signed share", `id="out-signed">0.0%<`},
+	{"outbound unsigned", `id="out-unsigned">100.0%<`},
+	{"result pass", row("pass", "kind=verify[^\"]*result=pass", "3", "42.9%")},
+	{"result fail", row("fail", "kind=verify[^\"]*result=fail", "3", "42.9%")},
+	{"result unsigned", row("unsigned", "kind=sign[^\"]*result=unsigned", "1", "100.0%")},
+	{"attest A", row("A", "attest=A[^\"]*kind=verify", "3", "42.9%")},
+	// Failure reasons are shares of the 3 failures; no_identity is not one.
+	{"top error", row("x5u_fetch_failed", "error=x5u_fetch_failed[^\"]*kind=verify", "2", "66.7%")},
+	{"second error", row("signature_invalid", "error=signature_invalid", "1", "33.3%")},
+	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="bar"><span[^>]*></span></td><td class="n">2</td><td class="n">66.7%</td>`},
+	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="bar"><span[^>]*></span></td><td class="n">2</td>`},
+	{"signer 1001", group("1001", "spc=1001", "3", "100.0%", "–", "A 2 · B 1", "")},
+	{"signer 3003", group("3003", "spc=3003", "1", "0.0%", "–", "", "signature_invalid")},
+	{"signer host", group("certs.badcarrier.example", "x5u_host=certs.badcarrier.example", "2", "0.0%", "–", "A 1 · C 1", "x5u_fetch_failed")},
+	{"trunk", group("198.51.100.9", "peer=198.51.100.9", "4", "0.0%", "–", "A 1 · C 1", "x5u_fetch_failed")},
+	{"system", group("pbx1", "system=pbx1", "8", "42.9%", "0.0%", "A 3 · B 1 · C 1", "x5u_fetch_failed")},
+	{"ranges", `(?s)<nav id="ranges">.*>1 h</a>.*class="current">24 h</a>.*>7 d</a>.*>30 d</a>`},
+	{"refresh", `<meta http-equiv="refresh" content="60">`},
 	{"cert expired first", `(?s)data-cert="sp-retired".*data-cert="sp-backup".*data-cert="sp-main-2026"`},
-	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired</td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
-	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup</td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
+	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired<br><small>signing</small></td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
+	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup<br><small>signing</small></td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
+	{"trust anchor", `class="ok" data-cert="STI-PA Root"><td>STI-PA Root<br><small>trust anchor</small></td><td>[^<]*</td><td class="n">3000</td>`},
+	{"crl", `class="soon" data-cert="CN=STI-PA CRL"><td>CN=STI-PA CRL<br><small>CRL</small></td><td>[^<]*</td><td class="n">20</td>`},
 	{"series bars", `(?s)<svg id="series-chart".*(<rect [^>]*fill="#2e7d32"[^>]*>\s*<title>2026-11-23 12:00 pass: 3</title>)`},
 	{"series fail", `<title>2026-11-23 11:00 fail: 2</title>`},
+}
+
+// group is the pattern of one row of a breakdown table.
+func group(key, hrefRe, calls, pass, signed, attest, topErr string) string {
+	re := `data-group="` + regexp.QuoteMeta(key) + `"><td><a href="/dashboard/calls\?[^"]*` + hrefRe + `[^"]*">` + regexp.QuoteMeta(key) +
+		`</a></td><td class="n">` + calls + `</td><td class="n">` + pass + `</td><td class="n">` + signed + `</td><td>` + attest + `</td><td>`
+	if topErr != "" {
+		re += `<a href="[^"]*error=` + topErr + `[^"]*">` + topErr + `</a>`
+	}
+	return re
+}
+
+// row is the pattern of one bar's row: its drill-down link (href
+// matching hrefRe), count and share.
+func row(key, hrefRe, n, share string) string {
+	return `data-key="` + key + `"><td><a href="/dashboard/calls\?[^"]*` + hrefRe + `[^"]*">` + key +
+		`</a></td><td class="bar"><span[^>]*></span></td><td class="n">` + n + `</td><td class="n">` + share + `</td>`
 }
 
 func checkPage(t *testing.T, html string) {
@@ -212,6 +271,31 @@ func TestDashboardHTML(t *testing.T) {
 	if !strings.Contains(empty, "no calls in this period") || !strings.Contains(empty, `id="total">0<`) {
 		t.Error("empty period not shown as such")
 	}
+	// Every drill-down link leads to exactly the calls behind its bar.
+	links := regexp.MustCompile(`data-key="([^"]+)"><td><a href="([^"]+)"`).FindAllStringSubmatch(string(b), -1)
+	if len(links) < 6 {
+		t.Fatalf("%d drill-down links", len(links))
+	}
+	links = append(links, regexp.MustCompile(`data-(?:group)="([^"]+)"><td><a href="([^"]+)"`).FindAllStringSubmatch(string(b), -1)...)
+	want := map[string][]string{"x5u_fetch_failed": {"4", "5"}, "signature_invalid": {"6"}, "pass": {"1", "2", "3"},
+		"fail": {"4", "5", "6"}, "unsigned": {"8"}, "A": {"1", "2", "5"}, "B": {"3"}, "C": {"4"},
+		"1001": {"1", "2", "3"}, "3003": {"6"}, "certs.badcarrier.example": {"4", "5"}, "198.51.100.9": {"4", "5", "6", "7"},
+		"192.0.2.1": {"1", "2", "3"}, "pbx1": {"1", "2", "3", "4", "5", "6", "7", "8"}}
+	for _, l := range links {
+		href := strings.ReplaceAll(l[2], "&amp;", "&")
+		code, body := get(t, srv.URL+href)
+		if code != 200 {
+			t.Fatalf("%s: %d", href, code)
+		}
+		var ids []string
+		for _, m := range regexp.MustCompile(`data-call="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+			ids = append(ids, m[1])
+		}
+		sort.Strings(ids)
+		if w, ok := want[l[1]]; ok && strings.Join(ids, ",") != strings.Join(w, ",") {
+			t.Errorf("%s drills down to %v, want %v (%s)", l[1], ids, w, href)
+		}
+	}
 }
 
 // chromium finds Debian's headless browser, installing it when missing.
@@ -248,4 +332,127 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("chromium rendered no dashboard:\n%.2000s\nstderr:\n%.2000s", dom, stderr.String())
 	}
 	checkPage(t, dom)
+}
+
+// frame is a test page (not part of the product, so free of the
+// dashboard's CSP) that loads the dashboard in a 420 px and a 1400 px
+// frame of the same origin and writes each frame's scroll width and
+// viewport width into its own DOM once everything has loaded.
+const frame = `<!DOCTYPE html><html><body style="margin:0">
+<iframe id="narrow" src="/dashboard" style="width:420px;height:900px;border:0"></iframe>
+<iframe id="wide" src="/dashboard" style="width:1400px;height:900px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+window.addEventListener("load", function () {
+  var r = [];
+  ["narrow", "wide"].forEach(function (id) {
+    var f = document.getElementById(id), d = f.contentDocument;
+    r.push(id + "=" + d.documentElement.scrollWidth + "/" + f.contentWindow.innerWidth +
+      "/" + (d.getElementById("in-pass") || {}).textContent);
+  });
+  document.getElementById("out").textContent = r.join(" ");
+});
+</script></body></html>`
+
+// TestDashboardWidths renders the page at 420 px and 1400 px in headless
+// Chromium: no horizontal scrolling at either width, and the figures are
+// there at both.
+func TestDashboardWidths(t *testing.T) {
+	bin := chromium(t)
+	h := Handler(Options{Store: seeded(t), Certs: func() []CertInfo { return append([]CertInfo(nil), certs...) }, Now: func() time.Time { return now }})
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /frame", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, frame)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--window-size=1500,1000",
+		"--virtual-time-budget=10000", "--dump-dom", srv.URL+"/frame")
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`narrow=(\d+)/(\d+)/([^ <]*) wide=(\d+)/(\d+)/([^ <]*)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no measurements in the DOM:\n%.3000s\nstderr:\n%.2000s", out, stderr.String())
+	}
+	for i, w := range []string{"420", "1400"} {
+		scroll, inner, pass := m[1+3*i], m[2+3*i], m[3+3*i]
+		if inner != w {
+			t.Errorf("frame %s px wide, want %s", inner, w)
+		}
+		if sw, iw := atoi(scroll), atoi(inner); sw > iw {
+			t.Errorf("at %s px the page is %s px wide: horizontal scrolling", w, scroll)
+		}
+		if pass != "42.9%" {
+			t.Errorf("at %s px the pass rate shows %q", w, pass)
+		}
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// TestCallsPaging: the calls page pages through its selection and offers
+// it as CSV, one field per column.
+func TestCallsPaging(t *testing.T) {
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var os []outcome.Outcome
+	for i := range 120 {
+		os = append(os, outcome.Outcome{Time: now.Add(-time.Duration(i) * time.Second), System: "pbx1", UniqueID: strconv.Itoa(1000 + i),
+			Kind: outcome.KindVerify, Result: "fail", ErrorName: "stale_iat", Orig: "12155550100"})
+	}
+	if err := st.RecordBatch(context.Background(), os); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(Options{Store: st, Now: func() time.Time { return now }}))
+	defer srv.Close()
+	seen := map[string]bool{}
+	next := "/dashboard/calls?error=stale_iat"
+	pages := 0
+	for next != "" {
+		_, body := get(t, srv.URL+next)
+		pages++
+		for _, m := range regexp.MustCompile(`data-call="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`id="next" href="([^"]+)"`).FindStringSubmatch(body); m != nil {
+			next = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		if pages == 1 {
+			m := regexp.MustCompile(`id="csv" href="([^"]+)"`).FindStringSubmatch(body)
+			if m == nil {
+				t.Fatal("no CSV link")
+			}
+			resp, err := http.Get(srv.URL + strings.ReplaceAll(m[1], "&amp;", "&"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(resp.Body).ReadAll()
+			resp.Body.Close()
+			if err != nil || len(rows) != 121 || rows[0][0] != "time" || rows[1][12] != "stale_iat" {
+				t.Fatalf("csv: %d rows, %v; header %v", len(rows), err, rows[0])
+			}
+		}
+	}
+	if pages != 3 || len(seen) != 120 {
+		t.Errorf("%d pages, %d calls; want 3 pages, 120 calls", pages, len(seen))
+	}
 }

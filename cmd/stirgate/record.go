@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/stirgate/stirgate/core/config"
+	"github.com/stirgate/stirgate/outcome"
+)
+
+// recording is what `stirgate serve` records through: a Writer in front
+// of the store (so that a slow database never delays a SIP or HTTP
+// answer) and, with [store] spool_dir, the collector of the Kamailio
+// workers' spool files.
+type recording struct {
+	w      *outcome.Writer // nil: nothing is recorded
+	system string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// recorder is the Recorder to hand to the services, or nil.
+func (r *recording) recorder() outcome.Recorder {
+	if r == nil || r.w == nil {
+		return nil
+	}
+	return r.w
+}
+
+// serveRecorder starts the writer and the collector on st.
+func serveRecorder(st outcome.Store, cfg *config.Config, sc config.Store, log *slog.Logger) *recording {
+	r := &recording{system: systemName(sc)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.Resolve(sc.SpillPath), "serve"), Logger: log})
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); _ = r.w.Run(ctx) }()
+	if sc.SpoolDir != "" {
+		dir := cfg.Resolve(sc.SpoolDir)
+		log.Info("collecting the spool", "dir", dir)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			outcome.RunCollector(ctx, st, outcome.CollectOptions{Dir: dir, Logger: log})
+		}()
+	}
+	return r
+}
+
+// stop drains the writer and ends the collector; the store closes after.
+func (r *recording) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+}
+
+// systemName is [store] system, else the host name.
+func systemName(sc config.Store) string {
+	if sc.System != "" {
+		return sc.System
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// spillPathFor gives each command its own spill file beside [store]
+// spill_path: two writers must never replay and truncate each other's
+// backlog.
+func spillPathFor(p, cmd string) string {
+	if base, ok := strings.CutSuffix(p, ".jsonl"); ok {
+		return base + "." + cmd + ".jsonl"
+	}
+	return p + "." + cmd
+}
