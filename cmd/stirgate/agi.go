@@ -215,7 +215,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (sto
 	sc := cfg.Store.WithDefaults()
 	st, err := store.Open(ctx, store.Options{
 		Driver:    sc.Driver,
-		Path:      cfg.Resolve(sc.Path),
+		Path:      cfg.ResolveState(sc.Path),
 		DSN:       sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour,
 		Logger:    log,
@@ -223,7 +223,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (sto
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := store.NewWriter(st, store.WriterOptions{SpillPath: agiSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
+	w := store.NewWriter(st, store.WriterOptions{SpillPath: agiSpillPath(cfg.ResolveState(sc.SpillPath)), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
