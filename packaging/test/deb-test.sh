@@ -2,7 +2,7 @@
 # The proof of `make deb`: lintian finds no error, then the packages are
 # installed with apt into a throwaway root and exercised there.
 #
-# The throwaway root is an overlay over this system's own root, in a mount
+# The throwaway root is an overlay over this system's own root, in a mount,
 # network and PID namespace of its own: apt, dpkg and the maintainer scripts
 # (adduser, dpkg-divert) run for real against a real package database,
 # dependencies are the installed ones (no mirror needed, seconds not
@@ -57,6 +57,9 @@ stop() { # the services started below, before packages are removed
 	done
 	pids=()
 }
+# The mounts go with the namespace; the empty directory they were on is
+# this system's and goes here.
+trap 'stop; umount -R -l "$t" 2>/dev/null || true; rmdir "$t" 2>/dev/null || true' EXIT
 
 lib=/usr/lib/$ma
 debian_sum=$(inroot sha256sum "$(inroot readlink -f "$lib/libsecsipid.so.1")" | cut -d' ' -f1)
