@@ -142,6 +142,17 @@ maps=$(inroot sh -c 'cat /proc/[0-9]*/maps 2>/dev/null' || true)
 grep -q " $lib/lua/5.1/stirgate.so$" <<<"$maps" || fail "no process mapped $lib/lua/5.1/stirgate.so"
 grep -q " $lib/libstirgate.so.1$" <<<"$maps" || fail "no process mapped $lib/libstirgate.so.1"
 
+# LuaJIT finds the FFI binding where Debian's LuaJIT looks, and it
+# verifies the same call through libstirgate.
+out=$(inroot env -C /tmp IDENTITY="$identity" luajit -e '
+	local sg = require "stirgate"
+	assert(debug.getinfo(sg.open, "S").source == "@/usr/share/luajit-2.1.0-beta3/stirgate.lua",
+		"not the packaged FFI binding: " .. debug.getinfo(sg.open, "S").source)
+	local h = sg.open("/etc/stirgate/stirgate.toml")
+	local r, err = h:check{identity = os.getenv("IDENTITY"), from = "<sip:+12155550121@127.0.0.1>", to = "<sip:+12155550122@127.0.0.1>"}
+	io.write(r and r.result or tostring(err))') || fail "luajit: $out"
+[[ $out == pass ]] || fail "LuaJIT binding: $out"
+
 step "stirgate-secsipid: diverts libsecsipid.so.1, removal restores it"
 [[ $(inroot dpkg-divert --listpackage "$lib/libsecsipid.so.1") == stirgate-secsipid ]] || fail "libsecsipid.so.1 not diverted"
 [[ $(inroot dpkg-divert --listpackage "$lib/libsecsipid.so.1.0.0") == stirgate-secsipid ]] || fail "libsecsipid.so.1.0.0 not diverted"
