@@ -20,6 +20,7 @@ CSHARED_SRCS    := $(wildcard cshared/*.c) $(shell find cshared core -maxdepth 2
 CSHARED_TEST    := $(BIN)/cshared-test/stirgate_test
 CSHARED_LAB     := $(BIN)/cshared-test/lab
 PREFIX          ?= /usr/local
+LIBDIR          ?= $(PREFIX)/lib
 
 LUA_MODULE      := $(BIN)/lua/stirgate.so
 LUA_CMOD_DIR    ?= $(PREFIX)/lib/lua/5.1
@@ -93,8 +94,8 @@ cshared-test: $(CSHARED_TEST) $(CSHARED_LAB)/sp.key $(MEMCHECK)
 	@echo "cshared-test: valgrind clean; planted leak, double free and use after free caught"
 
 install-lib: lib
-	install -D -m 0755 $(LIBSTIRGATE) $(DESTDIR)$(PREFIX)/lib/libstirgate.so.1
-	ln -sf libstirgate.so.1 $(DESTDIR)$(PREFIX)/lib/libstirgate.so
+	install -D -m 0755 $(LIBSTIRGATE) $(DESTDIR)$(LIBDIR)/libstirgate.so.1
+	ln -sf libstirgate.so.1 $(DESTDIR)$(LIBDIR)/libstirgate.so
 	install -D -m 0644 cshared/stirgate.h $(DESTDIR)$(PREFIX)/include/stirgate.h
 
 # The Lua module does not link libstirgate: it dlopens it on first use, in

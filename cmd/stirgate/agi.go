@@ -232,7 +232,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (out
 	sc := cfg.Store.WithDefaults()
 	st, err := outcome.Open(ctx, outcome.Options{
 		Driver:    sc.Driver,
-		Path:      cfg.Resolve(sc.Path),
+		Path:      cfg.ResolveState(sc.Path),
 		DSN:       sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour,
 		Logger:    log,
@@ -240,7 +240,7 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (out
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.Resolve(sc.SpillPath), "agi"), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "agi"), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

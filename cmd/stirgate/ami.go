@@ -49,7 +49,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// writer spills, and the store is opened on a later retry. SQLite
 	// failing to open is a local misconfiguration: fail at once.
 	st := outcome.NewDeferred(outcome.Options{
-		Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(), Retention: retention, Logger: log,
+		Driver: sc.Driver, Path: cfg.ResolveState(sc.Path), DSN: sc.DSN.Reveal(), Retention: retention, Logger: log,
 	})
 	defer st.Close()
 	if _, err := st.Store(ctx); err != nil {
@@ -58,7 +58,7 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn("outcome store unavailable; spilling until it answers", "err", err)
 	}
-	w := outcome.NewWriter(st, outcome.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.Resolve(sc.SpillPath), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.ResolveState(sc.SpillPath), Logger: log})
 	l := ami.New(ami.Options{
 		Address: ac.Address, Username: ac.Username, Secret: ac.Secret.Reveal(), System: system,
 		PingInterval: ac.PingInterval.Duration, Recorder: w, Logger: log,

@@ -39,13 +39,13 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(errors.New("[store] spool_dir is not set"))
 	}
 	log := newLogger(stderr, cfg.Log)
-	st, err := outcome.Open(ctx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
+	st, err := outcome.Open(ctx, outcome.Options{Driver: sc.Driver, Path: cfg.ResolveState(sc.Path), DSN: sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour, Logger: log})
 	if err != nil {
 		return fail(fmt.Errorf("store: %w", err))
 	}
 	defer st.Close()
-	o := outcome.CollectOptions{Dir: cfg.Resolve(sc.SpoolDir), Interval: *interval, Logger: log}
+	o := outcome.CollectOptions{Dir: cfg.ResolveState(sc.SpoolDir), Interval: *interval, Logger: log}
 	if *once {
 		n, err := outcome.Collect(ctx, st, o)
 		fmt.Fprintf(stdout, "%d\n", n)

@@ -35,11 +35,11 @@ func serveRecorder(st outcome.Store, cfg *config.Config, sc config.Store, log *s
 	r := &recording{system: systemName(sc)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.Resolve(sc.SpillPath), "serve"), Logger: log})
+	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "serve"), Logger: log})
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); _ = r.w.Run(ctx) }()
 	if sc.SpoolDir != "" {
-		dir := cfg.Resolve(sc.SpoolDir)
+		dir := cfg.ResolveState(sc.SpoolDir)
 		log.Info("collecting the spool", "dir", dir)
 		r.wg.Add(1)
 		go func() {

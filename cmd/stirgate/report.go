@@ -71,7 +71,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(err)
 	}
 	sc := cfg.Store.WithDefaults()
-	st, err := outcome.Open(ctx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal()})
+	st, err := outcome.Open(ctx, outcome.Options{Driver: sc.Driver, Path: cfg.ResolveState(sc.Path), DSN: sc.DSN.Reveal()})
 	if err != nil {
 		return fail(fmt.Errorf("store: %w", err))
 	}

@@ -102,7 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rec := &recording{}
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
-	if st, err := outcome.Open(octx, outcome.Options{Driver: sc.Driver, Path: cfg.Resolve(sc.Path), DSN: sc.DSN.Reveal(),
+	if st, err := outcome.Open(octx, outcome.Options{Driver: sc.Driver, Path: cfg.ResolveState(sc.Path), DSN: sc.DSN.Reveal(),
 		Retention: time.Duration(sc.RetentionDays) * 24 * time.Hour, Logger: log}); err != nil {
 		log.Warn("outcome store not opened; /outcomes and /dashboard are off", "error", err)
 	} else {
@@ -403,7 +403,7 @@ func httpListen(cfg *config.Config) (string, *tls.Config, error) {
 		l := cfg.Lab.WithDefaults()
 		addr = l.Listen
 		if certFile == "" {
-			dir := cfg.Resolve(l.Dir)
+			dir := cfg.ResolveState(l.Dir)
 			certFile, keyFile = filepath.Join(dir, config.LabTLSCert), filepath.Join(dir, config.LabTLSKey)
 		}
 	}

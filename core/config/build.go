@@ -45,7 +45,7 @@ func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
 		return nil
 	}
 	l := c.Lab.WithDefaults()
-	dir := c.Resolve(l.Dir)
+	dir := c.ResolveState(l.Dir)
 	if _, err := os.Stat(filepath.Join(dir, "sp.key")); errors.Is(err, os.ErrNotExist) {
 		lab, err := certs.NewLab(certs.LabOptions{SPC: l.SPC, Now: now})
 		if err != nil {
@@ -67,17 +67,22 @@ func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
 		}
 	}
 	// The fields take config-relative paths like any written by hand: they
-	// are resolved when used, so they must not be resolved here too.
+	// are resolved when used, so they must not be resolved here too. A
+	// system config's lab is not beside it: those paths are absolute.
+	base := l.Dir
+	if c.System() {
+		base = dir
+	}
 	if !c.Signer.Enabled() {
-		c.Signer.Key = filepath.Join(l.Dir, "sp.key")
-		c.Signer.Cert = filepath.Join(l.Dir, "sp-chain.pem")
+		c.Signer.Key = filepath.Join(base, "sp.key")
+		c.Signer.Cert = filepath.Join(base, "sp-chain.pem")
 		c.Signer.X5U = l.LabURL()
 	}
 	if len(c.Verifier.Trust) == 0 {
-		c.Verifier.Trust = []string{filepath.Join(l.Dir, "root.pem")}
+		c.Verifier.Trust = []string{filepath.Join(base, "root.pem")}
 	}
 	if c.X5U.CAFile == "" {
-		c.X5U.CAFile = filepath.Join(l.Dir, LabTLSCert)
+		c.X5U.CAFile = filepath.Join(base, LabTLSCert)
 	}
 	c.X5U.LabHosts = append(c.X5U.LabHosts, l.Listen)
 	return nil
@@ -330,7 +335,7 @@ func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
 		DefaultTTL:  x.DefaultTTL.Duration,
 		NegativeTTL: x.NegativeTTL.Duration,
 		MaxEntries:  x.MaxEntries,
-		Dir:         c.Resolve(x.CacheDir),
+		Dir:         c.ResolveCache(x.CacheDir),
 		Offline:     x.Offline,
 
 		MaxFetches:        x.MaxFetches,

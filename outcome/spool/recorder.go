@@ -81,7 +81,7 @@ func NewRecorder(cfg *config.Config, source string, log *slog.Logger) (*Recorder
 	if sc.SpoolDir == "" {
 		return nil, nil
 	}
-	dir := cfg.Resolve(sc.SpoolDir)
+	dir := cfg.ResolveState(sc.SpoolDir)
 	w, err := openSpool(dir, log)
 	if err != nil {
 		return nil, err
