@@ -40,16 +40,12 @@ var forbiddenRanges = []struct {
 	{"fec0::/10", "site-local (deprecated)"},
 	{"ff00::/8", "multicast"},
 
-	// Not refused by the current policy, listed so that refusing them is a
-	// one-line change here too:
-	//   - documentation ranges, which tests and examples use as public
-	//     addresses: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
-	//     2001:db8::/32, 3fff::/20;
-	//   - IPv4-translated ::ffff:0:0:0/96 (RFC 2765) and Teredo 2001::/32,
-	//     which embed an IPv4 address: add them to embeddedV4 below
-	//     (Teredo's client address is bytes 12-15 inverted) once
-	//     policy.go judges them, e.g.
-	// {"2001::/32", "Teredo"},
+	{"2001::/32", "Teredo (its client address is obfuscated)"},
+	{"2001:db8::/32", "documentation"},
+
+	// Not refused, since tests and examples use them as public addresses:
+	// the IPv4 documentation ranges 192.0.2.0/24, 198.51.100.0/24,
+	// 203.0.113.0/24, and 3fff::/20.
 }
 
 // embeddedV4 are the forms that carry an IPv4 address the network will
@@ -58,9 +54,10 @@ var embeddedV4 = []struct {
 	prefix string
 	at     int // offset of the IPv4 address in the 16 bytes
 }{
-	{"::ffff:0:0/96", 12}, // IPv4-mapped
-	{"64:ff9b::/96", 12},  // NAT64 well-known prefix
-	{"2002::/16", 2},      // 6to4
+	{"::ffff:0:0/96", 12},   // IPv4-mapped
+	{"::ffff:0:0:0/96", 12}, // IPv4-translated (RFC 2765)
+	{"64:ff9b::/96", 12},    // NAT64 well-known prefix
+	{"2002::/16", 2},        // 6to4
 }
 
 // isForbidden is the test's oracle for an address.
@@ -143,7 +140,7 @@ func FuzzCheckURL(f *testing.F) {
 func FuzzAddressPolicy(f *testing.F) {
 	for _, s := range []string{"8.8.8.8", "10.1.2.3", "100.64.0.1", "100.63.255.255", "169.254.169.254",
 		"::ffff:8.8.8.8", "::ffff:127.0.0.1", "64:ff9b::808:808", "64:ff9b::a00:1", "2002:808:808::1",
-		"2002:c0a8:101::1", "2606:4700::1111", "fd00:ec2::254", "fe80::1", "ff02::1", "::", "::2"} {
+		"2002:c0a8:101::1", "::ffff:0:7f00:1", "::ffff:0:808:808", "2001:0:4136:e378::1", "2606:4700::1111", "fd00:ec2::254", "fe80::1", "ff02::1", "::", "::2"} {
 		f.Add(netip.MustParseAddr(s).AsSlice())
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
