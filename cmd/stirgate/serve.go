@@ -400,7 +400,7 @@ func httpListen(cfg *config.Config) (string, *tls.Config, error) {
 func demo(ctx context.Context, s *core.Signer, v *core.Verifier, w io.Writer) {
 	from := `"Lab Caller" <sip:+12155550121@lab.example;user=phone>;tag=1`
 	to := `<sip:+12155550131@lab.example;user=phone>`
-	res, err := s.Sign(ctx, core.SignRequest{From: from, To: to, Attest: stir.AttestFull, CallID: "lab-demo"})
+	res, err := s.Sign(ctx, core.SignRequest{From: from, To: to, Attest: stir.AttestFull, Trusted: true, CallID: "lab-demo"})
 	if err != nil {
 		fmt.Fprintf(w, "sample signing failed: %v\n", err)
 		return

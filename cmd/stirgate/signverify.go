@@ -85,6 +85,8 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	req := core.SignRequest{
 		Orig: *orig, From: *from, PAI: *pai, To: *to, Date: *date,
 		Attest: stir.Attestation(*attest), OrigID: *origid, Customer: *cust, Source: *source,
+		// The operator at the command line chooses the level.
+		Trusted: *attest != "",
 		At: now(),
 	}
 	if *dest != "" {

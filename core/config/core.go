@@ -132,6 +132,10 @@ type Customer struct {
 	OrigID  string   `toml:"origid"`
 	Numbers []string `toml:"numbers"`
 	Sources []string `toml:"sources"`
+	// AttestOverride lets the customer choose its calls' attestation (an
+	// HTTP attest, AGI attest= or SIP Attestation field is used as given).
+	// Off (default), a requested level may only lower what policy grants.
+	AttestOverride bool `toml:"attest_override"`
 }
 
 // Validate checks the [policy] section (the policy package re-checks

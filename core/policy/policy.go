@@ -26,6 +26,10 @@ type Customer struct {
 	// Sources identify the customer's traffic when the request does not name
 	// it: IP addresses, CIDR prefixes or trunk tags (e.g. an otg value).
 	Sources []string
+	// AttestOverride lets this customer choose the attestation of its
+	// calls (a request's attest is used as given, even above what the
+	// numbers earn). Off, a request may only lower the level.
+	AttestOverride bool
 }
 
 // Options configures a Policy.
@@ -45,6 +49,8 @@ type Decision struct {
 	OrigID   string // customer's fixed origid, or empty
 	Customer string // matched customer, or empty
 	Why      string // short explanation for logs
+	// Override: the customer may choose the attestation itself.
+	Override bool
 }
 
 // Input is what the policy looks at.
@@ -175,7 +181,7 @@ func (p *Policy) Decide(in Input) (Decision, error) {
 		}
 	}
 	if c != nil {
-		d := Decision{Customer: c.Name, OrigID: c.OrigID}
+		d := Decision{Customer: c.Name, OrigID: c.OrigID, Override: c.AttestOverride}
 		if c.owns(in.Orig) {
 			d.Attest, d.Why = stir.AttestFull, "customer owns the number"
 		} else {
