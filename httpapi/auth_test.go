@@ -91,7 +91,9 @@ func TestAuthAllowList(t *testing.T) {
 
 // TestPublicServesOnlyCertificates: the public listener's handler.
 func TestPublicServesOnlyCertificates(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Mount = map[string]http.Handler{"/outcomes": okHandler("x"), "/dashboard": okHandler("x")} })
+	f := newFixture(t, func(o *Options) {
+		o.Mount = map[string]http.Handler{"/outcomes": okHandler("x"), "/dashboard": okHandler("x")}
+	})
 	pub := f.api.Public()
 	for path, want := range map[string]int{
 		"/certs/sp.pem": 200, "/healthz": 200,
