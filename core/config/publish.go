@@ -94,7 +94,8 @@ type Listeners struct {
 //   - [http] listen is the API; [publish] listen the public listener.
 //   - Under [lab] with neither set, the lab address serves both, as one
 //     listener (loopback by default: `make run`).
-//   - Under [lab] with only [http] listen set, the lab address publishes.
+//   - Under [lab] with only [http] listen set, the lab address publishes;
+//     with only [publish] listen set, the lab address is the API.
 func (c *Config) HTTPListeners() Listeners {
 	l := Listeners{API: c.HTTP.Listen, APIKey: "http.listen", Publish: c.Publish.Listen, PublishKey: "publish.listen"}
 	if c.Lab.Dir != "" {
@@ -104,6 +105,8 @@ func (c *Config) HTTPListeners() Listeners {
 			l.API, l.APIKey = lab, "lab.listen"
 		case l.Publish == "":
 			l.Publish, l.PublishKey = lab, "lab.listen"
+		case l.API == "" && l.Publish != lab:
+			l.API, l.APIKey = lab, "lab.listen"
 		}
 	}
 	return l
