@@ -190,7 +190,9 @@ func TestEndToEndSignThenVerify(t *testing.T) {
 		Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.10",
 		Args: []string{"attest=A"},
 	})
-	checkVars(t, signed, map[string]string{VarResult: Signed, VarError: "", VarAttest: "A"})
+	// attest=A asks above what the policy grants (default B): the policy
+	// decides, so the call is signed B.
+	checkVars(t, signed, map[string]string{VarResult: Signed, VarError: "", VarAttest: "B"})
 	id, date, origid := signed.Set[VarIdentity], signed.Set[VarDate], signed.Set[VarOrigID]
 	if !strings.HasSuffix(id, ";info=<"+l.srv.URL+"/sp.pem>;alg=ES256;ppt=shaken") || date == "" || origid == "" {
 		t.Fatalf("signed: identity %q date %q origid %q", id, date, origid)
@@ -208,7 +210,7 @@ func TestEndToEndSignThenVerify(t *testing.T) {
 	})
 	checkVars(t, verified, map[string]string{
 		VarResult: "pass", VarVerstat: string(stir.VerstatPassed), VarSIPCode: "", VarError: "",
-		VarAttest: "A", VarOrigID: origid, VarSPC: "1234", VarX5U: l.srv.URL + "/sp.pem",
+		VarAttest: "B", VarOrigID: origid, VarSPC: "1234", VarX5U: l.srv.URL + "/sp.pem",
 	})
 	waitFor(t, func() bool { return srv.Stats().Recorded == 2 })
 	out := rec.all()
