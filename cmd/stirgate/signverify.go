@@ -87,7 +87,7 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Attest: stir.Attestation(*attest), OrigID: *origid, Customer: *cust, Source: *source,
 		// The operator at the command line chooses the level.
 		Trusted: *attest != "",
-		At: now(),
+		At:      now(),
 	}
 	if *dest != "" {
 		req.Dest = strings.Split(*dest, ",")
