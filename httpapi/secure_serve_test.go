@@ -67,6 +67,8 @@ path = "outcomes.db"
 [sip]
 allow = ["127.0.0.1"]
 attestation_indicator = true
+unsigned = 403
+reason = true
 
 [[sip.listen]]
 address = %q
@@ -232,7 +234,8 @@ mode = "sign"
 		return string(buf[:n])
 	}
 	resp := sip("sip-unknown", `<sip:+12155550199@pbx.example;user=phone>`)
-	if strings.Contains(resp, "\r\nIdentity:") || !strings.Contains(resp, `Warning: 399 stirgate "sign_not_allowed"`) {
+	if !strings.HasPrefix(resp, "SIP/2.0 403 Forbidden\r\n") || strings.Contains(resp, "\r\nIdentity:") ||
+		!strings.Contains(resp, `Warning: 399 stirgate "sign_not_allowed"`) || !strings.Contains(resp, "Reason: SIP;cause=403") {
 		t.Errorf("SIP Attestation: A from an unknown source:\n%s", resp)
 	}
 	resp = sip("sip-trunk", `<sip:+12155550199@pbx.example;user=phone>;otg=trunk-b`)

@@ -89,6 +89,12 @@ func TestSign(t *testing.T) {
 				}
 			}},
 		{name: "bad attestation field", src: srcCustomer, extra: []string{"Attestation: Z"}, code: 302, warning: stir.ErrSignInput.Name},
+		{name: "unsigned 403 with reason", opts: func(o *Options) { o.Unsigned, o.Reason = 403, true }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 403, warning: stir.ErrSignInput.Name,
+			more: func(t *testing.T, r response) {
+				if r.reason != "Forbidden" || !strings.Contains(r.get("Reason"), "cause=403") {
+					t.Errorf("403 answer:\n%s", r.raw)
+				}
+			}},
 		{name: "unsigned 603", opts: func(o *Options) { o.Unsigned = 603 }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 603, warning: stir.ErrSignInput.Name},
 		{name: "unsigned 404", opts: func(o *Options) { o.Unsigned = 404 }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 404, warning: stir.ErrSignInput.Name},
 		{name: "unsigned 503 with reason", opts: func(o *Options) { o.Unsigned, o.Reason = 503, true }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 503, warning: stir.ErrSignInput.Name,
