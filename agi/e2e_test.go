@@ -191,7 +191,9 @@ func TestEndToEndSignThenVerify(t *testing.T) {
 		Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.10",
 		Args: []string{"attest=A"},
 	})
-	checkVars(t, signed, map[string]string{VarResult: Signed, VarError: "", VarAttest: "A"})
+	// attest=A asks above what the policy grants (default B): the policy
+	// decides, so the call is signed B.
+	checkVars(t, signed, map[string]string{VarResult: Signed, VarError: "", VarAttest: "B"})
 	id, date, origid := signed.Set[VarIdentity], signed.Set[VarDate], signed.Set[VarOrigID]
 	if !strings.HasSuffix(id, ";info=<"+l.srv.URL+"/sp.pem>;alg=ES256;ppt=shaken") || date == "" || origid == "" {
 		t.Fatalf("signed: identity %q date %q origid %q", id, date, origid)
@@ -209,7 +211,7 @@ func TestEndToEndSignThenVerify(t *testing.T) {
 	})
 	checkVars(t, verified, map[string]string{
 		VarResult: "pass", VarVerstat: string(stir.VerstatPassed), VarSIPCode: "", VarError: "",
-		VarAttest: "A", VarOrigID: origid, VarSPC: "1234", VarX5U: l.srv.URL + "/sp.pem",
+		VarAttest: "B", VarOrigID: origid, VarSPC: "1234", VarX5U: l.srv.URL + "/sp.pem",
 	})
 	waitFor(t, func() bool { return srv.Stats().Recorded == 2 })
 	out := rec.all()
@@ -243,7 +245,7 @@ func TestEndToEndFailureClasses(t *testing.T) {
 		if len(req.Dest) == 0 {
 			req.Dest = []string{"12155550131"}
 		}
-		req.Attest = stir.AttestFull
+		req.Attest, req.Trusted = stir.AttestFull, true // the origin network's own signer
 		r, err := s.Sign(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
@@ -357,7 +359,7 @@ func benchSessions(b *testing.B, script string) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}()
-	res, err := signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
+	res, err := signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", Trusted: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -394,7 +396,7 @@ func TestEndToEndDivertedCall(t *testing.T) {
 	signer := l.signer(t, "/sp.pem")
 	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
 	ctx := context.Background()
-	shaken, err := signer.Sign(ctx, core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	shaken, err := signer.Sign(ctx, core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A", Trusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +419,7 @@ func TestEndToEndRCDCall(t *testing.T) {
 	l := newLab(t)
 	signer := l.signer(t, "/sp.pem")
 	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
-	signed, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A",
+	signed, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A", Trusted: true,
 		RCD: &core.RCD{Nam: "ACME Corp", Jcd: `["vcard",[["fn",{},"text","ACME Corp"]]]`}, Crn: "Your order"})
 	if err != nil {
 		t.Fatal(err)
@@ -439,7 +441,7 @@ func TestEndToEndSignDiv(t *testing.T) {
 	l := newLab(t)
 	signer := l.signer(t, "/sp.pem")
 	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
-	shaken, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A"})
+	shaken, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A", Trusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,22 @@ type SignRequest struct {
 	To   string // SIP To header value (used when Dest is empty)
 	Date string // SIP Date header value; iat comes from it when fresh
 
-	Attest   stir.Attestation // per-call override; empty = policy
-	OrigID   string           // empty = policy (per customer) or a stable UUID from CallID
-	CallID   string           // makes a generated origid stable across retries
-	Customer string           // policy key (customer or trunk name)
-	Source   string           // source address or trunk tag, a policy key for gateway traffic
+	// Attest is the attestation the caller asks for; empty = policy. From a
+	// network surface it may only lower what Policy grants (a customer with
+	// AttestOverride may choose freely); see Trusted.
+	Attest stir.Attestation
+	// Trusted marks Attest as the operator's own decision, taken in the
+	// operator's process (the C API called from a Kamailio script, the
+	// CLI): it is used as given. Network surfaces (HTTP, FastAGI, SIP)
+	// never set it, so no header or request field can raise attestation.
+	Trusted bool
+	// Client is the authenticated caller (an API token's name), recorded
+	// with the signature; empty when the surface has no authentication.
+	Client   string
+	OrigID   string // empty = policy (per customer) or a stable UUID from CallID
+	CallID   string // makes a generated origid stable across retries
+	Customer string // policy key (customer or trunk name)
+	Source   string // source address or trunk tag, a policy key for gateway traffic
 
 	At time.Time // signing time; zero = Options.Now()
 
@@ -54,6 +65,9 @@ type SignResult struct {
 	X5U      string           // certificate URL
 	Div      string           // div.tn of a diversion PASSporT (SignDiv only)
 	HI       string           // div.hi of a diversion PASSporT (SignDiv only)
+	Customer string           // policy customer the call was attributed to, if any
+	Client   string           // authenticated caller (SignRequest.Client)
+	Why      string           // how the attestation was chosen, for logs and records
 }
 
 // VerifyRequest is one received request, as the headers arrived.

@@ -30,8 +30,10 @@ type SignerOptions struct {
 	X5U string
 	// Numbers converts national numbers to E.164 (zero: digits as given).
 	Numbers tn.Rules
-	// Policy chooses attestation when a request does not. Nil signs only
-	// requests that carry Attest.
+	// Policy chooses attestation; a request's Attest may only lower it
+	// (SignRequest.Trusted and Customer.AttestOverride aside). Nil trusts
+	// the caller: only requests that carry Attest are signed, as given.
+	// Config-built signers always have one.
 	Policy *policy.Policy
 	// DateWindow is how far a request's Date header may be from now and
 	// still become iat (default 60s).
@@ -159,29 +161,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 			iat.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	}
 
-	attest, origid := req.Attest, req.OrigID
-	if attest != "" {
-		if _, err := stir.ParseAttestation(string(attest)); err != nil {
-			return nil, stir.ErrSignInput.With("attest", err)
-		}
-	}
-	if attest == "" || origid == "" {
-		if s.opts.Policy == nil {
-			if attest == "" {
-				return nil, stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
-			}
-		} else {
-			d, err := s.opts.Policy.Decide(policy.Input{Customer: req.Customer, Source: req.Source, Orig: orig})
-			if err != nil && attest == "" {
-				return nil, err
-			}
-			if attest == "" {
-				attest = d.Attest
-			}
-			if origid == "" {
-				origid = d.OrigID
-			}
-		}
+	attest, origid, cust, why, err := s.attestation(req, orig)
+	if err != nil {
+		return nil, err
 	}
 	if origid == "" {
 		origid = newOrigID(req.CallID)
@@ -206,6 +188,9 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		Dest:     passport.CanonicalDest(dest),
 		IAT:      claims.IAT,
 		X5U:      s.opts.X5U,
+		Customer: cust,
+		Client:   req.Client,
+		Why:      why,
 	}, nil
 }
 
@@ -216,6 +201,61 @@ func (s *Signer) mayVouchFor(tn string) error {
 		return stir.ErrSignNotAllowed.Withf("%s is outside the delegate certificate's TNAuthList", tn)
 	}
 	return nil
+}
+
+// attestation decides the attest claim (and the policy's origid). The
+// policy is the authority: a requested level may only lower what it
+// grants, unless the customer is allowed to choose (AttestOverride) or
+// the request is Trusted. A request the policy refuses is refused whatever
+// it asks for. A higher level than granted is lowered to the grant, not
+// refused: the call is still signed with what the operator can vouch for,
+// and SignResult.Attest says which level was used.
+func (s *Signer) attestation(req SignRequest, orig string) (attest stir.Attestation, origid, cust, why string, err error) {
+	attest, origid = req.Attest, req.OrigID
+	if attest != "" {
+		if _, err := stir.ParseAttestation(string(attest)); err != nil {
+			return "", "", "", "", stir.ErrSignInput.With("attest", err)
+		}
+	}
+	if s.opts.Policy == nil {
+		// No policy: the embedding program decides, as documented on
+		// SignerOptions.Policy. Every config-built signer has a policy.
+		if attest == "" {
+			return "", "", "", "", stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
+		}
+		return attest, origid, "", "requested, no policy", nil
+	}
+	d, perr := s.opts.Policy.Decide(policy.Input{Customer: req.Customer, Source: req.Source, Orig: orig})
+	if origid == "" {
+		origid = d.OrigID
+	}
+	switch {
+	case req.Trusted && attest != "":
+		return attest, origid, d.Customer, "chosen by the local caller", nil
+	case perr != nil:
+		return "", "", "", "", perr
+	case attest == "":
+		return d.Attest, origid, d.Customer, d.Why, nil
+	case d.Override:
+		return attest, origid, d.Customer, "chosen by customer " + d.Customer + " (attest_override)", nil
+	case rank(attest) <= rank(d.Attest):
+		return attest, origid, d.Customer, "requested, policy grants " + string(d.Attest), nil
+	default:
+		return d.Attest, origid, d.Customer, "requested " + string(attest) + ", lowered to the policy's " + string(d.Attest) + ": " + d.Why, nil
+	}
+}
+
+// rank orders attestation levels: A vouches for the most.
+func rank(a stir.Attestation) int {
+	switch a {
+	case stir.AttestFull:
+		return 3
+	case stir.AttestPartial:
+		return 2
+	case stir.AttestGateway:
+		return 1
+	}
+	return 0
 }
 
 func (s *Signer) numbers(req SignRequest) (string, []string, error) {

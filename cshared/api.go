@@ -281,6 +281,10 @@ func sign(h int, in signIn) (*core.SignResult, error) {
 			return nil, fail(codeInval, "%v", err)
 		}
 		req.Attest = a
+		// An explicit attest through the C API is the script author's own
+		// decision in their own process, like libsecsipid's. Without one,
+		// [policy] decides from the headers and no header can raise it.
+		req.Trusted = true
 	}
 	if in.Dest != "" {
 		for _, d := range strings.Split(in.Dest, ",") {

@@ -159,6 +159,10 @@ void stirgate_free(void *p);
  * TN(s), comma-separated, in any form the [numbers] rules accept ("+1 215
  * 555 0121", "2155550121", ...). attest is "A", "B" or "C", or NULL/"" to
  * let [policy] decide (its default); origid is NULL/"" for a new UUID.
+ * An explicit attest is used as given: it is the calling script's own
+ * decision, in its own process. Never pass a value taken from a received
+ * header here: leave attest NULL and let [policy] decide, which no header
+ * can raise (network surfaces may only lower the policy's level).
  * On success *identity receives the Identity header value and *date the
  * matching Date header value (either pointer may be NULL if not wanted).
  * Returns 0 or STIRGATE_EINVAL, STIRGATE_EHANDLE, STIRGATE_ENOSIGNER,
@@ -176,7 +180,9 @@ typedef struct stirgate_sign_request {
     const char *to;       /* To header value */
     const char *date;     /* Date header value; NULL: now, and a Date is
                              returned to add */
-    const char *attest;   /* "A", "B", "C"; NULL: [policy] */
+    const char *attest;   /* "A", "B", "C", used as given (the caller's own
+                             decision: never copy it from a header);
+                             NULL: [policy] */
     const char *origid;   /* NULL: [policy] customer origid, else a UUID
                              derived from call_id (stable across retries) */
     const char *call_id;  /* Call-ID header value */

@@ -50,7 +50,11 @@ type Options struct {
 	Ready func() error
 	// Mount adds handlers at other paths ("/outcomes", "/dashboard"), each
 	// serving its path and everything below it.
-	Mount  map[string]http.Handler
+	Mount map[string]http.Handler
+	// Auth authenticates callers of signing (scope sign), verification
+	// (verify), metrics and the mounted pages (read). Nil serves anyone:
+	// only for an API on loopback, which config enforces.
+	Auth   *Auth
 	Logger *slog.Logger
 
 	// Recorder, when set, is given one outcome per completed signing and
@@ -105,19 +109,17 @@ func New(o Options) (*API, error) {
 	}
 	a.o = o
 	a.certURL = "/certs/" + o.CertName + ".pem"
-	a.mux.HandleFunc("/stir/v1/signing", a.signing)
-	a.mux.HandleFunc("/stir/v1/verification", a.verification)
+	a.mux.Handle("/stir/v1/signing", a.guard(ScopeSign, http.HandlerFunc(a.signing)))
+	a.mux.Handle("/stir/v1/verification", a.guard(ScopeVerify, http.HandlerFunc(a.verification)))
 	a.mux.HandleFunc("GET /certs/{file}", a.certs)
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	a.mux.HandleFunc("GET /healthz", healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	if o.Metrics != nil {
-		a.mux.Handle("GET /metrics", o.Metrics.Handler())
+		a.mux.Handle("GET /metrics", a.guard(ScopeRead, o.Metrics.Handler()))
 	}
 	for p, h := range o.Mount {
 		p = "/" + strings.Trim(p, "/")
+		h = a.guard(ScopeRead, h)
 		a.mux.Handle(p, h)
 		a.mux.Handle(p+"/", h)
 	}
@@ -125,6 +127,11 @@ func New(o Options) (*API, error) {
 		a.fail(w, r, http.StatusNotFound, errNotFound.Withf("no resource at %s", r.URL.Path))
 	})
 	return a, nil
+}
+
+func healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
 }
 
 // certNameFromURL returns the base name of an x5u path without ".pem".
@@ -187,6 +194,8 @@ func messageID(e *stir.Error) string {
 		return "SVC4004"
 	case stir.ErrSignNotAllowed.Name:
 		return "POL4050"
+	case errUnauthorized.Name, errScope.Name, errSource.Name:
+		return ""
 	}
 	return "SVC5000"
 }
@@ -211,9 +220,11 @@ type exception struct {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, status int, e *stir.Error, vars ...string) {
 	var b errorBody
 	ex := &exception{MessageID: messageID(e), Text: e.Reason, Variables: vars}
-	if strings.HasPrefix(ex.MessageID, "POL") {
+	switch {
+	case ex.MessageID == "":
+	case strings.HasPrefix(ex.MessageID, "POL"):
 		b.RequestError.Policy = ex
-	} else {
+	default:
 		b.RequestError.Exception = ex
 	}
 	b.Error, b.Detail = e.Name, e.Error()
@@ -299,6 +310,9 @@ type SigningRequest struct {
 type SigningResponse struct {
 	SigningResponse struct {
 		Identity string `json:"identity"`
+		// Attest is the level used: the policy's, which a request may only
+		// lower (not part of ATIS-1000082; clients may ignore it).
+		Attest string `json:"attest,omitempty"`
 	} `json:"signingResponse"`
 }
 
@@ -324,6 +338,9 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := core.SignRequest{Orig: sr.Orig.TN, Dest: sr.Dest.TN, OrigID: sr.OrigID, Source: remoteIP(r)}
+	if c := ClientFrom(r.Context()); c != nil {
+		in.Client, in.Customer = c.Name, c.Customer
+	}
 	if sr.Attest != "" {
 		at, err := stir.ParseAttestation(sr.Attest)
 		if err != nil {
@@ -358,19 +375,28 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 		case e.SIPCode >= 500 || e.SIPCode == 0:
 			status = http.StatusInternalServerError
 		}
+		a.o.Logger.Info("http sign refused", "client", in.Client, "source", in.Source, "error", e.Name, "detail", e.Error())
 		a.o.Logger.Info("http sign refused", "error", e.Name, "detail", e.Error())
 		a.record(r, outcome.KindSign, func(o *outcome.Outcome) {
+			if in.Client != "" {
+				o.Client = in.Client
+			}
 			o.Result, o.ErrorName, o.Reason, o.SIPCode, o.Orig, o.Dest = "unsigned", e.Name, e.Error(), e.SIPCode, in.Orig, strings.Join(in.Dest, ",")
 		})
 		a.fail(w, r, status, e)
 		return
 	}
 	a.o.Metrics.Observe("http", "sign", time.Since(start), "signed", "")
+	a.o.Logger.Debug("http signed", "client", res.Client, "customer", res.Customer, "attest", res.Attest, "why", res.Why)
 	a.record(r, outcome.KindSign, func(o *outcome.Outcome) {
+		if res.Client != "" {
+			o.Client = res.Client
+		}
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
 	})
 	var out SigningResponse
 	out.SigningResponse.Identity = res.Identity
+	out.SigningResponse.Attest = string(res.Attest)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -38,7 +38,7 @@ type fixture struct {
 	api      *API
 }
 
-func newFixture(t *testing.T, mod func(*Options)) *fixture {
+func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	t.Helper()
 	lab, err := certs.NewLab(certs.LabOptions{SPC: "1234", Now: fixedNow})
 	if err != nil {
@@ -48,7 +48,10 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := policy.New(policy.Options{Default: "C"})
+	// httptest requests come from 192.0.2.1: the customer owns the test
+	// caller's number, so its calls earn A.
+	pol, err := policy.New(policy.Options{Default: "C", Customers: []policy.Customer{
+		{Name: "pbx", Numbers: []string{"12155550121"}, Sources: []string{"192.0.2.1"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestSigning(t *testing.T) {
 	}{
 		{name: "ok", ctype: "application/json", body: signOK, status: 200, attest: "A"},
 		{name: "ok with charset", ctype: "application/json; charset=utf-8", body: signOK, status: 200, attest: "A"},
-		{name: "policy attestation", ctype: "application/json", body: `{"signingRequest":{"dest":{"tn":["2155550131"]},"orig":{"tn":"+1 215 555 0121"}}}`, status: 200, attest: "C"},
+		{name: "policy attestation", ctype: "application/json", body: `{"signingRequest":{"dest":{"tn":["2155550131"]},"orig":{"tn":"+1 215 555 0121"}}}`, status: 200, attest: "A"},
 		{name: "wrong content type", ctype: "text/plain", body: signOK, status: 415, err: "content_type_unsupported"},
 		{name: "no content type", body: signOK, status: 415, err: "content_type_unsupported"},
 		{name: "malformed JSON", ctype: "application/json", body: `{"signingRequest":{"orig":`, status: 400, err: "body_malformed"},
@@ -202,7 +205,7 @@ func TestSigning(t *testing.T) {
 
 func TestVerification(t *testing.T) {
 	f := newFixture(t, nil)
-	s, err := f.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "B", OrigID: "123e4567-e89b-12d3-a456-426655440000"})
+	s, err := f.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "B", Trusted: true, OrigID: "123e4567-e89b-12d3-a456-426655440000"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/internal/buildinfo"
 )
 
 // Metrics are the Prometheus metrics of `stirgate serve`, on a registry of
@@ -69,7 +70,7 @@ func NewMetrics(now func() time.Time) *Metrics {
 		Namespace: "stirgate", Name: "reloads_total",
 		Help: "Configuration reloads (SIGHUP) by result (ok, error).",
 	}, []string{"result"})
-	m.reg.MustRegister(m.requests, m.signDur, m.verifyDur, m.fetchDur, m.dropped, m.reloads, sourceCollector{m})
+	m.reg.MustRegister(m.requests, m.signDur, m.verifyDur, m.fetchDur, m.dropped, m.reloads, sourceCollector{m}, buildinfo.Collector())
 	// The runtime and the process, as every Go service exports them.
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -10,19 +10,11 @@ import (
 	"github.com/stirgate/stirgate/outcome"
 )
 
-type clientKey struct{}
-
-// WithClient returns ctx naming the authenticated client of a request.
-// Authentication sets it; the record of every signing and verification of
-// that request carries it.
+// WithClient returns ctx naming the authenticated client of a request, as
+// the authentication middleware does; for callers that authenticate in
+// front of the API themselves.
 func WithClient(ctx context.Context, client string) context.Context {
-	return context.WithValue(ctx, clientKey{}, client)
-}
-
-// ClientFrom returns the client WithClient set, or "".
-func ClientFrom(ctx context.Context) string {
-	c, _ := ctx.Value(clientKey{}).(string)
-	return c
+	return context.WithValue(ctx, clientKey{}, &Client{Name: client})
 }
 
 // record hands one outcome to the Recorder, keyed on a random id: a
@@ -42,8 +34,8 @@ func (a *API) record(r *http.Request, kind string, fill func(*outcome.Outcome)) 
 	}
 	if a.o.Client != nil {
 		o.Client = a.o.Client(r)
-	} else {
-		o.Client = ClientFrom(r.Context())
+	} else if c := ClientFrom(r.Context()); c != nil {
+		o.Client = c.Name
 	}
 	if kind == outcome.KindSign {
 		o.Direction = "outbound"

@@ -76,7 +76,8 @@ type Options struct {
 	Contact string
 
 	// Unsigned is the answer when a call must not be signed: 302 (redirect
-	// without Identity, the default), 404 or 503 (route advance), or 603.
+	// without Identity, the default), 403 (refused, e.g. by policy), 404 or
+	// 503 (route advance), or 603.
 	Unsigned int
 
 	// Reason adds `Reason: SIP;cause=302;text="..."` to signing answers,
@@ -125,9 +126,9 @@ func NewHandler(o Options) (*Handler, error) {
 	switch o.Unsigned {
 	case 0:
 		o.Unsigned = 302
-	case 302, 404, 503, 603:
+	case 302, 403, 404, 503, 603:
 	default:
-		return nil, fmt.Errorf("sip unsigned answer %d: want 302, 404, 503 or 603", o.Unsigned)
+		return nil, fmt.Errorf("sip unsigned answer %d: want 302, 403, 404, 503 or 603", o.Unsigned)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 1500 * time.Millisecond
@@ -416,6 +417,8 @@ func (h *Handler) unsigned(c call, err error, start time.Time) *Answer {
 	case 302:
 		a.Reason = "Moved Temporarily"
 		a.add("Contact", "<"+h.target(r)+">")
+	case 403:
+		a.Reason = "Forbidden"
 	case 404:
 		a.Reason = "Not Found"
 	case 503:

@@ -60,9 +60,12 @@ func TestSign(t *testing.T) {
 		{name: "default for unknown source", src: srcLoop, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "C"},
 		{name: "empty Identity marker", src: srcCustomer, extra: []string{"Identity:"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A"},
 		{name: "compact empty y marker", src: srcCustomer, extra: []string{"y:"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A"},
-		{name: "attestation field", src: srcGateway, extra: []string{"Attestation: b"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "B"},
+		{name: "attestation field lowers", src: srcCustomer, extra: []string{"Attestation: b"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "B"},
+		// The field may only lower what the policy grants: a gateway asking
+		// A is signed C, the policy's level for it.
+		{name: "attestation field cannot raise", src: srcGateway, extra: []string{"Attestation: A"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "C"},
 		{name: "attestation field ignored", opts: func(o *Options) { o.AttestationHeader = "-" }, src: srcGateway, extra: []string{"Attestation: A"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "C"},
-		{name: "custom attestation field", opts: func(o *Options) { o.AttestationHeader = "X-Attest" }, src: srcGateway, extra: []string{"X-Attest: A"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "A"},
+		{name: "custom attestation field", opts: func(o *Options) { o.AttestationHeader = "X-Attest" }, src: srcCustomer, extra: []string{"X-Attest: C"}, code: 302, identHdr: "Identity", dateHdr: "Date", attest: "C"},
 		{name: "X-Identity marker", src: srcCustomer, extra: []string{"X-Identity:"}, code: 302, identHdr: "X-Identity", dateHdr: "X-Date", attest: "A"},
 		{name: "profile by source", opts: func(o *Options) {
 			o.Profiles = []Profile{{Name: "sippy", Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, IdentityHeader: "X-Identity", DateHeader: "X-Date"}}
@@ -86,6 +89,12 @@ func TestSign(t *testing.T) {
 				}
 			}},
 		{name: "bad attestation field", src: srcCustomer, extra: []string{"Attestation: Z"}, code: 302, warning: stir.ErrSignInput.Name},
+		{name: "unsigned 403 with reason", opts: func(o *Options) { o.Unsigned, o.Reason = 403, true }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 403, warning: stir.ErrSignInput.Name,
+			more: func(t *testing.T, r response) {
+				if r.reason != "Forbidden" || !strings.Contains(r.get("Reason"), "cause=403") {
+					t.Errorf("403 answer:\n%s", r.raw)
+				}
+			}},
 		{name: "unsigned 603", opts: func(o *Options) { o.Unsigned = 603 }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 603, warning: stir.ErrSignInput.Name},
 		{name: "unsigned 404", opts: func(o *Options) { o.Unsigned = 404 }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 404, warning: stir.ErrSignInput.Name},
 		{name: "unsigned 503 with reason", opts: func(o *Options) { o.Unsigned, o.Reason = 503, true }, src: srcCustomer, extra: []string{"Attestation: Z"}, code: 503, warning: stir.ErrSignInput.Name,
@@ -170,7 +179,7 @@ func TestSign(t *testing.T) {
 func TestVerify(t *testing.T) {
 	now := func() time.Time { return fixedNow }
 	l := newTestLab(t, now)
-	signed, err := l.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", OrigID: "5c3f6e7a-1111-4222-8333-944445555666"})
+	signed, err := l.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", Trusted: true, OrigID: "5c3f6e7a-1111-4222-8333-944445555666"})
 	if err != nil {
 		t.Fatal(err)
 	}

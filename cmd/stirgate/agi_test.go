@@ -57,6 +57,16 @@ func TestAGICommand(t *testing.T) {
 	conf := `[lab]
 dir = "lab"
 
+[policy]
+default = ""
+
+[[policy.customer]]
+name = "pbx"
+numbers = ["12155550121"]
+
+[[policy.customer]]
+name = "reseller"
+
 [agi]
 listen = "` + addr + `"
 session_timeout = "2s"
@@ -92,12 +102,23 @@ spill_path = "spill.jsonl"
 
 	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer pcancel()
-	tr, err := agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.1", Args: []string{"attest=A"}}.Run(pctx, addr)
+	tr, err := agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.1", Args: []string{"attest=A", "customer=pbx"}}.Run(pctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.Set["STIR_RESULT"] != "signed" || !strings.Contains(tr.Set["STIR_IDENTITY"], ";info=<https://") {
+	if tr.Set["STIR_RESULT"] != "signed" || tr.Set["STIR_ATTEST"] != "A" || !strings.Contains(tr.Set["STIR_IDENTITY"], ";info=<https://") {
 		t.Fatalf("sign session set %v", tr.Set)
+	}
+	// Policy decides attestation: agi://host/sign?attest=A from a source no
+	// customer owns ([policy] default = "") is not signed, and a customer
+	// granted B (the number is not theirs) asking A gets B.
+	tr, err = agitest.Channel{Script: "sign?attest=A", CallerID: "2155550199", Exten: "12155550131", UniqueID: "1768478400.3"}.Run(pctx, addr)
+	if err != nil || tr.Set["STIR_RESULT"] != "unsigned" || tr.Set["STIR_ERROR"] != "sign_not_allowed" || tr.Set["STIR_IDENTITY"] != "" {
+		t.Fatalf("attest=A from an unknown source: %v %v", err, tr.Set)
+	}
+	tr, err = agitest.Channel{Script: "sign?attest=A&customer=reseller", CallerID: "2155550199", Exten: "12155550131", UniqueID: "1768478400.4"}.Run(pctx, addr)
+	if err != nil || tr.Set["STIR_RESULT"] != "signed" || tr.Set["STIR_ATTEST"] != "B" {
+		t.Fatalf("attest=A from a customer granted B: %v %v", err, tr.Set)
 	}
 
 	// SIGHUP reloads; the server keeps answering.
@@ -110,7 +131,7 @@ spill_path = "spill.jsonl"
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	tr, err = agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.2", Args: []string{"attest=B"}}.Run(pctx, addr)
+	tr, err = agitest.Channel{Script: "sign", CallerID: "2155550121", Exten: "12155550131", UniqueID: "1768478400.2", Args: []string{"attest=B", "customer=pbx"}}.Run(pctx, addr)
 	if err != nil || tr.Set["STIR_RESULT"] != "signed" || tr.Set["STIR_ATTEST"] != "B" {
 		t.Fatalf("after reload: %v %v", err, tr.Set)
 	}
@@ -124,8 +145,10 @@ spill_path = "spill.jsonl"
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`stirgate_requests_total{error="",op="sign",result="signed",surface="agi"} 2`,
-		`stirgate_sign_duration_seconds_count{surface="agi"} 2`,
+		`stirgate_requests_total{error="",op="sign",result="signed",surface="agi"} 3`,
+		`stirgate_requests_total{error="sign_not_allowed",op="sign",result="unsigned",surface="agi"} 1`,
+		`stirgate_sign_duration_seconds_count{surface="agi"} 4`,
+		`stirgate_build_info{goversion="go`,
 		`stirgate_reloads_total{result="ok"} 1`,
 		`stirgate_signing_cert_not_after_timestamp_seconds{`,
 	} {
@@ -161,13 +184,18 @@ spill_path = "spill.jsonl"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 2 {
+	if len(out) != 4 {
 		t.Fatalf("stored %d outcomes: %+v\n%s", len(out), out, stderr.String())
 	}
+	results := map[string]int{}
 	for _, o := range out {
-		if o.Kind != "sign" || o.Result != "signed" || o.Source != outcome.SourceAGI || o.Orig != "12155550121" {
+		if o.Kind != "sign" || o.Source != outcome.SourceAGI {
 			t.Errorf("outcome %+v", o)
 		}
+		results[o.Result+"/"+o.Orig]++
+	}
+	if results["signed/12155550121"] != 2 || results["signed/12155550199"] != 1 || results["unsigned/2155550199"] != 1 {
+		t.Errorf("outcomes %v", results)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -88,6 +89,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if g.signer != nil && time.Now().After(g.signer.Credential().NotAfter) {
 				return errors.New("signing certificate expired")
 			}
+			if g.signer != nil && time.Now().Before(g.signer.Credential().NotBefore) {
+				return errors.New("signing certificate not yet valid")
+			}
 			return nil
 		}
 	}
@@ -140,42 +144,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	current.Store(gen)
 	defer func() { current.Load().close() }()
 
-	// HTTP: the API, certificates, metrics and health.
+	// HTTP: the API listener (signing, verification, outcomes, dashboard,
+	// metrics; loopback or authenticated, which config enforces) and the
+	// public listener (certificates and /healthz only).
 	hcfg := cfg.HTTP.WithDefaults()
 	sw := httpapi.NewSwitch(gen.api)
-	var hsrv *http.Server
-	herr := make(chan error, 1)
-	if addr, tlsConf, err := httpListen(cfg); err != nil {
-		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
+	pubSw := httpapi.NewSwitch(gen.api.Public())
+	herr := make(chan error, 2)
+	lns := cfg.HTTPListeners()
+	hsrv, err := startHTTP(cfg, "api", lns.API, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, sw, herr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "stirgate serve: %s: %v\n", lns.APIKey, err)
 		return exitUsage
-	} else if addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			fmt.Fprintf(stderr, "stirgate serve: http: %v\n", err)
-			return exitUsage
+	}
+	psrv, err := startHTTP(cfg, "public", lns.Publish, cfg.Publish.TLSCert, cfg.Publish.TLSKey, pubSw, herr, log)
+	if err != nil {
+		if hsrv != nil {
+			_ = hsrv.Close()
 		}
-		hsrv = &http.Server{
-			Handler:           sw,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       15 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			TLSConfig:         tlsConf,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
-		go func() {
-			if tlsConf != nil {
-				herr <- hsrv.ServeTLS(ln, "", "")
-			} else {
-				herr <- hsrv.Serve(ln)
-			}
-		}()
-		scheme := "http"
-		if tlsConf != nil {
-			scheme = "https"
-		}
-		log.Info("http listening", "url", scheme+"://"+ln.Addr().String(), "certs", gen.api.CertPath())
+		fmt.Fprintf(stderr, "stirgate serve: %s: %v\n", lns.PublishKey, err)
+		return exitUsage
+	}
+	if hsrv != nil && len(cfg.HTTP.Tokens) == 0 {
+		log.Warn("api has no [[http.token]]: every process on this host may sign and read outcomes", "addr", lns.API)
 	}
 
 	// SIP redirect.
@@ -217,8 +208,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			log.Info("sip redirect listening", "addrs", ssrv.Addrs())
 		}
 	}
-	if hsrv == nil && ssrv == nil {
-		fmt.Fprintln(stderr, "stirgate serve: nothing to serve: set [http] listen, [lab] dir or [[sip.listen]]")
+	if hsrv == nil && psrv == nil && ssrv == nil {
+		fmt.Fprintln(stderr, "stirgate serve: nothing to serve: set [http] listen, [publish] listen, [lab] dir or [[sip.listen]]")
 		return exitUsage
 	}
 
@@ -249,6 +240,7 @@ loop:
 			}
 			current.Store(next)
 			sw.Store(next.api)
+			pubSw.Store(next.api.Public())
 			if ssrv != nil {
 				ssrv.SetHandler(next.sip)
 			}
@@ -281,6 +273,9 @@ loop:
 	if hsrv != nil {
 		_ = hsrv.Shutdown(sctx)
 	}
+	if psrv != nil {
+		_ = psrv.Shutdown(sctx)
+	}
 	if ssrv != nil {
 		_ = ssrv.Shutdown(sctx)
 	}
@@ -299,7 +294,7 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 	if err != nil {
 		return nil, err
 	}
-	if fmt.Sprint(cfg.SIP.Listen) != fmt.Sprint(old.SIP.Listen) || cfg.HTTP.Listen != old.HTTP.Listen {
+	if fmt.Sprint(cfg.SIP.Listen) != fmt.Sprint(old.SIP.Listen) || cfg.HTTPListeners() != old.HTTPListeners() {
 		log.Warn("listen addresses changed; they take effect at the next restart")
 	}
 	return g, nil
@@ -322,7 +317,13 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		log.Warn("no [signer]: signing is off")
 	}
 	hc := cfg.HTTP.WithDefaults()
+	auth, err := apiAuth(cfg.HTTP)
+	if err != nil {
+		g.close()
+		return nil, err
+	}
 	api, err := httpapi.New(httpapi.Options{
+		Auth:       auth,
 		Signer:     g.signer,
 		Verifier:   g.verifier,
 		Metrics:    m,
@@ -393,28 +394,71 @@ func sipOptions(cfg *config.Config, g *generation, m *httpapi.Metrics, log *slog
 	return o, nil
 }
 
-// httpListen returns the HTTP address and TLS config: [http] listen with
-// its certificate, else the lab's endpoint with the lab certificate.
-func httpListen(cfg *config.Config) (string, *tls.Config, error) {
-	h := cfg.HTTP
-	addr := h.Listen
-	certFile, keyFile := cfg.Resolve(h.TLSCert), cfg.Resolve(h.TLSKey)
-	if addr == "" && cfg.Lab.Dir != "" {
-		l := cfg.Lab.WithDefaults()
-		addr = l.Listen
-		if certFile == "" {
-			dir := cfg.ResolveState(l.Dir)
-			certFile, keyFile = filepath.Join(dir, config.LabTLSCert), filepath.Join(dir, config.LabTLSKey)
+// startHTTP serves h on addr ("" = not at all) in the background,
+// reporting Serve's end on errc. TLS comes from certFile/keyFile, else
+// the lab TLS certificate under [lab], else none (a TLS proxy in front).
+func startHTTP(cfg *config.Config, name, addr, certFile, keyFile string, h http.Handler, errc chan<- error, log *slog.Logger) (*http.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	certFile, keyFile = cfg.Resolve(certFile), cfg.Resolve(keyFile)
+	if certFile == "" && cfg.Lab.Dir != "" {
+		dir := cfg.ResolveState(cfg.Lab.WithDefaults().Dir)
+		certFile, keyFile = filepath.Join(dir, config.LabTLSCert), filepath.Join(dir, config.LabTLSKey)
+	}
+	var tlsConf *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
 		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if addr == "" || certFile == "" {
-		return addr, nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("http tls: %w", err)
+		return nil, err
 	}
-	return addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConf,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if tlsConf != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	log.Info("http listening", "listener", name, "url", scheme+"://"+ln.Addr().String())
+	return srv, nil
+}
+
+// apiAuth converts [[http.token]] and [http] allow into the API's
+// authentication; nil when neither is set (config allows that only on
+// loopback).
+func apiAuth(h config.HTTP) (*httpapi.Auth, error) {
+	allow, err := config.ParsePrefixes(h.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("http.allow: %w", err)
+	}
+	if len(h.Tokens) == 0 && len(allow) == 0 {
+		return nil, nil
+	}
+	a := &httpapi.Auth{Allow: allow, Tokens: map[string]*httpapi.Client{}}
+	for _, t := range h.Tokens {
+		a.Tokens[strings.ToLower(t.SHA256)] = &httpapi.Client{Name: t.Name, Customer: t.Customer, Scopes: t.Scopes}
+	}
+	return a, nil
 }
 
 // demo signs a sample call and verifies it through the live x5u endpoint,
@@ -422,7 +466,7 @@ func httpListen(cfg *config.Config) (string, *tls.Config, error) {
 func demo(ctx context.Context, s *core.Signer, v *core.Verifier, w io.Writer) {
 	from := `"Lab Caller" <sip:+12155550121@lab.example;user=phone>;tag=1`
 	to := `<sip:+12155550131@lab.example;user=phone>`
-	res, err := s.Sign(ctx, core.SignRequest{From: from, To: to, Attest: stir.AttestFull, CallID: "lab-demo"})
+	res, err := s.Sign(ctx, core.SignRequest{From: from, To: to, Attest: stir.AttestFull, Trusted: true, CallID: "lab-demo"})
 	if err != nil {
 		fmt.Fprintf(w, "sample signing failed: %v\n", err)
 		return

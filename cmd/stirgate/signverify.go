@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,7 +26,6 @@ func init() {
 	register("sign", "print a signed Identity header value", runSign)
 	register("verify", "verify Identity headers and print the result as JSON", runVerify)
 	register("decode", "show an Identity header's JOSE header, claims and parameters", runDecode)
-	register("config", "config check FILE: validate a configuration", runConfig)
 }
 
 func fixedClock(at int64) func() time.Time {
@@ -115,7 +115,9 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	req := core.SignRequest{
 		Orig: *orig, From: *from, PAI: *pai, To: *to, Date: *date,
 		Attest: stir.Attestation(*attest), OrigID: *origid, Customer: *cust, Source: *source,
-		At: now(),
+		// The operator at the command line chooses the level.
+		Trusted: *attest != "",
+		At:      now(),
 	}
 	if *dest != "" {
 		req.Dest = strings.Split(*dest, ",")
@@ -170,7 +172,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfgPath  = fs.String("config", "", "config file ([verifier], [x5u]); default: the lab in ./.stirgate")
+		cfgPath  = fs.String("config", "", "config file ([verifier], [x5u]); default: --trust, else the lab in ./.stirgate if `stirgate serve` made one")
 		trust    multiFlag
 		crl      multiFlag
 		preload  multiFlag
@@ -207,9 +209,18 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var cfg *config.Config
 	var err error
-	if *cfgPath == "" && len(trust) > 0 {
+	switch {
+	case *cfgPath == "" && len(trust) > 0:
 		cfg = &config.Config{}
-	} else if cfg, err = loadConfig(*cfgPath); err != nil {
+	case *cfgPath == "" && !labExists(config.Default()):
+		// A verification writes no files: it uses the lab only when one
+		// is already there, and never generates one.
+		fmt.Fprintln(stderr, "stirgate verify: no trust anchors: give --trust FILE or --config FILE (or run `stirgate serve` once to make the lab in ./.stirgate)")
+		return exitUsage
+	default:
+		cfg, err = loadConfig(*cfgPath)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "stirgate verify: %v\n", err)
 		return exitUsage
 	}
@@ -261,6 +272,18 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		code = exitOK
 	}
 	return printJSON(stdout, res, code)
+}
+
+// labExists reports whether cfg's lab is complete on disk, so that
+// PrepareLab would only read it.
+func labExists(cfg *config.Config) bool {
+	dir := cfg.Resolve(cfg.Lab.WithDefaults().Dir)
+	for _, f := range []string{"sp.key", config.LabTLSKey, "root.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // requestFromMessage reads a captured SIP request.
@@ -371,43 +394,6 @@ func printJSONIndent(w io.Writer, v any) {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: stirgate config check FILE")
-		return exitUsage
-	}
-	cfg, err := config.Load(args[1])
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	log := newLogger(stderr, cfg.Log)
-	if err := cfg.PrepareLab(time.Now(), log); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	var problems []string
-	if cfg.Signer.Enabled() {
-		if _, err := cfg.NewSigner(nil, log); err != nil {
-			problems = append(problems, err.Error())
-		}
-	}
-	if len(cfg.Verifier.Trust) > 0 {
-		v, err := cfg.NewVerifier(nil, log)
-		if err != nil {
-			problems = append(problems, err.Error())
-		} else {
-			v.Close()
-		}
-	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "%s: %s\n", args[1], strings.Join(problems, "; "))
-		return exitUsage
-	}
-	fmt.Fprintf(stdout, "%s: ok (hash %s)\n", args[1], cfg.Hash)
-	return exitOK
 }
 
 var base64URL = base64.RawURLEncoding

@@ -38,7 +38,9 @@ type Config struct {
 	AMI   AMI   `toml:"ami"`
 	Store Store `toml:"store"`
 	HTTP  HTTP  `toml:"http"`
-	SIP   SIP   `toml:"sip"`
+	// Publish is the public certificate listener (publish.go).
+	Publish Publish `toml:"publish"`
+	SIP     SIP     `toml:"sip"`
 
 	// Path is the file the config came from ("" for the embedded default);
 	// relative file names inside it are resolved against its directory.
@@ -122,6 +124,8 @@ func (c *Config) Validate() error {
 		validateSection(c.Store),
 		validateSection(c.HTTP),
 		validateSection(c.SIP),
+		c.Publish.Validate(),
+		c.exposure(),
 	)
 }
 

@@ -136,6 +136,10 @@ type Customer struct {
 	// RCD is [policy.customer.rcd]: rich call data (RFC 9795) signed
 	// for the customer's calls: nam, icn, jcl, jcd (jCard JSON text).
 	RCD *policy.RCD `toml:"rcd"`
+	// AttestOverride lets the customer choose its calls' attestation (an
+	// HTTP attest, AGI attest= or SIP Attestation field is used as given).
+	// Off (default), a requested level may only lower what policy grants.
+	AttestOverride bool `toml:"attest_override"`
 }
 
 // Validate checks the [policy] section (the policy package re-checks

@@ -7,14 +7,22 @@ import (
 	"time"
 )
 
-// HTTP is the [http] section: the HTTP service of `stirgate serve` (the
-// ATIS-1000082 signing and verification API, the x5u certificate
-// endpoint, /metrics, /healthz and /readyz). Zero fields take the defaults
-// of WithDefaults.
+// HTTP is the [http] section: the API listener of `stirgate serve` (the
+// ATIS-1000082 signing and verification API, /outcomes, /dashboard,
+// /metrics, /healthz, /readyz and the certificates too). It belongs on
+// loopback or behind [[http.token]]; [publish] is the public listener.
+// Zero fields take the defaults of WithDefaults.
 type HTTP struct {
 	// Listen is host:port. Empty: the [lab] listen address (with the lab's
-	// TLS certificate) when [lab] is set, else the HTTP service is off.
+	// TLS certificate) when [lab] is set and [publish] is not, else off.
+	// Anything but loopback needs [[http.token]].
 	Listen string `toml:"listen"`
+	// Tokens are the API's clients; with none, the API must be on loopback
+	// and every local process may use it.
+	Tokens []APIToken `toml:"token"`
+	// Allow limits the API to these sources (addresses, CIDR prefixes);
+	// empty: any source that authenticates.
+	Allow []string `toml:"allow"`
 	// TLSCert and TLSKey enable TLS (PEM files). x5u fetchers require
 	// https, so publish certificates over TLS or behind a TLS proxy.
 	TLSCert string `toml:"tls_cert"`
@@ -74,6 +82,9 @@ func (h HTTP) Validate() error {
 	}
 	if h.CertName != "" && !isCertName(h.CertName) {
 		errs = append(errs, fmt.Errorf("http.cert_name %q: letters, digits, '-', '_' and '.' only", h.CertName))
+	}
+	if _, err := ParsePrefixes(h.Allow); err != nil {
+		errs = append(errs, fmt.Errorf("http.allow: %w", err))
 	}
 	if d := h.Timeout.Duration; d > 30*time.Second {
 		errs = append(errs, fmt.Errorf("http.timeout %s: above 30s", d))

@@ -26,7 +26,8 @@ type SIP struct {
 	// Request-URI's user.
 	Contact string `toml:"contact"`
 	// Unsigned is the answer when a call must not be signed: 302 (redirect
-	// without Identity, the default), 404 or 503 (route advance) or 603.
+	// without Identity, the default), 403 (refused: the Warning names
+	// why, e.g. sign_not_allowed), 404 or 503 (route advance) or 603.
 	Unsigned int `toml:"unsigned"`
 	// Reason adds Reason: SIP;cause=302;text="..." to signing answers.
 	Reason bool `toml:"reason"`
@@ -165,9 +166,9 @@ func (s SIP) Validate() error {
 		errs = append(errs, fmt.Errorf("sip.contact %q: want a sip: or sips: URI", s.Contact))
 	}
 	switch s.Unsigned {
-	case 0, 302, 404, 503, 603:
+	case 0, 302, 403, 404, 503, 603:
 	default:
-		errs = append(errs, fmt.Errorf("sip.unsigned %d: want 302, 404, 503 or 603", s.Unsigned))
+		errs = append(errs, fmt.Errorf("sip.unsigned %d: want 302, 403, 404, 503 or 603", s.Unsigned))
 	}
 	if d := s.Timeout.Duration; d != 0 && (d < 50*time.Millisecond || d > 10*time.Second) {
 		errs = append(errs, fmt.Errorf("sip.timeout %s: want 50ms..10s", d))

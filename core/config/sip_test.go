@@ -30,7 +30,7 @@ identity_header = "X-Identity"
 date_header = "X-Date"
 
 [http]
-listen = "0.0.0.0:8443"
+listen = "127.0.0.1:8443"
 tls_cert = "c.pem"
 tls_key = "k.pem"
 cert_max_age = "48h"

@@ -29,6 +29,10 @@ type Customer struct {
 	// RCD is the rich call data (RFC 9795) signed for the customer's calls
 	// when a request brings none; nil signs none.
 	RCD *RCD
+	// AttestOverride lets this customer choose the attestation of its
+	// calls (a request's attest is used as given, even above what the
+	// numbers earn). Off, a request may only lower the level.
+	AttestOverride bool
 }
 
 // RCD is a customer's rich call data: display name, logo URL, and a jCard
@@ -57,6 +61,8 @@ type Decision struct {
 	OrigID   string // customer's fixed origid, or empty
 	Customer string // matched customer, or empty
 	Why      string // short explanation for logs
+	// Override: the customer may choose the attestation itself.
+	Override bool
 }
 
 // Input is what the policy looks at.
@@ -219,7 +225,7 @@ func (p *Policy) Decide(in Input) (Decision, error) {
 		}
 	}
 	if c != nil {
-		d := Decision{Customer: c.Name, OrigID: c.OrigID}
+		d := Decision{Customer: c.Name, OrigID: c.OrigID, Override: c.AttestOverride}
 		if c.owns(in.Orig) {
 			d.Attest, d.Why = stir.AttestFull, "customer owns the number"
 		} else {
