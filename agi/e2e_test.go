@@ -103,8 +103,10 @@ func (l *lab) verifier(t testing.TB) *core.Verifier {
 	v, err := core.NewVerifier(core.VerifierOptions{
 		Roots:   l.lab.Roots(),
 		Numbers: tn.NANP(),
-		Fetch:   x5u.Options[*certs.Credential]{Policy: x5u.Policy{LabHosts: []string{l.host()}}, RootCAs: pool},
-		Now:     func() time.Time { return l.now },
+		// A generous fetch timeout: the default 2 s is a production bound,
+		// and a TLS handshake on a loaded test machine can take longer.
+		Fetch: x5u.Options[*certs.Credential]{Policy: x5u.Policy{LabHosts: []string{l.host()}}, RootCAs: pool, Timeout: time.Minute},
+		Now:   func() time.Time { return l.now },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -282,7 +282,7 @@ func TestSignScript(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a lost event, not a slow machine
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached")
@@ -485,20 +485,20 @@ func TestSetServiceReload(t *testing.T) {
 }
 
 // TestSilentClientDoesNotBlock: the accept loop never reads, so a client
-// that connects and says nothing delays no one.
+// that connects and says nothing delays no one: another session completes
+// while the silent one is still open (its timeout is far away), which a
+// blocked accept loop could never let happen. Ordered, not timed.
 func TestSilentClientDoesNotBlock(t *testing.T) {
-	_, addr := start(t, Options{Service: &fakeService{}, SessionTimeout: 5 * time.Second})
+	srv, addr := start(t, Options{Service: &fakeService{}, SessionTimeout: time.Hour})
 	silent, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	begin := time.Now()
 	tr := play(t, addr, agitest.Channel{Script: "verify"})
 	checkVars(t, tr, map[string]string{VarResult: "pass"})
-	if d := time.Since(begin); d > time.Second {
-		t.Fatalf("session took %v behind a silent client", d)
-	}
+	// The played session winds down on its own; the silent one stays.
+	waitFor(t, func() bool { return srv.Stats().Active == 1 && srv.Stats().Accepted == 2 })
 }
 
 func TestSessionTimeout(t *testing.T) {
@@ -515,7 +515,9 @@ func TestSessionTimeout(t *testing.T) {
 			begin := time.Now()
 			tr := play(t, addr, tt.ch)
 			d := time.Since(begin)
-			if !tr.Closed || d < 100*time.Millisecond || d > 2*time.Second {
+			// Only the lower bound is judged: a timer never fires early,
+			// but a loaded machine can fire it late.
+			if !tr.Closed || d < 150*time.Millisecond {
 				t.Fatalf("closed=%v after %v", tr.Closed, d)
 			}
 			waitFor(t, func() bool { return srv.Stats().Failed == 1 && srv.Stats().Active == 0 })

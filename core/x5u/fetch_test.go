@@ -98,12 +98,11 @@ func TestFetchFailures(t *testing.T) {
 					o.RootCAs = nil
 				}
 			})
-			start := time.Now()
+			// A handler that never answers returns only through the
+			// timeout, so Get returning at all is the check; how long
+			// after 500ms it returns depends on the machine's load.
 			_, err := hs.c.Get(t.Context(), hs.srv.URL("/cert.pem"))
 			wantErr(t, err, tt.want)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("Get took %v, beyond its 500ms timeout", d)
-			}
 			want := int64(1)
 			if tt.noRoots {
 				want = 0 // refused in the handshake
@@ -328,15 +327,17 @@ func TestCallerContext(t *testing.T) {
 
 func TestCloseCancelsFetch(t *testing.T) {
 	hs := newHarness(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
-		func(o *Options[*chain]) { o.Timeout = time.Minute })
+		func(o *Options[*chain]) { o.Timeout = time.Hour })
 	done := make(chan error, 1)
 	go func() { _, err := hs.c.Get(t.Context(), hs.srv.URL("/cert.pem")); done <- err }()
 	waitFor(t, "the fetch to start", func() bool { return hs.srv.requests.Load() == 1 })
-	start := time.Now()
 	hs.c.Close()
-	wantErr(t, <-done, stir.ErrX5UFetchFailed)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Close took %v", d)
+	// The fetch's own timeout is an hour away: only Close can end it.
+	select {
+	case err := <-done:
+		wantErr(t, err, stir.ErrX5UFetchFailed)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Close did not cancel the fetch")
 	}
 	_, err := hs.c.Get(t.Context(), hs.srv.URL("/other.pem"))
 	wantErr(t, err, stir.ErrX5UFetchFailed)
