@@ -679,7 +679,7 @@ func fillHours(hs []outcome.Hour, since, until, now time.Time) []outcome.Hour {
 }
 
 var page = template.Must(template.New("dashboard").Funcs(template.FuncMap{
-	"rows": func(n int) int { return 20 * n },
+	"rows":  func(n int) int { return 20 * n },
 	"chart": func(r []rect, w, h float64) map[string]any { return map[string]any{"R": r, "W": w, "H": h} },
 	"f": func(v float64) string {
 		return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(v, 'f', 2, 64), "0"), ".")
