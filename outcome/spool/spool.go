@@ -105,9 +105,10 @@ type Writer struct {
 	scratch []byte
 	closed  bool
 
-	stop chan struct{}
-	done chan struct{}
-	kick chan struct{} // cur was swapped for the spare: make another
+	stop    chan struct{}
+	done    chan struct{}
+	sealing sync.WaitGroup // seals of full segments handed off by Record
+	kick    chan struct{}  // cur was swapped for the spare: make another
 
 	written, failed atomic.Int64
 	lastLog         atomic.Int64 // unix seconds of the last failure logged
@@ -247,7 +248,9 @@ func (w *Writer) Record(r Record) {
 		}
 		full := w.cur
 		w.cur, w.spare = w.spare, nil
+		w.sealing.Add(1)
 		go func() { // sealing is the sealer's job; hand it over without waiting
+			defer w.sealing.Done()
 			if err := full.seal(); err != nil {
 				w.fail(err)
 			}
@@ -375,6 +378,7 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
+	w.sealing.Wait()
 	w.sealMu.Lock()
 	defer w.sealMu.Unlock()
 	if spare != nil {

@@ -414,6 +414,8 @@ type view struct {
 	Peers        []groupRow
 	Systems      []groupRow
 	Series       []rect
+	PassRate     []rect // inbound pass rate per hour, of SeriesH
+	SignedShare  []rect // outbound signed share per hour
 	Ticks        []tick
 	SeriesW      float64
 	SeriesH      float64
@@ -600,6 +602,25 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 					Title: fmt.Sprintf("%s %s: %d", h.Start.UTC().Format("2006-01-02 15:00"), k, h.ByResult[k]),
 				})
 			}
+			// Rates per hour, each on its own denominator: the hour's
+			// inbound calls, the hour's outbound calls.
+			for _, rt := range []struct {
+				dst         *[]rect
+				m           map[string]int
+				good, label string
+				fill        string
+			}{{&v.PassRate, h.Inbound, "pass", "pass rate", "#2e7d32"}, {&v.SignedShare, h.Outbound, "signed", "signed share", "#1565c0"}} {
+				all := 0
+				for _, c := range rt.m {
+					all += c
+				}
+				if all == 0 {
+					continue
+				}
+				hgt := v.SeriesH * float64(rt.m[rt.good]) / float64(all)
+				*rt.dst = append(*rt.dst, rect{X: float64(i)*slot + 1, Y: v.SeriesH - hgt, W: max(slot-2, 1), H: max(hgt, 1), Fill: rt.fill,
+					Title: fmt.Sprintf("%s %s %s (%d/%d)", h.Start.UTC().Format("2006-01-02 15:00"), rt.label, pct(rt.m[rt.good], all), rt.m[rt.good], all)})
+			}
 			if i%max(1, (n+7)/8) == 0 {
 				v.Ticks = append(v.Ticks, tick{X: float64(i) * slot, Label: h.Start.UTC().Format("02 15h")})
 			}
@@ -658,7 +679,8 @@ func fillHours(hs []outcome.Hour, since, until, now time.Time) []outcome.Hour {
 }
 
 var page = template.Must(template.New("dashboard").Funcs(template.FuncMap{
-	"rows": func(n int) int { return 20 * n },
+	"rows":  func(n int) int { return 20 * n },
+	"chart": func(r []rect, w, h float64) map[string]any { return map[string]any{"R": r, "W": w, "H": h} },
 	"f": func(v float64) string {
 		return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(v, 'f', 2, 64), "0"), ".")
 	},

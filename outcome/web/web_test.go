@@ -214,6 +214,8 @@ var expectations = []struct {
 	{"crl", `class="soon" data-cert="CN=STI-PA CRL"><td>CN=STI-PA CRL<br><small>CRL</small></td><td>[^<]*</td><td class="n">20</td>`},
 	{"series bars", `(?s)<svg id="series-chart".*(<rect [^>]*fill="#2e7d32"[^>]*>\s*<title>2026-11-23 12:00 pass: 3</title>)`},
 	{"series fail", `<title>2026-11-23 11:00 fail: 2</title>`},
+	{"pass rate per hour", `(?s)id="pass-rate".*<title>2026-11-23 11:00 pass rate 0.0% \(0/2\)</title>.*<title>2026-11-23 12:00 pass rate 100.0% \(3/3\)</title>`},
+	{"signed share per hour", `(?s)id="signed-share".*<title>2026-11-23 10:00 signed share 0.0% \(0/1\)</title>`},
 }
 
 // group is the pattern of one row of a breakdown table.
