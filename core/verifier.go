@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -22,6 +24,14 @@ type VerifierOptions struct {
 	Roots *x509.CertPool
 	// CRL, when set, is checked for every chain certificate.
 	CRL *certs.CRLSet
+	// Anchors, when set, replaces Roots: a trust anchor list read again
+	// when its files change. A change drops the chains cached under the
+	// old list.
+	Anchors *certs.Anchors
+	// Revocation, when set, is checked on every verification rather than
+	// once per fetch, so that a refreshed CRL takes effect at once (package
+	// crl). Close closes it when it is an io.Closer.
+	Revocation certs.RevocationChecker
 	// Fetch is the x5u fetch, cache and URL policy. Zero value: defaults
 	// of x5u.Options (https only, 2 s, 64 KiB, no lab hosts).
 	Fetch x5u.Options[*certs.Credential]
@@ -57,7 +67,7 @@ type Verifier struct {
 
 // NewVerifier validates opts and builds a Verifier. Close releases it.
 func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	if opts.Roots == nil {
+	if opts.Roots == nil && opts.Anchors == nil {
 		return nil, stir.ErrCertUntrusted.Withf("no trust anchors configured")
 	}
 	if opts.MaxAge <= 0 {
@@ -102,19 +112,48 @@ func (v *Verifier) validate(ctx context.Context, url string, body []byte) (*cert
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	cred, err := certs.Verify(chain, certs.VerifyOptions{
-		Roots:       v.opts.Roots,
-		CurrentTime: v.opts.Now(),
-		CRL:         v.opts.CRL,
-	})
-	if err != nil {
-		return nil, time.Time{}, err
+	for {
+		var gen uint64
+		if v.opts.Anchors != nil {
+			gen = v.opts.Anchors.Generation()
+		}
+		cred, err := certs.Verify(chain, certs.VerifyOptions{
+			Roots:       v.roots(),
+			CurrentTime: v.opts.Now(),
+			CRL:         v.opts.CRL,
+		})
+		// The anchors changed while this chain was checked: the cache was
+		// purged meanwhile and must not receive a result of the old list.
+		if v.opts.Anchors != nil && v.opts.Anchors.Generation() != gen {
+			continue
+		}
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return cred, cred.NotAfter, nil
 	}
-	return cred, cred.NotAfter, nil
 }
 
-// Close releases the x5u cache.
-func (v *Verifier) Close() error { return v.cache.Close() }
+// roots is the trust anchor pool in use.
+func (v *Verifier) roots() *x509.CertPool {
+	if v.opts.Anchors != nil {
+		return v.opts.Anchors.Pool()
+	}
+	return v.opts.Roots
+}
+
+// Revocation is the checker of VerifierOptions.Revocation (nil if none),
+// for metrics and readiness.
+func (v *Verifier) Revocation() certs.RevocationChecker { return v.opts.Revocation }
+
+// Close releases the x5u cache and the revocation checker.
+func (v *Verifier) Close() error {
+	err := v.cache.Close()
+	if c, ok := v.opts.Revocation.(io.Closer); ok {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
 
 // CacheStats reports x5u cache counters.
 func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
@@ -280,9 +319,17 @@ func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Ti
 		return nil, stir.ErrDestMismatch.Withf("request %s not in dest.tn %v", dest, tok.Claims.Dest)
 	}
 
+	if v.opts.Anchors != nil && v.opts.Anchors.Check() {
+		v.cache.Purge()
+	}
 	cred, err := v.cache.Get(ctx, h.Info)
 	if err != nil {
 		return nil, err
+	}
+	if v.opts.Revocation != nil {
+		if err := v.opts.Revocation.Check(cred.Chain, v.roots(), now); err != nil {
+			return nil, err
+		}
 	}
 	read.SPC = cred.SPC
 	// The chain was validated when fetched; the cache never outlives the
