@@ -309,8 +309,10 @@ func (s *Source) Due() time.Time {
 	for _, h := range s.held {
 		var d time.Time
 		switch {
+		case h.attempted.IsZero() && h.set == nil:
+			d = time.Time{} // never tried and nothing held: at once
 		case h.set == nil || h.lastErr != nil:
-			d = h.attempted.Add(s.o.Retry) // zero attempted: due at once
+			d = h.attempted.Add(s.o.Retry)
 		default:
 			d = h.nextUpdate.Add(-s.o.RefreshBefore)
 			if min := h.attempted.Add(s.o.Retry); d.Before(min) {
