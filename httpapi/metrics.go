@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/crl"
 )
 
 // Metrics are the Prometheus metrics of `stirgate serve`, on a registry of
@@ -147,12 +148,27 @@ var (
 	descExpiry  = prometheus.NewDesc("stirgate_signing_cert_expiry_days",
 		"Days until each certificate of the signing chain expires (negative once expired).",
 		[]string{"spc", "subject", "x5u"}, nil)
+
+	// The fetched CRL (package crl), one series per configured URL.
+	descCRLNext = prometheus.NewDesc("stirgate_crl_next_update_timestamp_seconds",
+		"nextUpdate of the CRL held for each URL (absent until one is held).", []string{"url"}, nil)
+	descCRLThis = prometheus.NewDesc("stirgate_crl_this_update_timestamp_seconds",
+		"thisUpdate of the CRL held for each URL: its age is time() minus this.", []string{"url"}, nil)
+	descCRLSuccess = prometheus.NewDesc("stirgate_crl_last_success_timestamp_seconds",
+		"Last fetch of each CRL URL that gave a good CRL (absent since start if none).", []string{"url"}, nil)
+	descCRLFetch = prometheus.NewDesc("stirgate_crl_fetch_total",
+		"CRL fetches since the verifier was built, by result (ok, error: network, signature, times or replay).", []string{"url", "result"}, nil)
+	descCRLUsable = prometheus.NewDesc("stirgate_crl_usable",
+		"1 when the CRL held for the URL is within nextUpdate plus crl_grace, else 0 (crl_stale decides).", []string{"url"}, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCache
 	ch <- descEntries
 	ch <- descExpiry
+	for _, d := range []*prometheus.Desc{descCRLNext, descCRLThis, descCRLSuccess, descCRLFetch, descCRLUsable} {
+		ch <- d
+	}
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -173,6 +189,9 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(e.v), e.name)
 		}
 		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(st.Entries))
+		if src, ok := s.Verifier.Revocation().(*crl.Source); ok {
+			collectCRL(ch, src.Status())
+		}
 	}
 	if s.Signer != nil {
 		cred := s.Signer.Credential()
@@ -182,5 +201,25 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, math.Round(days*100)/100,
 				cred.SPC, crt.Subject.String(), s.Signer.X5U())
 		}
+	}
+}
+
+func collectCRL(ch chan<- prometheus.Metric, sts []crl.Status) {
+	unix := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+	for _, st := range sts {
+		if !st.NextUpdate.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCRLNext, prometheus.GaugeValue, unix(st.NextUpdate), st.URL)
+			ch <- prometheus.MustNewConstMetric(descCRLThis, prometheus.GaugeValue, unix(st.ThisUpdate), st.URL)
+		}
+		if !st.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCRLSuccess, prometheus.GaugeValue, unix(st.LastSuccess), st.URL)
+		}
+		ch <- prometheus.MustNewConstMetric(descCRLFetch, prometheus.CounterValue, float64(st.Fetches-st.Failures), st.URL, "ok")
+		ch <- prometheus.MustNewConstMetric(descCRLFetch, prometheus.CounterValue, float64(st.Failures), st.URL, "error")
+		usable := 0.0
+		if st.Usable {
+			usable = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCRLUsable, prometheus.GaugeValue, usable, st.URL)
 	}
 }
