@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -38,6 +39,9 @@ type SignerOptions struct {
 	// ExpiryWarning logs a warning at construction when the certificate
 	// expires within it (default 30 days).
 	ExpiryWarning time.Duration
+	// ExpiryLeads are the lead times before notAfter at which a running
+	// Signer logs a warning, once each (default DefaultExpiryLeads).
+	ExpiryLeads []time.Duration
 	// AnyOrigID signs a caller's origid even when it is not a UUID. RFC 8588
 	// wants a UUID and a strict verifier refuses anything else; only the
 	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
@@ -49,8 +53,10 @@ type SignerOptions struct {
 
 // Signer is the STI-AS. Safe for concurrent use.
 type Signer struct {
-	opts   SignerOptions
-	header string // base64url JOSE header, fixed per x5u
+	opts     SignerOptions
+	header   string          // base64url JOSE header, fixed per x5u
+	leads    []time.Duration // ExpiryLeads, largest first
+	expLevel atomic.Int32    // lead times crossed and logged (see noteExpiry)
 }
 
 // NewSigner validates opts and builds a Signer.
@@ -80,8 +86,9 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U)}
+	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U), leads: sortLeads(opts.ExpiryLeads)}
 	now := opts.Now()
+	s.expLevel.Store(s.crossed(now))
 	c := opts.Credential
 	switch {
 	case now.After(c.NotAfter):
@@ -134,6 +141,7 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		return nil, stir.ErrSignCertInvalid.Withf("signing time %s outside certificate validity %s..%s",
 			iat.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	}
+	s.noteExpiry(now)
 
 	attest, origid := req.Attest, req.OrigID
 	if attest != "" {

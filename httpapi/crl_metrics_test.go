@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/crl"
@@ -79,6 +81,15 @@ func TestCRLMetrics(t *testing.T) {
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	problems, err := testutil.GatherAndLint(m.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "stirgate_crl_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 	}
 }

@@ -177,6 +177,7 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 		Policy:        pol,
 		DateWindow:    s.DateWindow.Duration,
 		ExpiryWarning: s.ExpiryWarning.Duration,
+		ExpiryLeads:   durations(s.ExpiryWarn),
 		Now:           now,
 		Logger:        log,
 	})
@@ -423,4 +424,12 @@ func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
 		}
 	}
 	return o, nil
+}
+
+func durations(ds []Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Duration
+	}
+	return out
 }

@@ -45,11 +45,12 @@ func (l Lab) Validate() error {
 
 // Signer is the [signer] section (STI-AS).
 type Signer struct {
-	Key           string   `toml:"key"`            // PEM private key (SEC1 or PKCS#8)
-	Cert          string   `toml:"cert"`           // PEM chain: leaf first, then intermediates
-	X5U           string   `toml:"x5u"`            // public URL of that chain
-	DateWindow    Duration `toml:"date_window"`    // Date header freshness for iat (default 60s)
-	ExpiryWarning Duration `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
+	Key           string     `toml:"key"`            // PEM private key (SEC1 or PKCS#8)
+	Cert          string     `toml:"cert"`           // PEM chain: leaf first, then intermediates
+	X5U           string     `toml:"x5u"`            // public URL of that chain
+	DateWindow    Duration   `toml:"date_window"`    // Date header freshness for iat (default 60s)
+	ExpiryWarning Duration   `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
+	ExpiryWarn    []Duration `toml:"expiry_warn"`    // lead times logged once each while running; the last one is /readyz "degraded" (default 720h, 168h, 24h)
 }
 
 // Enabled reports whether the section configures a signer.

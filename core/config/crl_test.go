@@ -5,11 +5,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/crl"
 )
@@ -26,6 +28,9 @@ func TestSampleCRLDefaults(t *testing.T) {
 		v.CRLRetry.Duration != crl.DefaultRetry || v.CRLMaxBody != crl.DefaultMaxBody ||
 		v.CRLStale != string(crl.Reject) || v.TrustCheckInterval.Duration != time.Second {
 		t.Fatalf("sample lifecycle values are not the defaults: %+v", v)
+	}
+	if got := durations(c.Signer.ExpiryWarn); !slices.Equal(got, core.DefaultExpiryLeads) {
+		t.Fatalf("sample expiry_warn %v, want %v", got, core.DefaultExpiryLeads)
 	}
 }
 
