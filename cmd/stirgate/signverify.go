@@ -354,8 +354,12 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var problems []string
 	if cfg.Signer.Enabled() {
-		if _, err := cfg.NewSigner(nil, log); err != nil {
+		if s, err := cfg.NewSigner(nil, log); err != nil {
 			problems = append(problems, err.Error())
+		} else if e := s.Expiry(time.Now()); !e.CanSign {
+			// A service would start, but every signature would fail.
+			problems = append(problems, fmt.Sprintf("signer.cert: cannot sign now (valid %s..%s)",
+				e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339)))
 		}
 	}
 	if len(cfg.Verifier.Trust) > 0 {
