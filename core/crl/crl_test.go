@@ -352,3 +352,26 @@ func TestURLPolicy(t *testing.T) {
 		t.Error("stale policy \"maybe\" accepted")
 	}
 }
+
+// TestStartRefreshesInBackground: Start fetches at once when nothing is
+// held, then waits for Due; Close stops the loop.
+func TestStartRefreshesInBackground(t *testing.T) {
+	w := newWorld(t)
+	w.crl.serve(signCRL(t, w.lab, 1, t0.Add(-time.Hour), t0.Add(24*time.Hour), w.lab.Leaf))
+	src := w.source(crl.Reject)
+	src.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for src.Status()[0].Fetches == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no background fetch")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.verify(w.verifier(src), "cert_revoked")
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.Status()[0].Fetches; n != 1 {
+		t.Fatalf("%d fetches, want 1 (next due in 23h of the injected clock)", n)
+	}
+}
