@@ -385,6 +385,13 @@ func (s *Source) Check(chain []*x509.Certificate, _ *x509.CertPool, now time.Tim
 	defer s.mu.RUnlock()
 	for _, u := range s.o.URLs {
 		h := s.held[u]
+		// Revocation is permanent: a certificate listed in a copy past its
+		// grace is still revoked, whatever the stale policy.
+		if h.set != nil {
+			if err := h.set.Revoked(chain); err != nil {
+				return err
+			}
+		}
 		if h.set == nil || now.After(h.nextUpdate.Add(s.o.Grace)) {
 			why := "no CRL obtained yet"
 			if h.set != nil {
@@ -394,10 +401,6 @@ func (s *Source) Check(chain []*x509.Certificate, _ *x509.CertPool, now time.Tim
 				return stir.ErrCRLUnusable.Withf("%s: %s", u, why)
 			}
 			s.warnOpen(now, u, why)
-			continue
-		}
-		if err := h.set.Revoked(chain); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -46,6 +46,7 @@ type server struct {
 	srv  interface{ Close() }
 	pool *x509.CertPool
 	host string
+	cert *x509.Certificate
 }
 
 func newServer(t *testing.T, path string) *server {
@@ -64,6 +65,7 @@ func newServer(t *testing.T, path string) *server {
 	s.srv, s.url = ts, ts.URL+path
 	s.pool = x509.NewCertPool()
 	s.pool.AddCert(ts.Certificate())
+	s.cert = ts.Certificate()
 	s.host = strings.TrimPrefix(ts.URL, "https://")
 	return s
 }
@@ -106,9 +108,13 @@ type world struct {
 	x5u    *server
 	crl    *server
 	signer *core.Signer
-	dir    string
-	logs   *bytes.Buffer
-	logMu  *sync.Mutex
+	// other signs with a second leaf of the lab, never revoked, served
+	// from a second x5u server.
+	other    *core.Signer
+	otherX5U *server
+	dir      string
+	logs     *bytes.Buffer
+	logMu    *sync.Mutex
 }
 
 func newWorld(t *testing.T) *world {
@@ -125,6 +131,24 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.signer, err = core.NewSigner(core.SignerOptions{Credential: cred, X5U: w.x5u.url, Numbers: tn.NANP(), Now: w.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf2, key2, err := lab.IssueLeaf(certs.LeafOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certs.KeyPEM(key2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred2, err := certs.LoadSigner(keyPEM, certs.EncodePEM(leaf2, lab.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.otherX5U = newServer(t, "/sp2.pem")
+	w.otherX5U.serve(certs.EncodePEM(leaf2, lab.CA))
+	w.other, err = core.NewSigner(core.SignerOptions{Credential: cred2, X5U: w.otherX5U.url, Numbers: tn.NANP(), Now: w.clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +196,7 @@ func (w *world) verifier(rev certs.RevocationChecker) *core.Verifier {
 		Revocation: rev,
 		Numbers:    tn.NANP(),
 		Fetch: x5u.Options[*certs.Credential]{
-			Policy: x5u.Policy{LabHosts: []string{w.x5u.host}}, RootCAs: w.x5u.pool,
+			Policy: x5u.Policy{LabHosts: []string{w.x5u.host, w.otherX5U.host}}, RootCAs: w.x5uRoots(),
 			MaxTTL: 1000 * time.Hour, MinTTL: 1000 * time.Hour, // one fetch for the whole test
 		},
 		Now: w.clk.now,
@@ -184,11 +208,25 @@ func (w *world) verifier(rev certs.RevocationChecker) *core.Verifier {
 	return v
 }
 
-// verify signs a call at the current clock and verifies it; want is ""
-// for a pass or the stable error name.
+func (w *world) x5uRoots() *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, s := range []*server{w.x5u, w.otherX5U} {
+		p.AddCert(s.cert)
+	}
+	return p
+}
+
+// verify signs a call with the lab leaf at the current clock and verifies
+// it; want is "" for a pass or the stable error name.
 func (w *world) verify(v *core.Verifier, want string) {
 	w.t.Helper()
-	r, err := w.signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", OrigID: "123e4567-e89b-12d3-a456-426614174000"})
+	w.verifyAs(w.signer, v, want)
+}
+
+// verifyAs is verify signing with s.
+func (w *world) verifyAs(s *core.Signer, v *core.Verifier, want string) {
+	w.t.Helper()
+	r, err := s.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A", OrigID: "123e4567-e89b-12d3-a456-426614174000"})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -277,19 +315,25 @@ func TestRevocationLifecycle(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 
-	// Past the grace: reject.
+	w.verifyAs(w.other, v, "")
+
+	// Past the grace: reject, for a certificate the copy does not list.
+	// One it lists stays revoked whatever the policy: revocation is
+	// permanent.
 	w.clk.set(next2.Add(6*time.Hour + time.Second))
-	w.verify(v, "crl_unusable")
+	w.verifyAs(w.other, v, "crl_unusable")
+	w.verify(v, "cert_revoked")
 	if src.Status()[0].Usable {
 		t.Fatal("status usable past the grace")
 	}
 
 	// The same copy under fail_open: the verification goes on without
-	// revocation data, with one warning however many calls.
+	// fresh revocation data, with one warning however many calls.
 	open := w.source(crl.FailOpen)
 	vo := w.verifier(open)
-	w.verify(vo, "")
-	w.verify(vo, "")
+	w.verifyAs(w.other, vo, "")
+	w.verifyAs(w.other, vo, "")
+	w.verify(vo, "cert_revoked")
 	if n := strings.Count(w.log(), "crl_stale = fail_open"); n != 1 {
 		t.Fatalf("%d fail_open warnings, want 1:\n%s", n, w.log())
 	}
