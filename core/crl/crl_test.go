@@ -49,7 +49,7 @@ type server struct {
 	cert *x509.Certificate
 }
 
-func newServer(t *testing.T, path string) *server {
+func newServer(t testing.TB, path string) *server {
 	s := &server{}
 	ts := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -74,7 +74,7 @@ func (s *server) serve(b []byte) { s.mu.Lock(); s.body = b; s.mu.Unlock() }
 
 // signCRL signs an indirect CRL as the lab's CRL signer, with the given
 // times, listing certs (each with a certificateIssuer entry extension).
-func signCRL(t *testing.T, lab *certs.Lab, number int64, this, next time.Time, revoked ...*x509.Certificate) []byte {
+func signCRL(t testing.TB, lab *certs.Lab, number int64, this, next time.Time, revoked ...*x509.Certificate) []byte {
 	t.Helper()
 	var entries []x509.RevocationListEntry
 	for _, c := range revoked {
@@ -102,7 +102,7 @@ func signCRL(t *testing.T, lab *certs.Lab, number int64, this, next time.Time, r
 // world is a lab PKI whose chain is served as x5u, a CRL server, and a
 // signer, all on one injected clock.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	lab    *certs.Lab
 	clk    *clock
 	x5u    *server
@@ -117,7 +117,7 @@ type world struct {
 	logMu    *sync.Mutex
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	lab, err := certs.NewLab(certs.LabOptions{Now: t0})
 	if err != nil {
 		t.Fatal(err)
