@@ -283,10 +283,12 @@ func (c *Config) crlSource(fetch x5u.Options[*certs.Credential], anchors *certs.
 	return src, nil
 }
 
-// startCRL fetches the CRL now when no good copy is on disk (bounded by
+// StartRevocation fetches the CRL of o (from crl_urls) now when no good copy is on disk (bounded by
 // the x5u timeout, so a first start without network does not hang) and,
 // when background is set, keeps it refreshed until the verifier closes.
-func startCRL(o core.VerifierOptions, background bool) {
+// Build and NewVerifier call it; a caller building verifiers from
+// VerifierOptions itself calls it once. It does nothing without crl_urls.
+func StartRevocation(o core.VerifierOptions, background bool) {
 	src, ok := o.Revocation.(*crl.Source)
 	if !ok {
 		return
@@ -313,7 +315,7 @@ func (c *Config) NewVerifier(now func() time.Time, log *slog.Logger) (*core.Veri
 	if err != nil {
 		return nil, err
 	}
-	startCRL(o, false)
+	StartRevocation(o, false)
 	return v, nil
 }
 
@@ -372,7 +374,7 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		if s.Verifier, err = core.NewVerifier(vo); err != nil {
 			return nil, err
 		}
-		startCRL(vo, true)
+		StartRevocation(vo, true)
 	}
 	if s.Signer == nil && s.Verifier == nil {
 		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
