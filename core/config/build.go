@@ -274,6 +274,7 @@ func (c *Config) crlSource(fetch x5u.Options[*certs.Credential], anchors *certs.
 		Stale:         crl.Stale(v.CRLStale),
 		RefreshBefore: v.CRLRefreshBefore.Duration,
 		Retry:         v.CRLRetry.Duration,
+		Offline:       c.X5U.Offline,
 		Now:           now,
 		Logger:        log,
 	})

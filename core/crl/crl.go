@@ -74,8 +74,10 @@ type Options struct {
 	// RefreshBefore is how long before nextUpdate a refresh starts
 	// (default 1h); Retry is the wait after a failed one (default 5m).
 	RefreshBefore, Retry time.Duration
-	Now                  func() time.Time
-	Logger               *slog.Logger
+	// Offline never fetches ([x5u] offline): only the copies in Dir.
+	Offline bool
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Status is what metrics and readiness report about one URL.
@@ -244,7 +246,13 @@ func (s *Source) Refresh(ctx context.Context) error {
 }
 
 func (s *Source) refresh(ctx context.Context, u string) error {
-	body, err := x5u.Get(ctx, u, s.o.Fetch)
+	var body []byte
+	var err error
+	if s.o.Offline {
+		err = stir.ErrCRLUnusable.Withf("offline: not fetching")
+	} else {
+		body, err = x5u.Get(ctx, u, s.o.Fetch)
+	}
 	var c *parsed
 	if err == nil {
 		c, err = s.parse(body, true)
