@@ -149,6 +149,10 @@ var (
 		"Days until each certificate of the signing chain expires (negative once expired).",
 		[]string{"spc", "subject", "x5u"}, nil)
 
+	descLead = prometheus.NewDesc("stirgate_signing_cert_expiry_lead_seconds",
+		"The smallest [signer] expiry_warn lead time the signing certificate is within (0: none). A scrape also logs a lead time newly crossed.",
+		[]string{"spc", "x5u"}, nil)
+
 	// The fetched CRL (package crl), one series per configured URL.
 	descCRLNext = prometheus.NewDesc("stirgate_crl_next_update_timestamp_seconds",
 		"nextUpdate of the CRL held for each URL (absent until one is held).", []string{"url"}, nil)
@@ -166,7 +170,7 @@ func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCache
 	ch <- descEntries
 	ch <- descExpiry
-	for _, d := range []*prometheus.Desc{descCRLNext, descCRLThis, descCRLSuccess, descCRLFetch, descCRLUsable} {
+	for _, d := range []*prometheus.Desc{descLead, descCRLNext, descCRLThis, descCRLSuccess, descCRLFetch, descCRLUsable} {
 		ch <- d
 	}
 }
@@ -201,6 +205,8 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, math.Round(days*100)/100,
 				cred.SPC, crt.Subject.String(), s.Signer.X5U())
 		}
+		e := s.Signer.Expiry(now)
+		ch <- prometheus.MustNewConstMetric(descLead, prometheus.GaugeValue, e.Lead.Seconds(), cred.SPC, s.Signer.X5U())
 	}
 }
 

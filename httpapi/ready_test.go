@@ -42,6 +42,22 @@ func TestReadinessExpiry(t *testing.T) {
 		}
 	}
 
+	// The crossed lead time is on the serve registry too.
+	m := NewMetrics(func() time.Time { return end.Add(-time.Hour) })
+	m.SetSource(Source{Signer: s})
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := -1.0
+	for _, f := range fams {
+		if f.GetName() == "stirgate_signing_cert_expiry_lead_seconds" {
+			lead = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if lead != (24 * time.Hour).Seconds() {
+		t.Errorf("stirgate_signing_cert_expiry_lead_seconds = %v, want 86400", lead)
+	}
 	deg := newFixture(t, func(o *Options) { o.Ready = func() error { return Readiness(s, nil, end.Add(-time.Hour)) } })
 	if r := deg.do(t, "GET", "/readyz", "", ""); r.status != 200 || !strings.Contains(r.body, "degraded: signing certificate expires in 1h0m0s") {
 		t.Errorf("readyz when degraded: %d %q", r.status, r.body)
