@@ -49,7 +49,10 @@ func TestAnchorsReloadOnFileChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := f.verifier(func(o *VerifierOptions) { o.Roots, o.Anchors = nil, anchors })
+	v := f.verifier(func(o *VerifierOptions) {
+		o.Roots, o.Anchors = nil, anchors
+		o.Fetch.Timeout = 30 * time.Second // a loaded CI host; no test here is about the bound
+	})
 
 	mine := f.sign(SignRequest{})
 	r, err := otherSigner.Sign(context.Background(), SignRequest{Orig: origTN, Dest: []string{destTN}, Attest: "A", OrigID: uuidOK})

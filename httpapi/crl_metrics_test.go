@@ -34,7 +34,7 @@ func TestCRLMetrics(t *testing.T) {
 		URLs:    []string{srv.URL + "/crl"},
 		Signers: []*x509.Certificate{lab.CRLSigner},
 		Roots:   lab.Roots,
-		Fetch:   x5u.GetOptions{Policy: x5u.Policy{LabHosts: []string{strings.TrimPrefix(srv.URL, "https://")}}, RootCAs: pool},
+		Fetch:   x5u.GetOptions{Policy: x5u.Policy{LabHosts: []string{strings.TrimPrefix(srv.URL, "https://")}}, RootCAs: pool, Timeout: 30 * time.Second},
 		Now:     func() time.Time { return now },
 	})
 	if err != nil {

@@ -73,6 +73,7 @@ crl_dir = "`+crlDir+`"
 [x5u]
 lab_hosts = ["`+strings.TrimPrefix(srv.URL, "https://")+`"]
 ca_file = "tls-ca.pem"
+timeout = "30s"
 `), 0o644)
 		return f
 	}

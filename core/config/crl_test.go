@@ -67,6 +67,7 @@ crl_dir = "crl"
 [x5u]
 lab_hosts = ["` + host + `"]
 ca_file = "tls-ca.pem"
+timeout = "30s"
 allow_hosts = ["cr.example.net"]
 `
 	build := func() *crl.Source {

@@ -30,6 +30,10 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// testTimeout bounds fetches generously: the tests are about what is
+// fetched, not how fast, and run on loaded CI hosts.
+const testTimeout = 30 * time.Second
+
 // clock is the injected time of every party of a test.
 type clock struct{ ns atomic.Int64 }
 
@@ -175,7 +179,7 @@ func (w *world) source(stale crl.Stale) *crl.Source {
 		URLs:    []string{w.crl.url},
 		Signers: []*x509.Certificate{w.lab.CRLSigner},
 		Roots:   func() *x509.CertPool { return roots },
-		Fetch:   x5u.GetOptions{Policy: x5u.Policy{LabHosts: []string{w.crl.host}}, RootCAs: w.crl.pool},
+		Fetch:   x5u.GetOptions{Policy: x5u.Policy{LabHosts: []string{w.crl.host}}, RootCAs: w.crl.pool, Timeout: testTimeout},
 		Dir:     w.dir,
 		Grace:   6 * time.Hour,
 		Stale:   stale,
@@ -198,6 +202,7 @@ func (w *world) verifier(rev certs.RevocationChecker) *core.Verifier {
 		Fetch: x5u.Options[*certs.Credential]{
 			Policy: x5u.Policy{LabHosts: []string{w.x5u.host, w.otherX5U.host}}, RootCAs: w.x5uRoots(),
 			MaxTTL: 1000 * time.Hour, MinTTL: 1000 * time.Hour, // one fetch for the whole test
+			Timeout: testTimeout,
 		},
 		Now: w.clk.now,
 	})

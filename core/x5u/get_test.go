@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/internal/testlog"
@@ -33,7 +34,7 @@ func TestGet(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	host := strings.TrimPrefix(srv.URL, "https://")
-	lab := GetOptions{Policy: Policy{LabHosts: []string{host}}, RootCAs: pool, MaxBody: 50, Accept: "application/pkix-crl"}
+	lab := GetOptions{Policy: Policy{LabHosts: []string{host}}, RootCAs: pool, MaxBody: 50, Accept: "application/pkix-crl", Timeout: 30 * time.Second}
 	ctx := context.Background()
 
 	b, err := Get(ctx, srv.URL+"/ok", lab)
