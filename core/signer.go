@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -41,6 +42,9 @@ type SignerOptions struct {
 	// ExpiryWarning logs a warning at construction when the certificate
 	// expires within it (default 30 days).
 	ExpiryWarning time.Duration
+	// ExpiryLeads are the lead times before notAfter at which a running
+	// Signer logs a warning, once each (default DefaultExpiryLeads).
+	ExpiryLeads []time.Duration
 	// AnyOrigID signs a caller's origid even when it is not a UUID. RFC 8588
 	// wants a UUID and a strict verifier refuses anything else; only the
 	// libsecsipid drop-in sets this, because libsecsipid signed whatever its
@@ -61,7 +65,9 @@ type Signer struct {
 	// divHeader is the ppt=div JOSE header (RFC 8946), built beside header.
 	divHeader string
 	// content caches the digests of rcd content (RFC 9795 rcdi).
-	content *x5u.Cache[string]
+	content  *x5u.Cache[string]
+	leads    []time.Duration // ExpiryLeads, largest first
+	expLevel atomic.Int32    // lead times crossed and logged (see noteExpiry)
 }
 
 // NewSigner validates opts and builds a Signer.
@@ -92,7 +98,7 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U),
-		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv)}
+		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv), leads: sortLeads(opts.ExpiryLeads)}
 	rf := opts.RCDFetch
 	if rf.Now == nil {
 		rf.Now = opts.Now
@@ -105,6 +111,7 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 		return nil, stir.ErrSignCertInvalid.With("rcd fetch options", err)
 	}
 	now := opts.Now()
+	s.expLevel.Store(s.crossed(now))
 	c := opts.Credential
 	switch {
 	case now.After(c.NotAfter):
@@ -160,6 +167,7 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 		return nil, stir.ErrSignCertInvalid.Withf("signing time %s outside certificate validity %s..%s",
 			iat.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	}
+	s.noteExpiry(now)
 
 	attest, origid, cust, why, err := s.attestation(req, orig)
 	if err != nil {

@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -21,11 +23,16 @@ type VerifierOptions struct {
 	// Roots are the trust anchors (STI-PA's list). Required: the system
 	// roots are never used for SHAKEN credentials.
 	Roots *x509.CertPool
-	// Anchors are the certificates Roots holds, when known, so that their
-	// expiry can be reported (a CertPool does not list its certificates).
-	Anchors []*x509.Certificate
 	// CRL, when set, is checked for every chain certificate.
 	CRL *certs.CRLSet
+	// Anchors, when set, replaces Roots: a trust anchor list read again
+	// when its files change. A change drops the chains cached under the
+	// old list.
+	Anchors *certs.Anchors
+	// Revocation, when set, is checked on every verification rather than
+	// once per fetch, so that a refreshed CRL takes effect at once (package
+	// crl). Close closes it when it is an io.Closer.
+	Revocation certs.RevocationChecker
 	// Fetch is the x5u fetch, cache and URL policy. Zero value: defaults
 	// of x5u.Options (https only, 2 s, 64 KiB, no lab hosts).
 	Fetch x5u.Options[*certs.Credential]
@@ -64,7 +71,7 @@ type Verifier struct {
 
 // NewVerifier validates opts and builds a Verifier. Close releases it.
 func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	if opts.Roots == nil {
+	if opts.Roots == nil && opts.Anchors == nil {
 		return nil, stir.ErrCertUntrusted.Withf("no trust anchors configured")
 	}
 	if opts.MaxAge <= 0 {
@@ -113,21 +120,49 @@ func (v *Verifier) validate(ctx context.Context, url string, body []byte) (*cert
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	cred, err := certs.Verify(chain, certs.VerifyOptions{
-		Roots:       v.opts.Roots,
-		CurrentTime: v.opts.Now(),
-		CRL:         v.opts.CRL,
-	})
-	if err != nil {
-		return nil, time.Time{}, err
+	for try := 0; ; try++ {
+		var gen uint64
+		if v.opts.Anchors != nil {
+			gen = v.opts.Anchors.Generation()
+		}
+		cred, err := certs.Verify(chain, certs.VerifyOptions{
+			Roots:       v.roots(),
+			CurrentTime: v.opts.Now(),
+			CRL:         v.opts.CRL,
+		})
+		// The anchors changed while this chain was checked: the cache was
+		// purged meanwhile and must not receive a result of the old list.
+		if v.opts.Anchors != nil && v.opts.Anchors.Generation() != gen && try < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return cred, cred.NotAfter, nil
 	}
-	return cred, cred.NotAfter, nil
 }
 
-// Close releases the x5u cache.
+// roots is the trust anchor pool in use.
+func (v *Verifier) roots() *x509.CertPool {
+	if v.opts.Anchors != nil {
+		return v.opts.Anchors.Pool()
+	}
+	return v.opts.Roots
+}
+
+// Revocation is the checker of VerifierOptions.Revocation (nil if none),
+// for metrics and readiness.
+func (v *Verifier) Revocation() certs.RevocationChecker { return v.opts.Revocation }
+
+// Close releases the x5u cache, the rcd content cache and the revocation
+// checker.
 func (v *Verifier) Close() error {
 	v.content.Close()
-	return v.cache.Close()
+	err := v.cache.Close()
+	if c, ok := v.opts.Revocation.(io.Closer); ok {
+		err = errors.Join(err, c.Close())
+	}
+	return err
 }
 
 // CacheStats reports x5u cache counters.
@@ -135,7 +170,12 @@ func (v *Verifier) CacheStats() x5u.Stats { return v.cache.Stats() }
 
 // Anchors returns the trust anchors' certificates, when the options named
 // them (VerifierOptions.Anchors).
-func (v *Verifier) Anchors() []*x509.Certificate { return v.opts.Anchors }
+func (v *Verifier) Anchors() []*x509.Certificate {
+	if v.opts.Anchors == nil {
+		return nil
+	}
+	return v.opts.Anchors.Certs()
+}
 
 // CRL returns the CRL set in use, or nil.
 func (v *Verifier) CRL() *certs.CRLSet { return v.opts.CRL }
@@ -302,6 +342,11 @@ func (v *Verifier) judgeOne(ctx context.Context, h *identity.Header, now time.Ti
 		return nil, err
 	}
 
+	// A changed trust anchor list drops the chains cached under the old
+	// one, before any link is checked.
+	if v.opts.Anchors != nil && v.opts.Anchors.Check() {
+		v.cache.Purge()
+	}
 	// Every link is as fresh and as well signed as the SHAKEN PASSporT
 	// (conformance §6 D4, D5). The clock is read first, for all; the
 	// credentials and signatures of the links are then checked side by
@@ -405,6 +450,11 @@ func (v *Verifier) checkSigned(ctx context.Context, h *identity.Header, tok *pas
 	cred, err := v.cache.Get(ctx, h.Info)
 	if err != nil {
 		return nil, err
+	}
+	if v.opts.Revocation != nil {
+		if err := v.opts.Revocation.Check(cred.Chain, v.roots(), now); err != nil {
+			return cred, err
+		}
 	}
 	// The chain was validated when fetched; the cache never outlives the
 	// leaf, but a fixed verification time (--at) may be outside it.

@@ -554,6 +554,12 @@ func etagMatch(header, etag string) bool {
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	err := a.ready()
+	var deg *Degraded
+	if errors.As(err, &deg) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ready, degraded: "+deg.Error()+"\n")
+		return
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -571,8 +577,5 @@ func (a *API) ready() error {
 	if a.o.Signer == nil && a.o.Verifier == nil {
 		return errors.New("neither signer nor verifier configured")
 	}
-	if a.o.Signer != nil && time.Now().After(a.o.Signer.Credential().NotAfter) {
-		return errors.New("signing certificate expired")
-	}
-	return nil
+	return Readiness(a.o.Signer, a.o.Verifier, time.Now())
 }

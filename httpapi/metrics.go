@@ -11,6 +11,7 @@ import (
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/internal/buildinfo"
+	"github.com/stirgate/stirgate/core/crl"
 )
 
 // Metrics are the Prometheus metrics of `stirgate serve`, on a registry of
@@ -158,6 +159,22 @@ var (
 	descCRLNotAfter = prometheus.NewDesc("stirgate_crl_not_after_timestamp_seconds",
 		"nextUpdate (Unix time) of each CRL the verifier checks: when it stops being current.",
 		[]string{"issuer"}, nil)
+
+	descLead = prometheus.NewDesc("stirgate_signing_cert_expiry_lead_seconds",
+		"The smallest [signer] expiry_warn lead time the signing certificate is within (0: none). A scrape also logs a lead time newly crossed.",
+		[]string{"spc", "x5u"}, nil)
+
+	// The fetched CRL (package crl), one series per configured URL.
+	descCRLNext = prometheus.NewDesc("stirgate_crl_next_update_timestamp_seconds",
+		"nextUpdate of the CRL held for each URL (absent until one is held).", []string{"url"}, nil)
+	descCRLThis = prometheus.NewDesc("stirgate_crl_this_update_timestamp_seconds",
+		"thisUpdate of the CRL held for each URL: its age is time() minus this.", []string{"url"}, nil)
+	descCRLSuccess = prometheus.NewDesc("stirgate_crl_last_success_timestamp_seconds",
+		"Last fetch of each CRL URL that gave a good CRL (absent since start if none).", []string{"url"}, nil)
+	descCRLFetch = prometheus.NewDesc("stirgate_crl_fetch_total",
+		"CRL fetches since the verifier was built, by result (ok, error: network, signature, times or replay).", []string{"url", "result"}, nil)
+	descCRLUsable = prometheus.NewDesc("stirgate_crl_usable",
+		"1 when the CRL held for the URL is within nextUpdate plus crl_grace, else 0 (crl_stale decides).", []string{"url"}, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -166,6 +183,9 @@ func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSignNotAfter
 	ch <- descAnchorNotAfter
 	ch <- descCRLNotAfter
+	for _, d := range []*prometheus.Desc{descLead, descCRLNext, descCRLThis, descCRLSuccess, descCRLFetch, descCRLUsable} {
+		ch <- d
+	}
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -200,6 +220,9 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descCRLNotAfter, prometheus.GaugeValue, float64(c.NextUpdate.Unix()), c.Issuer)
 			}
 		}
+		if src, ok := s.Verifier.Revocation().(*crl.Source); ok {
+			collectCRL(ch, src.Status())
+		}
 	}
 	if s.Signer != nil {
 		cred := s.Signer.Credential()
@@ -207,5 +230,27 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSignNotAfter, prometheus.GaugeValue, float64(crt.NotAfter.Unix()),
 				cred.SPC, crt.Subject.String(), s.Signer.X5U())
 		}
+		e := s.Signer.Expiry(c.m.now())
+		ch <- prometheus.MustNewConstMetric(descLead, prometheus.GaugeValue, e.Lead.Seconds(), cred.SPC, s.Signer.X5U())
+	}
+}
+
+func collectCRL(ch chan<- prometheus.Metric, sts []crl.Status) {
+	unix := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+	for _, st := range sts {
+		if !st.NextUpdate.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCRLNext, prometheus.GaugeValue, unix(st.NextUpdate), st.URL)
+			ch <- prometheus.MustNewConstMetric(descCRLThis, prometheus.GaugeValue, unix(st.ThisUpdate), st.URL)
+		}
+		if !st.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCRLSuccess, prometheus.GaugeValue, unix(st.LastSuccess), st.URL)
+		}
+		ch <- prometheus.MustNewConstMetric(descCRLFetch, prometheus.CounterValue, float64(st.Fetches-st.Failures), st.URL, "ok")
+		ch <- prometheus.MustNewConstMetric(descCRLFetch, prometheus.CounterValue, float64(st.Failures), st.URL, "error")
+		usable := 0.0
+		if st.Usable {
+			usable = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCRLUsable, prometheus.GaugeValue, usable, st.URL)
 	}
 }

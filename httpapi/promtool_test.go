@@ -3,10 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,8 +28,16 @@ func scrape(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rootFile := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(rootFile, certs.EncodePEM(f.lab.Root), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	anchors, err := certs.LoadAnchors(certs.AnchorOptions{Files: []string{rootFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	v, err := core.NewVerifier(core.VerifierOptions{
-		Roots: f.lab.Roots(), Anchors: []*x509.Certificate{f.lab.Root}, CRL: crl,
+		Anchors: anchors, CRL: crl,
 		Fetch:   x5u.Options[*certs.Credential]{Offline: true, PreloadBytes: map[string][]byte{testX5U: f.lab.ChainPEM()}, Observe: f.metrics.ObserveFetch},
 		Numbers: tn.NANP(), Now: clock,
 	})

@@ -86,13 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if g.signer == nil && g.verifier == nil {
 				return errors.New("neither signer nor verifier configured")
 			}
-			if g.signer != nil && time.Now().After(g.signer.Credential().NotAfter) {
-				return errors.New("signing certificate expired")
-			}
-			if g.signer != nil && time.Now().Before(g.signer.Credential().NotBefore) {
-				return errors.New("signing certificate not yet valid")
-			}
-			return nil
+			return httpapi.Readiness(g.signer, g.verifier, time.Now())
 		}
 	}
 	var current atomic.Pointer[generation]

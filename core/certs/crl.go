@@ -270,3 +270,34 @@ func (s *CRLSet) verifyCRL(crl *x509.RevocationList, chain []*x509.Certificate, 
 	}
 	return stir.ErrCRLUnusable.With("no trusted signer for the CRL of "+name, last)
 }
+
+// RevocationChecker reports stir.ErrCertRevoked for a revoked certificate
+// of chain, or another *stir.Error when revocation cannot be decided.
+// *CRLSet is one; a fetched, refreshed CRL (package crl) is another.
+type RevocationChecker interface {
+	Check(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) error
+}
+
+// VerifySigners checks every CRL of the set as Check does (signed by one
+// of the set's own signer certificates, which chains to roots, and current
+// at at), without looking at any chain. A fetched CRL is checked once this
+// way, so that each verification needs only Revoked.
+func (s *CRLSet) VerifySigners(roots *x509.CertPool, at time.Time) error {
+	for _, crl := range s.crls {
+		if err := s.verifyCRL(crl, nil, roots, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Revoked reports stir.ErrCertRevoked if a certificate of chain is listed;
+// it does not check the CRLs themselves (see VerifySigners).
+func (s *CRLSet) Revoked(chain []*x509.Certificate) error {
+	for _, c := range chain {
+		if s.revoked[revokedKey(c.RawIssuer, c.SerialNumber.Bytes())] {
+			return stir.ErrCertRevoked.Withf("%q serial %x issued by %q", c.Subject.CommonName, c.SerialNumber, c.Issuer.CommonName)
+		}
+	}
+	return nil
+}

@@ -30,7 +30,8 @@ type LabOptions struct {
 
 // DefaultLabCRLURL is the distribution point lab certificates carry when
 // LabOptions.CRLURL is empty. The .invalid name (RFC 6761) never resolves:
-// stirgate loads CRLs from files, it does not follow distribution points.
+// stirgate loads CRLs from files or fetches them from the configured
+// [verifier] crl_urls (package crl); it does not follow distribution points.
 const DefaultLabCRLURL = "http://crl.stirgate.invalid/sti-pa.crl"
 
 // LabPolicyOID is the certificate policy lab CAs and leaves carry (SHAKEN CP v1.3).

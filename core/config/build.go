@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/crl"
 	"github.com/stirgate/stirgate/core/disposition"
 	"github.com/stirgate/stirgate/core/identity"
 	"github.com/stirgate/stirgate/core/policy"
@@ -187,6 +189,7 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 		Policy:        pol,
 		DateWindow:    s.DateWindow.Duration,
 		ExpiryWarning: s.ExpiryWarning.Duration,
+		ExpiryLeads:   durations(s.ExpiryWarn),
 		Now:           now,
 		Logger:        log,
 	})
@@ -198,26 +201,25 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 	if len(v.Trust) == 0 {
 		return core.VerifierOptions{}, errors.New("verifier.trust: no trust anchors configured")
 	}
-	roots := x509.NewCertPool()
-	var anchors []*x509.Certificate
-	for _, f := range v.Trust {
-		pemBytes, err := os.ReadFile(c.Resolve(f))
-		if err != nil {
-			return core.VerifierOptions{}, fmt.Errorf("verifier.trust: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pemBytes) {
-			return core.VerifierOptions{}, fmt.Errorf("verifier.trust %s: no PEM certificate", f)
-		}
-		anchors = append(anchors, pemCerts(pemBytes)...)
+	trust := make([]string, len(v.Trust))
+	for i, f := range v.Trust {
+		trust[i] = c.Resolve(f)
 	}
-	var crl *certs.CRLSet
+	interval := v.TrustCheckInterval.Duration
+	if interval == 0 {
+		interval = time.Second
+	}
+	anchors, err := certs.LoadAnchors(certs.AnchorOptions{Files: trust, CheckInterval: interval, Now: now, Logger: log})
+	if err != nil {
+		return core.VerifierOptions{}, fmt.Errorf("verifier.trust: %w", err)
+	}
+	var crlSet *certs.CRLSet
 	if len(v.CRL) > 0 {
 		files := make([]string, len(v.CRL))
 		for i, f := range v.CRL {
 			files[i] = c.Resolve(f)
 		}
-		var err error
-		if crl, err = certs.LoadCRLSet(files...); err != nil {
+		if crlSet, err = certs.LoadCRLSet(files...); err != nil {
 			return core.VerifierOptions{}, fmt.Errorf("verifier.crl: %w", err)
 		}
 	}
@@ -225,10 +227,16 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 	if err != nil {
 		return core.VerifierOptions{}, err
 	}
-	return core.VerifierOptions{
-		Roots:           roots,
+	var rev certs.RevocationChecker
+	if len(v.CRLURLs) > 0 {
+		if rev, err = c.crlSource(fetch, anchors, now, log); err != nil {
+			return core.VerifierOptions{}, err
+		}
+	}
+	o := core.VerifierOptions{
 		Anchors:         anchors,
-		CRL:             crl,
+		CRL:             crlSet,
+		Revocation:      rev,
 		Fetch:           fetch,
 		Numbers:         c.NumberRules(),
 		Limits:          identity.Limits{MaxCount: v.MaxHeaders, MaxBytes: v.MaxHeaderBytes},
@@ -241,7 +249,73 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 		MaxChain:        v.MaxChain,
 		Now:             now,
 		Logger:          log,
-	}, nil
+	}
+	return o, nil
+}
+
+// crlSource builds the fetched CRL of [verifier] crl_urls under the [x5u]
+// policy and bounds. The [x5u] allow_hosts list is not applied: it
+// restricts the URLs callers name in x5u, while CRL URLs are the
+// operator's own configuration.
+func (c *Config) crlSource(fetch x5u.Options[*certs.Credential], anchors *certs.Anchors, now func() time.Time, log *slog.Logger) (*crl.Source, error) {
+	v := c.Verifier
+	var signers []*x509.Certificate
+	for _, f := range v.CRLSigners {
+		b, err := os.ReadFile(c.Resolve(f))
+		if err != nil {
+			return nil, fmt.Errorf("verifier.crl_signers: %w", err)
+		}
+		cs, err := certs.ParsePEMChain(b, 100)
+		if err != nil {
+			return nil, fmt.Errorf("verifier.crl_signers %s: %w", f, err)
+		}
+		signers = append(signers, cs...)
+	}
+	pol := fetch.Policy
+	pol.AllowHosts = nil
+	src, err := crl.New(crl.Options{
+		URLs:    v.CRLURLs,
+		Signers: signers,
+		Roots:   anchors.Pool,
+		Fetch: x5u.GetOptions{
+			Policy: pol, Resolver: fetch.Resolver, RootCAs: fetch.RootCAs,
+			Timeout: fetch.Timeout, MaxBody: v.CRLMaxBody,
+		},
+		Dir:           c.Resolve(v.CRLDir),
+		Grace:         v.CRLGrace.Duration,
+		Stale:         crl.Stale(v.CRLStale),
+		RefreshBefore: v.CRLRefreshBefore.Duration,
+		Retry:         v.CRLRetry.Duration,
+		Offline:       c.X5U.Offline,
+		Now:           now,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verifier.crl_urls: %w", err)
+	}
+	return src, nil
+}
+
+// StartRevocation fetches the CRL of o (from crl_urls) now when no good copy is on disk (bounded by
+// the x5u timeout, so a first start without network does not hang) and,
+// when background is set, keeps it refreshed until the verifier closes.
+// Build and NewVerifier call it; a caller building verifiers from
+// VerifierOptions itself calls it once. It does nothing without crl_urls.
+func StartRevocation(o core.VerifierOptions, background bool) {
+	src, ok := o.Revocation.(*crl.Source)
+	if !ok {
+		return
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	if !src.Due().After(now()) {
+		src.Refresh(context.Background()) // failures are logged; the stale policy decides
+	}
+	if background {
+		src.Start()
+	}
 }
 
 // NewVerifier builds the STI-VS of [verifier] and [x5u].
@@ -250,7 +324,12 @@ func (c *Config) NewVerifier(now func() time.Time, log *slog.Logger) (*core.Veri
 	if err != nil {
 		return nil, err
 	}
-	return core.NewVerifier(o)
+	v, err := core.NewVerifier(o)
+	if err != nil {
+		return nil, err
+	}
+	StartRevocation(o, false)
+	return v, nil
 }
 
 // Disposition converts [verifier] mode, reason_protocol and verstat_suffix.
@@ -309,6 +388,7 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		if s.Verifier, err = core.NewVerifier(vo); err != nil {
 			return nil, err
 		}
+		StartRevocation(vo, true)
 	}
 	if s.Signer == nil && s.Verifier == nil {
 		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
@@ -362,21 +442,10 @@ func X5UOptions[T any](c *Config) (x5u.Options[T], error) {
 	return o, nil
 }
 
-// pemCerts parses the certificates of a PEM file that AppendCertsFromPEM
-// accepted, for reports of their expiry; blocks it skipped are skipped.
-func pemCerts(b []byte) []*x509.Certificate {
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return out
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
-			out = append(out, c)
-		}
+func durations(ds []Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Duration
 	}
+	return out
 }

@@ -87,6 +87,9 @@ func TestParseErrors(t *testing.T) {
 		{"numbers plan", "[numbers]\nplan = \"uk\"\n", "numbers.plan"},
 		{"customer origid", "[[policy.customer]]\nname = \"acme\"\norigid = \"ref\"\n", "not a UUID"},
 		{"number rule", "[[numbers.national]]\nlength = 0\nadd = \"x\"\n", "numbers.national[0]"},
+		{"crl stale policy", "[verifier]\ncrl_stale = \"maybe\"\n", "verifier.crl_stale"},
+		{"crl without signers", "[verifier]\ncrl_urls = [\"https://crl.example.net/c\"]\n", "crl_signers is required"},
+		{"crl max body", "[verifier]\ncrl_max_body = -1\n", "crl_max_body"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,11 +46,12 @@ func (l Lab) Validate() error {
 
 // Signer is the [signer] section (STI-AS).
 type Signer struct {
-	Key           string   `toml:"key"`            // PEM private key (SEC1 or PKCS#8)
-	Cert          string   `toml:"cert"`           // PEM chain: leaf first, then intermediates
-	X5U           string   `toml:"x5u"`            // public URL of that chain
-	DateWindow    Duration `toml:"date_window"`    // Date header freshness for iat (default 60s)
-	ExpiryWarning Duration `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
+	Key           string     `toml:"key"`            // PEM private key (SEC1 or PKCS#8)
+	Cert          string     `toml:"cert"`           // PEM chain: leaf first, then intermediates
+	X5U           string     `toml:"x5u"`            // public URL of that chain
+	DateWindow    Duration   `toml:"date_window"`    // Date header freshness for iat (default 60s)
+	ExpiryWarning Duration   `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
+	ExpiryWarn    []Duration `toml:"expiry_warn"`    // lead times logged once each while running; the last one is /readyz "degraded" (default 720h, 168h, 24h)
 }
 
 // Enabled reports whether the section configures a signer.
@@ -196,6 +197,18 @@ type Verifier struct {
 	MaxHeaders      int      `toml:"max_headers"`      // Identity headers considered (default 6: SHAKEN + 5 div)
 	MaxHeaderBytes  int      `toml:"max_header_bytes"` // per header and in total (default 8192)
 	MaxChain        int      `toml:"max_chain"`        // certificates per x5u (default 5)
+
+	// The certificate lifecycle: trust anchors read again when their files
+	// change, and the STI-PA CRL fetched from its URL (see package crl).
+	TrustCheckInterval Duration `toml:"trust_check_interval"` // least time between looks at the trust files (default 1s)
+	CRLURLs            []string `toml:"crl_urls"`             // fetched under the [x5u] URL policy and bounds
+	CRLSigners         []string `toml:"crl_signers"`          // PEM files of the CRL signer certificates (required with crl_urls)
+	CRLDir             string   `toml:"crl_dir"`              // last good copy of each CRL, so a restart needs no network
+	CRLGrace           Duration `toml:"crl_grace"`            // last good copy used this long past nextUpdate (default 24h)
+	CRLStale           string   `toml:"crl_stale"`            // past the grace: "reject" (437 crl_unusable, default) or "fail_open"
+	CRLRefreshBefore   Duration `toml:"crl_refresh_before"`   // refresh this long before nextUpdate (default 1h)
+	CRLRetry           Duration `toml:"crl_retry"`            // wait after a failed refresh (default 5m)
+	CRLMaxBody         int64    `toml:"crl_max_body"`         // bytes (default 4 MiB)
 }
 
 // Validate checks the [verifier] section.
@@ -213,6 +226,17 @@ func (v Verifier) Validate() error {
 	}
 	if v.MaxHeaders < 0 || v.MaxHeaderBytes < 0 || v.MaxChain < 0 {
 		errs = append(errs, errors.New("verifier: limits must not be negative"))
+	}
+	switch v.CRLStale {
+	case "", "reject", "fail_open":
+	default:
+		errs = append(errs, fmt.Errorf("verifier.crl_stale %q: want reject or fail_open", v.CRLStale))
+	}
+	if len(v.CRLURLs) > 0 && len(v.CRLSigners) == 0 {
+		errs = append(errs, errors.New("verifier.crl_urls: crl_signers is required to check the CRL's signature"))
+	}
+	if v.CRLMaxBody < 0 {
+		errs = append(errs, errors.New("verifier.crl_max_body must not be negative"))
 	}
 	if v.MaxAge.Duration > time.Hour || v.MaxFuture.Duration > time.Hour {
 		errs = append(errs, errors.New("verifier: max_age and max_future above 1h defeat replay protection"))

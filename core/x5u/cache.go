@@ -685,3 +685,16 @@ func (c *Cache[T]) Close() error {
 	c.inflight.Wait()
 	return nil
 }
+
+// Purge drops every value held in memory, so that the next Get of each URL
+// validates its body again (from disk, a preload or the network). The
+// verifier calls it when its trust anchors change: a chain validated
+// against the old anchors must not be served under the new ones. Disk
+// files stay: their bodies are validated again when read back.
+func (c *Cache[T]) Purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = map[string]*slot[T]{}
+	c.probation.Init()
+	c.protected.Init()
+}

@@ -30,6 +30,7 @@ type fetcher struct {
 	resolver Resolver
 	roots    *x509.CertPool // extra trust anchors (labs); nil = system only
 	maxBody  int64
+	accept   string // Accept header; "" = a PEM certificate chain
 }
 
 // maxHeaderBytes bounds the response header; a certificate response needs
@@ -96,7 +97,11 @@ func (f *fetcher) fetch(ctx context.Context, raw string, u *url.URL, lab bool) (
 	if err != nil {
 		return nil, stir.ErrX5UFetchFailed.With("build request", err)
 	}
-	req.Header.Set("Accept", "application/pem-certificate-chain")
+	accept := f.accept
+	if accept == "" {
+		accept = "application/pem-certificate-chain"
+	}
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "stirgate-x5u")
 
 	resp, err := client.Do(req)

@@ -171,6 +171,9 @@ func newEngine(o options, gen uint64, log *slog.Logger, now func() time.Time) *e
 		return e
 	}
 	e.vo = vo
+	// Every verifier of the engine shares the fetched CRL ([verifier]
+	// crl_urls), refreshed in the background of this process.
+	config.StartRevocation(vo, true)
 	return e
 }
 

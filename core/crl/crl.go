@@ -1,0 +1,443 @@
+// Package crl keeps the STI-PA's certificate revocation list current: it
+// fetches each configured URL under the x5u URL policy and bounds, checks
+// the CRL (signed by a configured CRL signer that chains to the trust
+// anchors, thisUpdate and nextUpdate, never older than the copy held),
+// keeps the last good copy on disk so that a restart needs no network,
+// refreshes it before nextUpdate, and serves the last good copy while
+// refreshes fail, up to a grace period after nextUpdate. Past the grace,
+// or before any copy was ever obtained, the Stale policy decides: reject
+// (437 crl_unusable) or fail open with a warning.
+//
+// A Source is a certs.RevocationChecker: the verifier asks it on every
+// verification, so a refresh takes effect on the next call.
+package crl
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/x5u"
+)
+
+// Stale is what a verification does when no usable CRL is held.
+type Stale string
+
+const (
+	// Reject fails the verification with 437 crl_unusable: the default,
+	// since a revoked certificate must not pass because a server is down.
+	Reject Stale = "reject"
+	// FailOpen verifies without the CRL and logs a warning (rate-limited).
+	FailOpen Stale = "fail_open"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultGrace         = 24 * time.Hour
+	DefaultRefreshBefore = time.Hour
+	DefaultRetry         = 5 * time.Minute
+	DefaultMaxBody       = 4 << 20 // a CRL grows with the revocations it lists
+	// warnEvery rate-limits the fail-open warning.
+	warnEvery = time.Minute
+)
+
+// Options configures New. URLs, Signers and Roots are required.
+type Options struct {
+	URLs []string
+	// Signers are the CRL signer certificates (the STI-PA's); a CRL must be
+	// signed by one of them, and it must chain to Roots.
+	Signers []*x509.Certificate
+	// Roots returns the trust anchors in use (they may be reloaded).
+	Roots func() *x509.CertPool
+	// Fetch is the x5u URL policy and bounds. MaxBody defaults to 4 MiB
+	// here rather than x5u's 64 KiB.
+	Fetch x5u.GetOptions
+	// Dir keeps the last good copy of each CRL; "" keeps none.
+	Dir string
+	// Grace is how long past nextUpdate the last good copy is still used
+	// while refreshes fail (default 24h).
+	Grace time.Duration
+	// Stale is the policy past the grace (default Reject).
+	Stale Stale
+	// RefreshBefore is how long before nextUpdate a refresh starts
+	// (default 1h); Retry is the wait after a failed one (default 5m).
+	RefreshBefore, Retry time.Duration
+	// Offline never fetches ([x5u] offline): only the copies in Dir.
+	Offline bool
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Status is what metrics and readiness report about one URL.
+type Status struct {
+	URL                    string
+	ThisUpdate, NextUpdate time.Time // of the copy held; zero if none
+	LastSuccess            time.Time // last fetch that gave a good CRL
+	LastError              error     // of the last refresh; nil after a success
+	Fetches, Failures      uint64
+	Usable                 bool // the copy held is within nextUpdate + Grace
+}
+
+// Source holds the current CRL of every URL. Safe for concurrent use.
+type Source struct {
+	o    Options
+	mu   sync.RWMutex
+	held map[string]*held // by URL
+
+	warnMu   sync.Mutex
+	lastWarn time.Time
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type held struct {
+	set                    *certs.CRLSet
+	thisUpdate, nextUpdate time.Time
+	lastSuccess, attempted time.Time
+	lastErr                error
+	fetches, failures      uint64
+}
+
+// New validates o and loads the copies kept in Dir. It does not touch the
+// network: call Refresh, or Start.
+func New(o Options) (*Source, error) {
+	switch {
+	case len(o.URLs) == 0:
+		return nil, errors.New("crl: no URLs")
+	case len(o.Signers) == 0:
+		return nil, errors.New("crl: no CRL signer certificates")
+	case o.Roots == nil:
+		return nil, errors.New("crl: no trust anchors")
+	}
+	switch o.Stale {
+	case "":
+		o.Stale = Reject
+	case Reject, FailOpen:
+	default:
+		return nil, fmt.Errorf("crl: stale policy %q: want %q or %q", o.Stale, Reject, FailOpen)
+	}
+	for _, u := range o.URLs {
+		if _, err := x5u.CheckURL(u, o.Fetch.Policy); err != nil {
+			return nil, fmt.Errorf("crl: %s: %w", u, err)
+		}
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.RefreshBefore <= 0 {
+		o.RefreshBefore = DefaultRefreshBefore
+	}
+	if o.Retry <= 0 {
+		o.Retry = DefaultRetry
+	}
+	if o.Fetch.MaxBody <= 0 {
+		o.Fetch.MaxBody = DefaultMaxBody
+	}
+	if o.Fetch.Accept == "" {
+		o.Fetch.Accept = "application/pkix-crl"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{o: o, held: map[string]*held{}}
+	if o.Dir != "" {
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("crl: cache dir: %w", err)
+		}
+	}
+	for _, u := range o.URLs {
+		h := &held{}
+		s.held[u] = h
+		if o.Dir == "" {
+			continue
+		}
+		body, err := os.ReadFile(s.path(u))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			var c *parsed
+			if c, err = s.parse(body, false); err == nil {
+				h.set, h.thisUpdate, h.nextUpdate = c.set, c.thisUpdate, c.nextUpdate
+				o.Logger.Info("crl: loaded the copy on disk", "url", u, "next_update", c.nextUpdate)
+				continue
+			}
+		}
+		// A damaged copy is as good as none; the next refresh replaces it.
+		o.Logger.Warn("crl: ignoring the copy on disk", "url", u, "err", err)
+	}
+	return s, nil
+}
+
+// path is the disk copy of u: named by a hash, so no URL text reaches the
+// file system.
+func (s *Source) path(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return filepath.Join(s.o.Dir, "crl-"+hex.EncodeToString(sum[:16])+".der")
+}
+
+type parsed struct {
+	set                    *certs.CRLSet
+	der                    []byte
+	thisUpdate, nextUpdate time.Time
+}
+
+// parse reads one CRL (DER or PEM) and checks it: signed by a configured
+// signer chaining to the anchors, with a nextUpdate. current also demands
+// that it be current now (a fetched CRL); a disk copy is checked as of its
+// own thisUpdate, since the grace may still cover it.
+func (s *Source) parse(body []byte, current bool) (*parsed, error) {
+	der := body
+	if bytes.Contains(body, []byte("-----BEGIN")) {
+		blk, rest := pem.Decode(body)
+		if blk == nil || blk.Type != "X509 CRL" || len(bytes.TrimSpace(rest)) != 0 {
+			return nil, stir.ErrCRLUnusable.Withf("want one PEM \"X509 CRL\" block")
+		}
+		der = blk.Bytes
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, stir.ErrCRLUnusable.With("parse", err)
+	}
+	if rl.NextUpdate.IsZero() {
+		return nil, stir.ErrCRLUnusable.Withf("CRL of %s has no nextUpdate", rl.Issuer)
+	}
+	set, err := certs.NewCRLSet([]*x509.RevocationList{rl}, s.o.Signers)
+	if err != nil {
+		return nil, err
+	}
+	at := rl.ThisUpdate
+	if current {
+		at = s.o.Now()
+	}
+	if err := set.VerifySigners(s.o.Roots(), at); err != nil {
+		return nil, err
+	}
+	return &parsed{set: set, der: der, thisUpdate: rl.ThisUpdate, nextUpdate: rl.NextUpdate}, nil
+}
+
+// Refresh fetches every URL now. A URL whose fetch or check fails keeps
+// its last good copy; the joined errors are returned.
+func (s *Source) Refresh(ctx context.Context) error {
+	var errs []error
+	for _, u := range s.o.URLs {
+		if err := s.refresh(ctx, u); err != nil {
+			errs = append(errs, fmt.Errorf("crl %s: %w", u, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Source) refresh(ctx context.Context, u string) error {
+	var body []byte
+	var err error
+	if s.o.Offline {
+		err = stir.ErrCRLUnusable.Withf("offline: not fetching")
+	} else {
+		body, err = x5u.Get(ctx, u, s.o.Fetch)
+	}
+	var c *parsed
+	if err == nil {
+		c, err = s.parse(body, true)
+	}
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.held[u]
+	h.fetches++
+	h.attempted = now
+	if err == nil && h.set != nil && c.thisUpdate.Before(h.thisUpdate) {
+		// An older CRL than the one held is a replay (or a lagging
+		// mirror): taking it could un-revoke a certificate.
+		err = stir.ErrCRLUnusable.Withf("thisUpdate %s is older than the copy held (%s)",
+			c.thisUpdate.UTC().Format(time.RFC3339), h.thisUpdate.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		h.failures++
+		h.lastErr = err
+		s.o.Logger.Warn("crl: refresh failed, keeping the last good copy", "url", u, "err", err,
+			"next_update", h.nextUpdate, "usable_until", h.nextUpdate.Add(s.o.Grace))
+		return err
+	}
+	h.set, h.thisUpdate, h.nextUpdate = c.set, c.thisUpdate, c.nextUpdate
+	h.lastSuccess, h.lastErr = now, nil
+	if s.o.Dir != "" {
+		if werr := writeAtomic(s.path(u), c.der); werr != nil {
+			s.o.Logger.Warn("crl: cannot keep the copy on disk", "url", u, "err", werr)
+		}
+	}
+	s.o.Logger.Info("crl: refreshed", "url", u, "this_update", c.thisUpdate, "next_update", c.nextUpdate)
+	return nil
+}
+
+// writeAtomic replaces path with data by a rename, so that a reader (a
+// sibling process, or a restart after a crash) sees the old copy or the
+// new one, never half of one.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".crl-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// Due is when the next refresh should run: RefreshBefore ahead of the
+// earliest nextUpdate, or Retry after a failed or missing copy.
+func (s *Source) Due() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var due time.Time
+	for _, h := range s.held {
+		var d time.Time
+		switch {
+		case h.attempted.IsZero() && h.set == nil:
+			d = time.Time{} // never tried and nothing held: at once
+		case h.set == nil || h.lastErr != nil:
+			d = h.attempted.Add(s.o.Retry)
+		default:
+			d = h.nextUpdate.Add(-s.o.RefreshBefore)
+			if min := h.attempted.Add(s.o.Retry); d.Before(min) {
+				d = min // a CRL whose nextUpdate is near must not loop
+			}
+		}
+		if due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	return due
+}
+
+// Start refreshes in the background whenever Due; Close stops it.
+// Waiting uses real time; tests drive Refresh directly with their clock.
+func (s *Source) Start() {
+	s.once.Do(func() {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.run()
+	})
+}
+
+func (s *Source) run() {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	for {
+		wait := s.Due().Sub(s.o.Now())
+		if wait > 0 {
+			t := time.NewTimer(min(wait, s.o.Retry)) // re-read Due: the clock may jump
+			select {
+			case <-s.stop:
+				t.Stop()
+				return
+			case <-t.C:
+				continue
+			}
+		}
+		s.Refresh(ctx) // failures are logged and counted
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+	}
+}
+
+// Close stops Start's loop and waits for it.
+func (s *Source) Close() error {
+	s.once.Do(func() {}) // a Start after Close does nothing
+	if s.stop != nil {
+		select {
+		case <-s.stop:
+		default:
+			close(s.stop)
+		}
+		<-s.done
+	}
+	return nil
+}
+
+// Check implements certs.RevocationChecker. roots is not used: each CRL
+// was checked against the anchors when it was fetched or loaded.
+func (s *Source) Check(chain []*x509.Certificate, _ *x509.CertPool, now time.Time) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, u := range s.o.URLs {
+		h := s.held[u]
+		// Revocation is permanent: a certificate listed in a copy past its
+		// grace is still revoked, whatever the stale policy.
+		if h.set != nil {
+			if err := h.set.Revoked(chain); err != nil {
+				return err
+			}
+		}
+		if h.set == nil || now.After(h.nextUpdate.Add(s.o.Grace)) {
+			why := "no CRL obtained yet"
+			if h.set != nil {
+				why = "CRL expired at " + h.nextUpdate.UTC().Format(time.RFC3339) + " and its grace has ended"
+			}
+			if s.o.Stale == Reject {
+				return stir.ErrCRLUnusable.Withf("%s: %s", u, why)
+			}
+			s.warnOpen(now, u, why)
+		}
+	}
+	return nil
+}
+
+func (s *Source) warnOpen(now time.Time, u, why string) {
+	s.warnMu.Lock()
+	defer s.warnMu.Unlock()
+	if !s.lastWarn.IsZero() && now.Sub(s.lastWarn) < warnEvery {
+		return
+	}
+	s.lastWarn = now
+	s.o.Logger.Warn("crl: verifying without revocation data (crl_stale = fail_open)", "url", u, "why", why)
+}
+
+// Status reports every URL, in configuration order.
+func (s *Source) Status() []Status {
+	now := s.o.Now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Status, 0, len(s.o.URLs))
+	for _, u := range s.o.URLs {
+		h := s.held[u]
+		out = append(out, Status{
+			URL: u, ThisUpdate: h.thisUpdate, NextUpdate: h.nextUpdate,
+			LastSuccess: h.lastSuccess, LastError: h.lastErr,
+			Fetches: h.fetches, Failures: h.failures,
+			Usable: h.set != nil && !now.After(h.nextUpdate.Add(s.o.Grace)),
+		})
+	}
+	return out
+}
