@@ -464,6 +464,7 @@ func (a *API) verification(w http.ResponseWriter, r *http.Request) {
 		if o.Orig == "" {
 			o.Orig, o.Dest = vr.From.TN, vr.To.TN[0]
 		}
+		o.SetExtensions(res)
 	})
 	var out VerificationResponse
 	v := &out.VerificationResponse
