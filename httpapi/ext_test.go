@@ -3,10 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // TestVerificationExtensions: a diverted call's div PASSporTs travel in
@@ -14,7 +17,12 @@ import (
 // verified "div" and "rcd" as `stirgate verify` prints them, a failure
 // neither.
 func TestVerificationExtensions(t *testing.T) {
-	f := newFixture(t, nil)
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFixture(t, func(o *Options) { o.Recorder, o.System = st, "api1" })
 	ctx := context.Background()
 	shaken, err := f.signer.Sign(ctx, core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A"})
 	if err != nil {
@@ -67,5 +75,20 @@ func TestVerificationExtensions(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// Each verification is recorded, a pass with its div and rcd.
+	rows, err := st.Query(context.Background(), outcome.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range rows {
+		got = append(got, o.Result+"/"+o.Div+"/"+o.RCDNam+"/"+o.RCDCrn)
+	}
+	sort.Strings(got)
+	want := []string{"fail///", "fail///", "fail///", "pass//ACME Corp/Delivery", "pass/12155550131//", "pass/12155550131//"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("records %q, want %q", got, want)
 	}
 }
