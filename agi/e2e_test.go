@@ -396,7 +396,8 @@ func benchSessions(b *testing.B, script string) {
 func TestEndToEndDivertedCall(t *testing.T) {
 	l := newLab(t)
 	signer := l.signer(t, "/sp.pem")
-	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	rec := &memRecorder{}
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: rec})
 	ctx := context.Background()
 	shaken, err := signer.Sign(ctx, core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A", Trusted: true})
 	if err != nil {
@@ -413,6 +414,14 @@ func TestEndToEndDivertedCall(t *testing.T) {
 	// Reaching a number nobody diverted to: fail, and no diversion reported.
 	wrong := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.22", Headers: hdrs, Args: []string{"target=12155550199"}})
 	checkVars(t, wrong, map[string]string{VarResult: "fail", VarError: "dest_mismatch", VarSIPCode: "438", VarDivCount: "0", VarDiv: ""})
+
+	// The records: the diversion on the pass only.
+	waitFor(t, func() bool { return len(rec.all()) == 2 })
+	for _, o := range rec.all() {
+		if want := map[string]string{"1768478400.21": "12155550131", "1768478400.22": ""}[o.UniqueID]; o.Div != want {
+			t.Errorf("%s recorded div %q, want %q", o.UniqueID, o.Div, want)
+		}
+	}
 }
 
 // TestEndToEndRCDCall: a branded call (RFC 9795) verified by the verify
@@ -420,7 +429,8 @@ func TestEndToEndDivertedCall(t *testing.T) {
 func TestEndToEndRCDCall(t *testing.T) {
 	l := newLab(t)
 	signer := l.signer(t, "/sp.pem")
-	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: &memRecorder{}})
+	rec := &memRecorder{}
+	_, addr := start(t, Options{Service: Core{Signer: signer, Verifier: l.verifier(t)}, Recorder: rec})
 	signed, err := signer.Sign(context.Background(), core.SignRequest{From: e2eFrom, To: e2eTo, Attest: "A", Trusted: true,
 		RCD: &core.RCD{Nam: "ACME Corp", Jcd: `["vcard",[["fn",{},"text","ACME Corp"]]]`}, Crn: "Your order"})
 	if err != nil {
@@ -435,6 +445,15 @@ func TestEndToEndRCDCall(t *testing.T) {
 	hdrs["To"] = []string{"<sip:+12155550199@carrier.example>"}
 	bad := play(t, addr, agitest.Channel{Script: "verify", UniqueID: "1768478400.32", Headers: hdrs})
 	checkVars(t, bad, map[string]string{VarResult: "fail", VarRCDNam: "", VarRCDCrn: "", VarRCDCallInfo: ""})
+
+	// The records: the rich call data on the pass only.
+	waitFor(t, func() bool { return len(rec.all()) == 2 })
+	for _, o := range rec.all() {
+		got := o.RCDNam + "/" + o.RCDCrn
+		if want := map[string]string{"1768478400.31": "ACME Corp/Your order", "1768478400.32": "/"}[o.UniqueID]; got != want {
+			t.Errorf("%s recorded rcd %q, want %q", o.UniqueID, got, want)
+		}
+	}
 }
 
 // TestEndToEndSignDiv: the PBX forwards a received call and signs the

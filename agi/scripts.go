@@ -347,6 +347,7 @@ func (s *Server) verify(ctx context.Context, sess *Session, svc Service, judged 
 	out.Result, out.Verstat, out.Attest, out.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	out.SIPCode, out.ErrorName, out.Reason, out.X5U, out.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
+	out.SetExtensions(res)
 	judged(out)
 	return out, setAll(ctx, sess, vars)
 }

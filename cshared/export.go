@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/stir"
 )
 
 func init() {
@@ -248,37 +249,76 @@ func sg_check(h C.int, ids **C.char, n C.int, from, pai, to, date *C.char, res *
 		if err != nil {
 			return 0, err
 		}
-		r := c.res
-		res.result = C.int(outcome(r))
-		res.sip_code = C.int(r.SIPCode)
-		res.iat = C.longlong(r.IAT)
-		res.verstat = cstr(string(r.Verstat))
-		res.reason = cstr(r.Reason)
-		res.error = cstr(r.Error)
-		res.detail = cstr(r.Detail)
-		// The Result keeps a failed token's claims for the record; a
-		// script sees an attestation only once it is verified.
-		if r.Result == "pass" {
-			res.attest = cstr(string(r.Attest))
-			res.origid = cstr(r.OrigID)
-		}
-		res.orig = cstr(r.Orig)
-		res.dest = cstr(strings.Join(r.Dest, ","))
-		res.x5u = cstr(r.X5U)
-		res.spc = cstr(r.SPC)
-		res.json = cstr(c.json)
-		a := c.action
-		if a.Reject {
-			res.reject = 1
-			res.reject_code = C.int(a.Code)
-			res.reject_reason = cstr(a.Reason)
-		}
-		res.reason_header = cstr(a.ReasonHeader)
-		res.mark = cstr(a.Verstat)
-		res.from = cstr(c.from)
-		res.pai = cstr(c.pai)
-		return outcome(r), nil
+		return fillResult(c, res), nil
 	}))
+}
+
+//export sg_check_call
+func sg_check_call(h C.int, in *C.stirgate_verify_request, res *C.stirgate_result, callInfo **C.char) C.int {
+	if res != nil {
+		*res = C.stirgate_result{}
+	}
+	if callInfo != nil {
+		*callInfo = nil
+	}
+	return C.int(run(int(h), func() (int, error) {
+		switch {
+		case in == nil:
+			return 0, fail(codeInval, "req is NULL")
+		case res == nil:
+			return 0, fail(codeInval, "res is NULL")
+		}
+		req, err := verifyRequest(in.identity, in.n_identity, in.from, in.pai, in.to, in.date)
+		if err != nil {
+			return 0, err
+		}
+		if err := readArgs(arg{in.target, "target", &req.Target}); err != nil {
+			return 0, err
+		}
+		c, err := verify(int(h), req)
+		if err != nil {
+			return 0, err
+		}
+		if callInfo != nil && c.res.Result == stir.Pass && len(c.action.CallInfo) > 0 {
+			*callInfo = C.CString(strings.Join(c.action.CallInfo, ", "))
+		}
+		return fillResult(c, res), nil
+	}))
+}
+
+// fillResult copies a checked verification into *res and returns its
+// outcome code.
+func fillResult(c *checked, res *C.stirgate_result) int {
+	r := c.res
+	res.result = C.int(outcome(r))
+	res.sip_code = C.int(r.SIPCode)
+	res.iat = C.longlong(r.IAT)
+	res.verstat = cstr(string(r.Verstat))
+	res.reason = cstr(r.Reason)
+	res.error = cstr(r.Error)
+	res.detail = cstr(r.Detail)
+	// The Result keeps a failed token's claims for the record; a
+	// script sees an attestation only once it is verified.
+	if r.Result == "pass" {
+		res.attest = cstr(string(r.Attest))
+		res.origid = cstr(r.OrigID)
+	}
+	res.orig = cstr(r.Orig)
+	res.dest = cstr(strings.Join(r.Dest, ","))
+	res.x5u = cstr(r.X5U)
+	res.spc = cstr(r.SPC)
+	res.json = cstr(c.json)
+	a := c.action
+	if a.Reject {
+		res.reject = 1
+		res.reject_code = C.int(a.Code)
+		res.reject_reason = cstr(a.Reason)
+	}
+	res.reason_header = cstr(a.ReasonHeader)
+	res.mark = cstr(a.Verstat)
+	res.from = cstr(c.from)
+	res.pai = cstr(c.pai)
+	return outcome(r)
 }
 
 //export sg_status

@@ -17,7 +17,8 @@ import (
 func TestSpoolRecords(t *testing.T) {
 	dir := writeLab(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
-	h := mustOpen(t, labTOML(dir, "")+"\n[store]\nsystem = \"kam1\"\nspool_dir = "+strconvQuote(spoolDir)+"\n")
+	// The customer's rich call data is signed in: a pass records its nam.
+	h := mustOpen(t, labTOML(dir, "\n[policy.customer.rcd]\nnam = \"ACME Corp\"\n")+"\n[store]\nsystem = \"kam1\"\nspool_dir = "+strconvQuote(spoolDir)+"\n")
 	good, err := sign(h, signIn{Orig: "12155550121", Dest: "12155550131", Source: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +61,10 @@ func TestSpoolRecords(t *testing.T) {
 	if o := got["sign/unsigned"]; o.ErrorName != "sign_date_out_of_window" {
 		t.Errorf("unsigned %+v", o)
 	}
-	if o := got["verify/pass"]; o.SPC != "1234" || o.X5U != labURL || o.Attest != "A" {
+	if o := got["verify/pass"]; o.SPC != "1234" || o.X5U != labURL || o.Attest != "A" || o.RCDNam != "ACME Corp" {
 		t.Errorf("pass %+v", o)
 	}
-	if o := got["verify/fail"]; o.ErrorName != "orig_mismatch" || o.Orig != "12155550121" || o.X5U != labURL || o.SIPCode != 438 {
+	if o := got["verify/fail"]; o.ErrorName != "orig_mismatch" || o.Orig != "12155550121" || o.X5U != labURL || o.SIPCode != 438 || o.RCDNam != "" {
 		t.Errorf("fail %+v", o)
 	}
 }

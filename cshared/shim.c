@@ -144,6 +144,19 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 			(char *)pai, (char *)to, (char *)date, res);
 }
 
+int stirgate_check_call(int h, const stirgate_verify_request *req,
+		stirgate_result *res, char **call_info)
+{
+	if(call_info != NULL)
+		*call_info = NULL;
+	if(sg_forked(h)) {
+		if(res != NULL)
+			memset(res, 0, sizeof(*res));
+		return STIRGATE_EFORK;
+	}
+	return sg_check_call(h, (stirgate_verify_request *)req, res, call_info);
+}
+
 int stirgate_status(int h, char **json)
 {
 	if(sg_forked(h)) {

@@ -292,6 +292,32 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
 /* Frees every string of *res and zeroes it. NULL is ignored. */
 void stirgate_result_free(stirgate_result *res);
 
+/* A call to verify as a SIP proxy sees it, with its Request-URI: after a
+ * diversion (RFC 8946) the last div PASSporT must name the call's target,
+ * which the To header no longer does. Every string may be NULL (absent). */
+typedef struct stirgate_verify_request {
+    const char *const *identity; /* Identity header values, as for
+                                    stirgate_verify() */
+    int n_identity;
+    const char *from;            /* From header value */
+    const char *pai;             /* P-Asserted-Identity header value */
+    const char *to;              /* To header value */
+    const char *date;            /* Date header value */
+    const char *target;          /* Request-URI (or a bare number); NULL:
+                                    To */
+} stirgate_verify_request;
+
+/* Verifies *req like stirgate_check() and fills *res (zeroed first). On a
+ * pass with rich call data (RFC 9795), *call_info (if call_info is not
+ * NULL) receives the value of the Call-Info header (RFC 9796: the jCard
+ * with purpose=jcard and the call reason, the logo with purpose=icon, each
+ * marked verified, comma-separated) to add when the call continues; NULL
+ * otherwise. Release it with stirgate_free(). The verified div TNs and rcd
+ * claims are in res->json ("div", "rcd", on pass only). Returns what
+ * stirgate_check() returns; STIRGATE_EINVAL also when req is NULL. */
+int stirgate_check_call(int h, const stirgate_verify_request *req,
+                        stirgate_result *res, char **call_info);
+
 /* ------------------------------------------------------------------------
  * Status
  */

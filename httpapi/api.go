@@ -410,7 +410,12 @@ type VerificationRequest struct {
 			TN tnList `json:"tn"`
 		} `json:"to"`
 		Identity string `json:"identity"`
-		Time     *int64 `json:"time"`
+		// Identities (an extension of ATIS-1000082, which carries one
+		// Identity) are the call's other Identity header values: the div
+		// PASSporTs of a diverted call (RFC 8946), whose chain must end at
+		// to.tn, the number the call is now for.
+		Identities []string `json:"identities"`
+		Time       *int64   `json:"time"`
 	} `json:"verificationRequest"`
 }
 
@@ -443,6 +448,10 @@ type VerificationResponse struct {
 		Error      string `json:"error,omitempty"`
 		Attest     string `json:"attest,omitempty"`
 		OrigID     string `json:"origid,omitempty"`
+		// On a pass only, as `stirgate verify` prints them: the verified
+		// div chain's diverting numbers and rich call data (RFC 9795).
+		Div []stir.Div `json:"div,omitempty"`
+		RCD *stir.RCD  `json:"rcd,omitempty"`
 	} `json:"verificationResponse"`
 }
 
@@ -470,7 +479,7 @@ func (a *API) verification(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusServiceUnavailable, errUnavailable.Withf("no verifier configured"))
 		return
 	}
-	in := core.VerifyRequest{Identity: []string{vr.Identity}, From: telURI(vr.From.TN), To: telURI(vr.To.TN[0])}
+	in := core.VerifyRequest{Identity: append([]string{vr.Identity}, vr.Identities...), From: telURI(vr.From.TN), To: telURI(vr.To.TN[0])}
 	if vr.Time != nil {
 		if *vr.Time <= 0 {
 			a.fail(w, r, http.StatusBadRequest, errInvalid.Withf("time %d", *vr.Time), "time")
@@ -490,12 +499,14 @@ func (a *API) verification(w http.ResponseWriter, r *http.Request) {
 		if o.Orig == "" {
 			o.Orig, o.Dest = vr.From.TN, vr.To.TN[0]
 		}
+		o.SetExtensions(res)
 	})
 	var out VerificationResponse
 	v := &out.VerificationResponse
 	v.Verstat = string(res.Verstat)
 	if res.Result == stir.Pass {
 		v.Attest, v.OrigID = string(res.Attest), res.OrigID
+		v.Div, v.RCD = res.Div, res.RCD
 	} else {
 		v.ReasonCode, v.ReasonText, v.Error = res.SIPCode, res.Reason, res.Error
 	}

@@ -23,9 +23,9 @@ $(KAMAILIO_SRC)/src/config.mak:
 
 # The module is replaced, not overwritten: a running Kamailio maps the old
 # file.
-$(KAMAILIO_MODULE): $(KAMAILIO_SRC)/src/config.mak kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/Makefile cshared/stirgate.h
+$(KAMAILIO_MODULE): $(KAMAILIO_SRC)/src/config.mak kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/resultjson.c kamailio/module/resultjson.h kamailio/module/Makefile cshared/stirgate.h
 	@mkdir -p $(KAMAILIO_SRC)/src/modules/stirgate $(dir $@)
-	cp kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/Makefile $(KAMAILIO_SRC)/src/modules/stirgate/
+	cp kamailio/module/stirgate_mod.c kamailio/module/verstat.c kamailio/module/verstat.h kamailio/module/resultjson.c kamailio/module/resultjson.h kamailio/module/Makefile $(KAMAILIO_SRC)/src/modules/stirgate/
 	$(MAKE) -C $(KAMAILIO_SRC)/src/modules/stirgate quiet=silent STIRGATE_INCLUDE=$(CURDIR)/cshared
 	cp $(KAMAILIO_SRC)/src/modules/stirgate/stirgate.so $@.tmp && mv -f $@.tmp $@
 

@@ -6,6 +6,7 @@ package kamailio_test
 // the native cfg language, kamailio-python.cfg + stirgate.py from KEMI.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/kamailio/kamtest"
 )
 
@@ -70,6 +72,83 @@ func TestNativeKamailio(t *testing.T) {
 	t.Run("pseudo-variables, RPC and reload", func(t *testing.T) {
 		nativeRPC(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
 	})
+
+	t.Run("diverted call and rich call data", func(t *testing.T) {
+		nativeExtensions(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
+	})
+}
+
+// nativeExtensions: a diverted call (SHAKEN + div, RFC 8946) whose
+// Request-URI is the new target passes, which only the Request-URI can
+// prove (To still names the first callee); a call retargeted elsewhere
+// fails; a call with rich call data (RFC 9795) passes with RFC 9796
+// Call-Info added. $stirgate(div), $stirgate(rcd_nam) and
+// $stirgate(rcd_crn) reach the log.
+func nativeExtensions(t *testing.T, b *luaBuilt, start gatewayStart) {
+	k := start(t, "ext", b.toml(`mode = "relaxed"`, ""), 2)
+	ctx := context.Background()
+	const newTarget = "+12155550141"
+	shaken := b.sign(t, luaCaller, time.Now())
+	d, err := b.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Dest: []string{newTarget}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.signer.Sign(ctx, core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A",
+		RCD: &core.RCD{Nam: "ACME Corp"}, Crn: "Appointment reminder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := luaUAS(t, "127.0.0.1", 3, true, 2*time.Minute)
+	call := func(scenario, target, hdr1, hdr2 string) {
+		t.Helper()
+		res := kamtest.SIPp{
+			Scenario: scenario, Remote: inside.Addr(), LocalIP: luaCarrier, Calls: 1, Timeout: 45 * time.Second,
+			Name: "uac", Args: []string{"-rsa", k.Addr},
+			Keys: map[string]string{"caller": luaCaller, "callee": luaCallee, "target": target, "from_params": ";user=phone", "hdr1": hdr1, "hdr2": hdr2},
+		}.Run(t)
+		if err := res.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call("sipp/uac_retarget.xml", newTarget, "Identity: "+d.Identity, "Identity: "+shaken)
+	if err := k.WaitLog(regexp.MustCompile(`stirgate checked: result=pass verstat=TN-Validation-Passed .* div=12155550131 rcd_nam=<null>`), 10*time.Second); err != nil {
+		t.Errorf("diverted call: %v", err)
+	}
+	call("sipp/uac_retarget.xml", "+12155550199", "Identity: "+shaken, "Identity: "+d.Identity)
+	if err := k.WaitLog(regexp.MustCompile(`stirgate checked: result=fail verstat=TN-Validation-Failed sip_code=438 .* div=<null>`), 10*time.Second); err != nil {
+		t.Errorf("call retargeted elsewhere: %v", err)
+	}
+	call("sipp/uac.xml", luaCallee, "Identity: "+r.Identity, "X-Case: rcd")
+	if err := k.WaitLog(regexp.MustCompile(`stirgate checked: result=pass .* div=<null> rcd_nam=ACME Corp rcd_crn=Appointment reminder`), 10*time.Second); err != nil {
+		t.Errorf("rcd call: %v", err)
+	}
+
+	res := inside.Wait()
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invites(res)
+	if len(inv) != 3 {
+		t.Fatalf("inside got %d INVITEs, want 3", len(inv))
+	}
+	for i, want := range []string{"TN-Validation-Passed", "TN-Validation-Failed", "TN-Validation-Passed"} {
+		if v := one(t, inv[i], "From"); !strings.Contains(v, ";verstat="+want+"@") {
+			t.Errorf("INVITE %d From %q, want verstat %s", i, v, want)
+		}
+	}
+	if ci := kamtest.Header(inv[0], "Call-Info"); len(ci) != 0 {
+		t.Errorf("Call-Info %q on a call without rcd", ci)
+	}
+	ci := one(t, inv[2], "Call-Info")
+	for _, want := range []string{"<data:application/json;base64,", `;purpose=jcard`, `;call-reason="Appointment reminder"`, `;verified`} {
+		if !strings.Contains(ci, want) {
+			t.Errorf("Call-Info %q lacks %s", ci, want)
+		}
+	}
+	inside.Stop()
+	if err := k.Healthy(); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestKEMIPythonKamailio(t *testing.T) {

@@ -5,7 +5,10 @@ package outcome
 
 import (
 	"context"
+	"strings"
 	"time"
+
+	"github.com/stirgate/stirgate/core/stir"
 )
 
 // Source says which surface recorded an outcome.
@@ -58,6 +61,14 @@ type Outcome struct {
 	// Client is the HTTP API's authenticated client.
 	Client string
 
+	// Div are the diverting numbers of a verified div chain (RFC 8946),
+	// first diversion first, comma-separated; RCDNam and RCDCrn the
+	// verified rich call data's display name and call reason (RFC 9795).
+	// Set on a pass only, as the verification result shows them.
+	Div    string
+	RCDNam string
+	RCDCrn string
+
 	// Until ends the interval that Time starts, for records that span one:
 	// a "gap" record says the listener saw nothing from Time to Until.
 	Until time.Time
@@ -73,4 +84,21 @@ const (
 // Recorder is the one method a surface needs to write outcomes.
 type Recorder interface {
 	Record(ctx context.Context, o Outcome) error
+}
+
+// SetExtensions copies the verified PASSporT extensions of r into o: the
+// div chain's diverting numbers and the rcd display name and call reason.
+// A result that did not pass leaves them empty, as its JSON does.
+func (o *Outcome) SetExtensions(r *stir.Result) {
+	if r == nil || r.Result != stir.Pass {
+		return
+	}
+	tns := make([]string, len(r.Div))
+	for i, d := range r.Div {
+		tns[i] = d.TN
+	}
+	o.Div = strings.Join(tns, ",")
+	if r.RCD != nil {
+		o.RCDNam, o.RCDCrn = r.RCD.Nam, r.RCD.Crn
+	}
 }

@@ -130,6 +130,11 @@ var migrations = []string{
 	7: `ALTER TABLE outcomes ADD COLUMN profile TEXT NOT NULL DEFAULT ''`,
 	8: `ALTER TABLE outcomes ADD COLUMN mode TEXT NOT NULL DEFAULT ''`,
 	9: `ALTER TABLE outcomes ADD COLUMN client TEXT NOT NULL DEFAULT ''`,
+	// PASSporT extensions of a verified call: the div chain's diverting
+	// numbers (RFC 8946), the rcd display name and call reason (RFC 9795).
+	10: `ALTER TABLE outcomes ADD COLUMN div TEXT NOT NULL DEFAULT ''`,
+	11: `ALTER TABLE outcomes ADD COLUMN rcd_nam TEXT NOT NULL DEFAULT ''`,
+	12: `ALTER TABLE outcomes ADD COLUMN rcd_crn TEXT NOT NULL DEFAULT ''`,
 }
 
 // SchemaVersion is the version a freshly migrated store reports.
@@ -231,8 +236,8 @@ func keep(col string) string {
 
 var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
 	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source,
-	peer, profile, mode, client)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	peer, profile, mode, client, div, rcd_nam, rcd_crn)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
 	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
 	strings.Join([]string{
@@ -243,6 +248,7 @@ var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, lin
 		// The first surface to write a row names it: an AGI row stays "agi"
 		// when the AMI listener later adds the hangup cause.
 		keep("source"), keep("peer"), keep("profile"), keep("mode"), keep("client"),
+		fill("div", "''"), fill("rcd_nam", "''"), fill("rcd_crn", "''"),
 	}, ", ")
 
 func ms(t time.Time) int64 {
@@ -262,7 +268,7 @@ func fromMS(v int64) time.Time {
 func upsertArgs(o Outcome) []any {
 	return []any{o.System, o.UniqueID, o.Kind, ms(o.Time), ms(o.Until), o.LinkedID, o.Direction, o.Orig, o.Dest,
 		o.Result, o.Verstat, o.Attest, o.OrigID, o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC, o.HangupCause, string(o.Source),
-		o.Peer, o.Profile, o.Mode, o.Client}
+		o.Peer, o.Profile, o.Mode, o.Client, o.Div, o.RCDNam, o.RCDCrn}
 }
 
 func (s *sqlStore) Record(ctx context.Context, o Outcome) error {
@@ -346,7 +352,7 @@ func where(f Filter) (string, []any) {
 }
 
 const columns = `system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest, result, verstat, attest,
-	origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source, peer, profile, mode, client`
+	origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source, peer, profile, mode, client, div, rcd_nam, rcd_crn`
 
 func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	limit := f.Limit
@@ -370,7 +376,7 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 		)
 		if err := rows.Scan(&o.System, &o.UniqueID, &o.Kind, &ts, &until, &o.LinkedID, &o.Direction, &o.Orig, &o.Dest,
 			&o.Result, &o.Verstat, &o.Attest, &o.OrigID, &o.SIPCode, &o.ErrorName, &o.Reason, &o.X5U, &o.SPC,
-			&o.HangupCause, &src, &o.Peer, &o.Profile, &o.Mode, &o.Client); err != nil {
+			&o.HangupCause, &src, &o.Peer, &o.Profile, &o.Mode, &o.Client, &o.Div, &o.RCDNam, &o.RCDCrn); err != nil {
 			return nil, err
 		}
 		o.Time, o.Until, o.Source = fromMS(ts), fromMS(until), Source(src)

@@ -469,6 +469,7 @@ func (h *Handler) verify(ctx context.Context, c call) *Answer {
 		o.Result, o.Verstat, o.Attest, o.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 		o.ErrorName, o.Reason, o.X5U, o.SPC = res.Error, res.Reason, res.X5U, res.SPC
 		o.Orig, o.Dest, o.SIPCode = res.Orig, strings.Join(res.Dest, ","), res.SIPCode
+		o.SetExtensions(res)
 	})
 	if act.Reject {
 		a := &Answer{Code: act.Code, Reason: act.Reason, Outcome: "rejected", Error: res.Error}

@@ -73,3 +73,56 @@ func TestRecord(t *testing.T) {
 		t.Errorf("failed verification without what was read: %+v", o)
 	}
 }
+
+// TestRecordExtensions: a verified diverted call records its diverting
+// numbers, a verified call with rich call data its nam and crn; a failed
+// one neither.
+func TestRecordExtensions(t *testing.T) {
+	now := func() time.Time { return fixedNow }
+	l := newTestLab(t, now)
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := NewHandler(Options{Signer: l.signer, Verifier: l.verifier, Allow: allowTest(), Recorder: st, System: "sbc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Dialled 12155550100, diverted to 12155550131, the Request-URI.
+	shaken, err := l.signer.Sign(ctx, core.SignRequest{Orig: "12155550121", Dest: []string{"12155550100"}, Attest: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	div, err := l.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken.Identity}, Dest: []string{"12155550131"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcd, err := l.signer.Sign(ctx, core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: "A",
+		RCD: &core.RCD{Nam: "ACME Corp"}, Crn: "Delivery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer(t, h, Verify, invite("c-div", "Identity: "+shaken.Identity, "Identity: "+div.Identity), srcGateway)
+	answer(t, h, Verify, invite("c-rcd", "Identity: "+rcd.Identity), srcGateway)
+	answer(t, h, Verify, strings.Replace(invite("c-rcd-fail", "Identity: "+rcd.Identity), "+12155550121@", "+12155550199@", 1), srcGateway)
+
+	rows, err := st.Query(ctx, outcome.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range rows {
+		got[o.UniqueID] = o.Result + "/" + o.Div + "/" + o.RCDNam + "/" + o.RCDCrn
+	}
+	for id, w := range map[string]string{
+		"c-div":      "pass/12155550100//",
+		"c-rcd":      "pass//ACME Corp/Delivery",
+		"c-rcd-fail": "fail///",
+	} {
+		if got[id] != w {
+			t.Errorf("%s: %q, want %q", id, got[id], w)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/disposition"
 )
 
 // These tests drive the redirect server with SIPp (Debian sip-tester) and
@@ -264,4 +266,128 @@ func TestSIPpVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// strictServer runs a verify-only UDP listener whose failed calls are
+// rejected (strict disposition), for SIPp.
+func strictServer(t *testing.T, l *testLab) string {
+	t.Helper()
+	h, err := NewHandler(Options{Signer: l.signer, Verifier: l.verifier, Disposition: disposition.Options{Mode: disposition.Strict}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(ServerOptions{Handler: h, Listeners: []Listener{{"udp", "127.0.0.1:0", Verify}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return strings.TrimPrefix(s.Addrs()[0], "udp:")
+}
+
+// TestSIPpExtensions sends a diverted call (SHAKEN + div, RFC 8946) and a
+// call with rich call data (RFC 9795) through the redirect server with
+// SIPp and judges what SIPp received: the 302's verstat and RFC 9796
+// Call-Info, and the strict server's 438 for a broken diversion chain.
+func TestSIPpExtensions(t *testing.T) {
+	l := newTestLab(t, time.Now)
+	relaxed, _, _ := sippServer(t, l)
+	strict := strictServer(t, l)
+	ctx := context.Background()
+	sign := func(req core.SignRequest) string {
+		t.Helper()
+		req.Orig, req.Attest = "12155550121", "A"
+		r, err := l.signer.Sign(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Identity
+	}
+	divert := func(shaken, div, dest string) string {
+		t.Helper()
+		r, err := l.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Div: div, Dest: []string{dest}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Identity
+	}
+	shaken := sign(core.SignRequest{Dest: []string{"12155550131"}})
+	div := divert(shaken, "", "12155550141")
+	rcd := sign(core.SignRequest{Dest: []string{"12155550131"}, RCD: &core.RCD{Nam: "ACME Corp"}, Crn: "Appointment reminder"})
+
+	t.Run("diverted call passes", func(t *testing.T) {
+		// Headers in either order: the chain is built from the claims.
+		for _, ids := range [][2]string{{shaken, div}, {div, shaken}} {
+			logs, _ := sippRun{Scenario: "verify_ext.xml", Target: relaxed, Transport: "udp",
+				Keys: map[string]string{"target": "+12155550141", "identity": ids[0], "identity2": ids[1]}}.run(t)
+			for _, k := range []string{"PAI", "CONTACT"} {
+				if v := logValue(t, logs, k); !strings.Contains(v, ";verstat=TN-Validation-Passed@") {
+					t.Errorf("%s %q is not TN-Validation-Passed", k, v)
+				}
+			}
+			if v := logValue(t, logs, "CONTACT"); !strings.Contains(v, "+12155550141") {
+				t.Errorf("Contact %q does not send the call to the diverted target", v)
+			}
+			if v := logValue(t, logs, "REASON"); v != "" {
+				t.Errorf("Reason %q on a pass", v)
+			}
+			if v := logValue(t, logs, "CALLINFO"); v != "" {
+				t.Errorf("Call-Info %q on a call without rcd", v)
+			}
+		}
+	})
+
+	t.Run("diverted to another target fails", func(t *testing.T) {
+		// The div PASSporT names +12155550141; the Request-URI another.
+		logs, _ := sippRun{Scenario: "verify_ext.xml", Target: relaxed, Transport: "udp",
+			Keys: map[string]string{"target": "+12155550199", "identity": shaken, "identity2": div}}.run(t)
+		if v := logValue(t, logs, "CONTACT"); !strings.Contains(v, ";verstat=TN-Validation-Failed@") {
+			t.Errorf("Contact %q is not TN-Validation-Failed", v)
+		}
+		if v := logValue(t, logs, "REASON"); !strings.Contains(v, "cause=438") {
+			t.Errorf("Reason %q, want cause 438", v)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, target, identity, identity2, warning string
+	}{
+		// The div PASSporT diverts from a number the SHAKEN one never called.
+		{"broken chain", "+12155550141", shaken, divert(shaken, "12155550199", "12155550141"), "div_chain_broken"},
+		{"wrong target", "+12155550199", shaken, div, "dest_mismatch"},
+	} {
+		t.Run("strict "+tc.name, func(t *testing.T) {
+			logs, _ := sippRun{Scenario: "verify_ext_438.xml", Target: strict, Transport: "udp",
+				Keys: map[string]string{"target": tc.target, "identity": tc.identity, "identity2": tc.identity2}}.run(t)
+			if v := logValue(t, logs, "WARNING"); !strings.Contains(v, `"`+tc.warning+`"`) {
+				t.Errorf("Warning %q, want %s", v, tc.warning)
+			}
+		})
+	}
+
+	t.Run("rcd call carries Call-Info", func(t *testing.T) {
+		logs, _ := sippRun{Scenario: "verify_ext.xml", Target: relaxed, Transport: "udp",
+			Keys: map[string]string{"target": "+12155550131", "identity": rcd, "identity2": ""}}.run(t)
+		if v := logValue(t, logs, "CONTACT"); !strings.Contains(v, ";verstat=TN-Validation-Passed@") {
+			t.Errorf("Contact %q is not TN-Validation-Passed", v)
+		}
+		ci := logValue(t, logs, "CALLINFO")
+		for _, want := range []string{`;purpose=jcard`, `;call-reason="Appointment reminder"`, `;verified`} {
+			if !strings.Contains(ci, want) {
+				t.Errorf("Call-Info %q lacks %s", ci, want)
+			}
+		}
+		// The jCard is a data: URI naming the verified nam.
+		uri, _, _ := strings.Cut(strings.TrimPrefix(ci, "<"), ">")
+		b64, ok := strings.CutPrefix(uri, "data:application/json;base64,")
+		if !ok {
+			t.Fatalf("Call-Info %q does not carry a jCard data: URI", ci)
+		}
+		card, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || !strings.Contains(string(card), `"fn",{},"text","ACME Corp"`) {
+			t.Errorf("jCard %s (%v) does not name ACME Corp", card, err)
+		}
+	})
 }

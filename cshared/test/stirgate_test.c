@@ -393,6 +393,71 @@ struct worker {
 	int errmsg_leaks;
 };
 
+/* test_check_call: stirgate_check_call with a Request-URI target, and a
+ * call signed with the customer's rich call data ([policy.customer.rcd],
+ * RFC 9795) whose verification returns the RFC 9796 Call-Info value. */
+static void test_check_call(void)
+{
+	int h = open_config("\n[policy.customer.rcd]\nnam = \"ACME Corp\"");
+	stirgate_sign_request sreq;
+	stirgate_signature sig;
+	stirgate_verify_request req;
+	stirgate_result res;
+	const char *ids[1];
+	char *ci = (char *)1, *plain = sign_good(h);
+
+	CHECK(h >= 1, "rcd handle %d", h);
+	memset(&req, 0, sizeof(req));
+	CHECK_RC(stirgate_check_call(h, NULL, &res, &ci), STIRGATE_EINVAL);
+	CHECK(ci == NULL, "call_info not cleared");
+	CHECK_RC(stirgate_check_call(h, &req, NULL, NULL), STIRGATE_EINVAL);
+	req.n_identity = 1;
+	CHECK_RC(stirgate_check_call(h, &req, &res, NULL), STIRGATE_EINVAL);
+	stirgate_result_free(&res);
+
+	/* A call without div PASSporTs is judged against To: the target does
+	 * not matter, and no rcd means no Call-Info. */
+	ids[0] = plain;
+	req.identity = ids;
+	req.from = FROM;
+	req.to = TO;
+	req.target = "sip:+12155550199@carrier.example.net;user=phone";
+	ci = (char *)1;
+	CHECK_RC(stirgate_check_call(h, &req, &res, &ci), STIRGATE_PASS);
+	CHECK(ci == NULL, "Call-Info %s without rcd", ci);
+	CHECK(res.json != NULL && strstr(res.json, "\"rcd\"") == NULL && strstr(res.json, "\"div\"") == NULL, "json %s", res.json);
+	stirgate_result_free(&res);
+
+	/* The customer's rcd is signed in; verified, it is in the JSON and
+	 * becomes Call-Info. */
+	memset(&sreq, 0, sizeof(sreq));
+	sreq.from = FROM;
+	sreq.to = TO;
+	sreq.customer = "pbx";
+	CHECK_RC(stirgate_sign_call(h, &sreq, &sig), 0);
+	ids[0] = sig.identity;
+	req.target = "sip:+12155550131@carrier.example.net;user=phone";
+	CHECK_RC(stirgate_check_call(h, &req, &res, &ci), STIRGATE_PASS);
+	CHECK(res.json != NULL && strstr(res.json, "\"rcd\":{\"nam\":\"ACME Corp\"") != NULL, "json %s", res.json);
+	CHECK(ci != NULL && strstr(ci, ">;purpose=jcard;verified") != NULL && strncmp(ci, "<data:application/json;base64,", 30) == 0,
+			"Call-Info %s", ci);
+	stirgate_free(ci);
+	stirgate_result_free(&res);
+	/* Without call_info the result alone. */
+	CHECK_RC(stirgate_check_call(h, &req, &res, NULL), STIRGATE_PASS);
+	stirgate_result_free(&res);
+	/* A failure has no Call-Info. */
+	req.from = "<sip:+12155559999@x>";
+	ci = (char *)1;
+	CHECK_RC(stirgate_check_call(h, &req, &res, &ci), STIRGATE_FAIL);
+	CHECK(ci == NULL && res.json != NULL && strstr(res.json, "\"rcd\"") == NULL, "failure: Call-Info %s, json %s", ci, res.json);
+	stirgate_result_free(&res);
+
+	stirgate_signature_free(&sig);
+	stirgate_free(plain);
+	CHECK_RC(stirgate_close(h), 0);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -558,6 +623,19 @@ static void fork_child(int h)
 	CHECK_RC(stirgate_check(h, ids, 1, FROM, PAI, TO, NULL, &res), STIRGATE_EFORK);
 	CHECK(res.verstat == NULL && res.json == NULL && res.result == 0, "result not zeroed");
 	stirgate_result_free(&res);
+	{
+		stirgate_verify_request vr;
+		char *ci = (char *)buf;
+
+		memset(&vr, 0, sizeof(vr));
+		vr.identity = ids;
+		vr.n_identity = 1;
+		vr.target = "sip:+12155550131@carrier.example.net;user=phone";
+		memset(&res, 0xff, sizeof(res));
+		CHECK_RC(stirgate_check_call(h, &vr, &res, &ci), STIRGATE_EFORK);
+		CHECK(res.verstat == NULL && res.json == NULL && ci == NULL, "check_call outputs not cleared");
+		stirgate_result_free(&res);
+	}
 	stirgate_signature_free(&sig);
 	CHECK_RC(stirgate_close(h), STIRGATE_EFORK);
 	CHECK(strstr(stirgate_version(), "stirgate") != NULL, "version in the child");
@@ -674,6 +752,7 @@ int main(int argc, char **argv)
 	test_status(relaxed, strict);
 	test_verify(relaxed, 0);
 	test_verify(strict, 1);
+	test_check_call();
 	test_threads(relaxed);
 	test_close_race();
 

@@ -46,6 +46,7 @@
 
 #include "stirgate.h"
 #include "verstat.h"
+#include "resultjson.h"
 
 MODULE_VERSION
 
@@ -81,6 +82,10 @@ static struct {
 	int (*check)(int, const char *const *, int, const char *, const char *,
 			const char *, const char *, stirgate_result *);
 	void (*result_free)(stirgate_result *);
+	/* optional: NULL in older libraries (the To header is then the
+	 * target of a diverted call) */
+	int (*check_call)(int, const stirgate_verify_request *, stirgate_result *,
+			char **);
 	int (*status)(int, char **); /* optional: NULL in older libraries */
 	void (*free)(void *);
 } api;
@@ -122,11 +127,14 @@ enum {
 	F_X5U,
 	F_IDENTITY,
 	F_DATE,
+	F_DIV,
+	F_RCD_NAM,
+	F_RCD_CRN,
 	F_COUNT
 };
 static const char *field_names[F_COUNT] = {"result", "verstat", "sip_code",
 		"reason", "error", "detail", "attest", "origid", "orig", "dest", "spc",
-		"x5u", "identity", "date"};
+		"x5u", "identity", "date", "div", "rcd_nam", "rcd_crn"};
 static struct {
 	unsigned int msg_id;
 	int pid;
@@ -260,6 +268,7 @@ static const char *load_api(void)
 	SYM(free, "stirgate_free");
 #undef SYM
 	*(void **)(&api.status) = dlsym(dl, "stirgate_status");
+	*(void **)(&api.check_call) = dlsym(dl, "stirgate_check_call");
 	/* Never dlclose: a Go runtime cannot be unloaded. */
 	api.dl = dl;
 	api.pid = getpid();
@@ -377,6 +386,7 @@ static hdr_field_t *first_hdr(sip_msg_t *msg, int type)
 
 typedef struct {
 	char *from, *pai, *to, *date, *call_id;
+	char *ruri; /* the Request-URI as routed so far: a diverted call's target */
 	char **ids;
 	int n;
 } req_t;
@@ -389,6 +399,7 @@ static void req_free(req_t *q)
 	free(q->to);
 	free(q->date);
 	free(q->call_id);
+	free(q->ruri);
 	for(i = 0; i < q->n; i++)
 		free(q->ids[i]);
 	free(q->ids);
@@ -401,6 +412,7 @@ static void req_free(req_t *q)
 static int req_read(sip_msg_t *msg, req_t *q)
 {
 	hdr_field_t *hf;
+	str *ruri;
 	int n = 0;
 
 	memset(q, 0, sizeof(*q));
@@ -417,6 +429,11 @@ static int req_read(sip_msg_t *msg, req_t *q)
 	q->to = hdr_dup(msg->to);
 	q->date = hdr_dup(first_hdr(msg, HDR_DATE_T));
 	q->call_id = hdr_dup(msg->callid);
+	if((ruri = GET_RURI(msg)) != NULL && ruri->len > 0
+			&& (q->ruri = malloc(ruri->len + 1)) != NULL) {
+		memcpy(q->ruri, ruri->s, ruri->len);
+		q->ruri[ruri->len] = '\0';
+	}
 	for(hf = msg->headers; hf != NULL; hf = hf->next)
 		if(hf->type == HDR_IDENTITY_T)
 			n++;
@@ -647,7 +664,8 @@ static const char *outcome_name(int rc)
 static int do_check(sip_msg_t *msg, int dispose)
 {
 	stirgate_result r;
-	char errbuf[512], b[16];
+	stirgate_verify_request vr;
+	char errbuf[512], b[16], ext[1024], *call_info = NULL;
 	const char *err;
 	req_t q;
 	int h, rc, ret;
@@ -665,8 +683,20 @@ static int do_check(sip_msg_t *msg, int dispose)
 		slot_error(err);
 		rc = STIRGATE_EINTERNAL;
 	} else {
-		rc = api.check(h, (const char *const *)q.ids, q.n, q.from, q.pai, q.to,
-				q.date, &r);
+		if(api.check_call != NULL) {
+			memset(&vr, 0, sizeof(vr));
+			vr.identity = (const char *const *)q.ids;
+			vr.n_identity = q.n;
+			vr.from = q.from;
+			vr.pai = q.pai;
+			vr.to = q.to;
+			vr.date = q.date;
+			vr.target = q.ruri;
+			rc = api.check_call(h, &vr, &r, &call_info);
+		} else {
+			rc = api.check(h, (const char *const *)q.ids, q.n, q.from, q.pai,
+					q.to, q.date, &r);
+		}
 		if(rc < 0) {
 			api.errmsg(h, errbuf, sizeof(errbuf));
 			set_failure(500, code_name(rc), errbuf);
@@ -701,6 +731,13 @@ static int do_check(sip_msg_t *msg, int dispose)
 	last_set(F_DEST, r.dest);
 	last_set(F_X5U, r.x5u);
 	last_set(F_SPC, r.spc);
+	/* The verified extensions (on pass only) are in the result JSON. */
+	if(result_div(r.json, ext, sizeof(ext)) > 0)
+		last_set(F_DIV, ext);
+	if(result_rcd(r.json, "nam", ext, sizeof(ext)) > 0)
+		last_set(F_RCD_NAM, ext);
+	if(result_rcd(r.json, "crn", ext, sizeof(ext)) > 0)
+		last_set(F_RCD_CRN, ext);
 	switch(rc) {
 		case STIRGATE_PASS: ret = SG_PASS; break;
 		case STIRGATE_NONE: ret = SG_NONE; break;
@@ -723,8 +760,12 @@ static int do_check(sip_msg_t *msg, int dispose)
 				replace_body(msg, first_hdr(msg, HDR_PAI_T), r.pai);
 			if(r.reason_header != NULL)
 				append_hf(msg, "Reason", r.reason_header);
+			/* Verified rich call data for the next hop (RFC 9796). */
+			if(call_info != NULL)
+				append_hf(msg, "Call-Info", call_info);
 		}
 	}
+	api.free(call_info);
 	api.result_free(&r);
 	req_free(&q);
 	return ret;

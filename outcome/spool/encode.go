@@ -31,6 +31,15 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendField(b, "SPC", r.SPC)
 	b = appendField(b, "Source", r.Source)
 	b = appendField(b, "Peer", r.Peer)
+	if r.Div != "" {
+		b = appendField(b, "Div", r.Div)
+	}
+	if r.RCDNam != "" {
+		b = appendField(b, "RCDNam", r.RCDNam)
+	}
+	if r.RCDCrn != "" {
+		b = appendField(b, "RCDCrn", r.RCDCrn)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -119,6 +119,16 @@ func (r *Recorder) Verified(res *stir.Result) {
 	o.Result, o.Verstat, o.Attest, o.OrigID = string(res.Result), string(res.Verstat), string(res.Attest), res.OrigID
 	o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC = res.SIPCode, res.Error, res.Reason, res.X5U, res.SPC
 	o.Orig, o.Dest = res.Orig, strings.Join(res.Dest, ",")
+	if res.Result == stir.Pass {
+		tns := make([]string, len(res.Div))
+		for i, d := range res.Div {
+			tns[i] = d.TN
+		}
+		o.Div = strings.Join(tns, ",")
+		if res.RCD != nil {
+			o.RCDNam, o.RCDCrn = res.RCD.Nam, res.RCD.Crn
+		}
+	}
 	r.w.Record(o)
 }
 

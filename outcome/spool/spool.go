@@ -55,6 +55,9 @@ type Record struct {
 	SPC       string
 	Source    string
 	Peer      string
+	Div       string `json:",omitempty"` // verified diverting numbers, comma-separated
+	RCDNam    string `json:",omitempty"` // verified rcd display name
+	RCDCrn    string `json:",omitempty"` // verified call reason
 }
 
 // File name suffixes.

@@ -148,6 +148,10 @@ type OutcomeJSON struct {
 	SPC         string     `json:"spc,omitempty"`
 	HangupCause string     `json:"hangup_cause,omitempty"`
 	Source      string     `json:"source,omitempty"`
+	// The verified PASSporT extensions: div TNs (comma-separated), rcd.
+	Div    string `json:"div,omitempty"`
+	RCDNam string `json:"rcd_nam,omitempty"`
+	RCDCrn string `json:"rcd_crn,omitempty"`
 }
 
 // ToJSON converts an outcome to its wire form.
@@ -157,6 +161,7 @@ func ToJSON(o outcome.Outcome) OutcomeJSON {
 		Direction: o.Direction, Orig: o.Orig, Dest: o.Dest, Result: o.Result, Verstat: o.Verstat,
 		Attest: o.Attest, OrigID: o.OrigID, SIPCode: o.SIPCode, ErrorName: o.ErrorName, Reason: o.Reason,
 		X5U: o.X5U, SPC: o.SPC, HangupCause: o.HangupCause, Source: string(o.Source),
+		Div: o.Div, RCDNam: o.RCDNam, RCDCrn: o.RCDCrn,
 	}
 	if !o.Until.IsZero() {
 		u := o.Until
@@ -209,7 +214,8 @@ func (h *handler) outcomes(w http.ResponseWriter, r *http.Request) {
 
 // csvColumns are the columns of /outcomes?format=csv: one field each.
 var csvColumns = []string{"time", "system", "uniqueid", "kind", "direction", "orig", "dest", "result", "verstat", "attest",
-	"origid", "sip_code", "error", "reason", "x5u", "spc", "peer", "client", "source", "hangup_cause"}
+	"origid", "sip_code", "error", "reason", "x5u", "spc", "peer", "client", "source", "hangup_cause",
+	"div", "rcd_nam", "rcd_crn"}
 
 func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -224,7 +230,7 @@ func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
 		}
 		cw.Write([]string{o.Time.UTC().Format(time.RFC3339Nano), o.System, o.UniqueID, o.Kind, o.Direction, o.Orig, o.Dest,
 			o.Result, o.Verstat, o.Attest, o.OrigID, code, o.ErrorName, o.Reason, o.X5U, o.SPC, o.Peer, o.Client,
-			string(o.Source), o.HangupCause})
+			string(o.Source), o.HangupCause, o.Div, o.RCDNam, o.RCDCrn})
 	}
 	cw.Flush()
 }

@@ -458,3 +458,42 @@ func TestCallsPaging(t *testing.T) {
 		t.Errorf("%d pages, %d calls; want 3 pages, 120 calls", pages, len(seen))
 	}
 }
+
+// TestCallsExtensions: the calls page and its CSV show a verified call's
+// diverting numbers and rich call data, escaped.
+func TestCallsExtensions(t *testing.T) {
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Record(context.Background(), outcome.Outcome{Time: now.Add(-time.Second), System: "sbc1", UniqueID: "c1",
+		Kind: outcome.KindVerify, Result: "pass", Orig: "12155550121", Dest: "12155550141",
+		Div: "12155550131", RCDNam: "ACME <Corp>", RCDCrn: "Delivery"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(Options{Store: st, Now: func() time.Time { return now }}))
+	defer srv.Close()
+	_, body := get(t, srv.URL+"/dashboard/calls?result=pass")
+	for _, want := range []string{`<small class="div">diverted by 12155550131</small>`, `<small class="rcd">ACME &lt;Corp&gt; · Delivery</small>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("calls page lacks %s:\n%s", want, body)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/outcomes?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("csv: %v %v", rows, err)
+	}
+	got := map[string]string{}
+	for i, c := range rows[0] {
+		got[c] = rows[1][i]
+	}
+	if got["div"] != "12155550131" || got["rcd_nam"] != "ACME <Corp>" || got["rcd_crn"] != "Delivery" {
+		t.Errorf("csv row %v", got)
+	}
+}
