@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stirgate/stirgate/core"
-	"github.com/stirgate/stirgate/internal/buildinfo"
 	"github.com/stirgate/stirgate/core/crl"
+	"github.com/stirgate/stirgate/internal/buildinfo"
 )
 
 // Metrics are the Prometheus metrics of `stirgate serve`, on a registry of
