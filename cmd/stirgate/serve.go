@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,7 +21,9 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/x5u"
 	"github.com/stirgate/stirgate/httpapi"
+	"github.com/stirgate/stirgate/internal/pgshared"
 	"github.com/stirgate/stirgate/outcome"
 	"github.com/stirgate/stirgate/outcome/web"
 	"github.com/stirgate/stirgate/sipredirect"
@@ -42,6 +45,24 @@ type generation struct {
 	verifier *core.Verifier
 	api      *httpapi.API
 	sip      *sipredirect.Handler
+}
+
+// process is what outlives a reload: the handlers mounted beside the API,
+// the outcome writer and the cluster's shared x5u cache.
+type process struct {
+	extra map[string]http.Handler
+	rec   outcome.Recorder // nil: no store
+	x5u   x5u.Shared       // nil: no shared tier
+}
+
+// serveSpillPath gives the SIP redirect server a spill file of its own
+// beside [store] spill_path, as agiSpillPath does for FastAGI: two writers
+// must never replay and truncate each other's backlog.
+func serveSpillPath(p string) string {
+	if base, ok := strings.CutSuffix(p, ".jsonl"); ok {
+		return base + ".serve.jsonl"
+	}
+	return p + ".serve"
 }
 
 func (g *generation) close() {
@@ -96,6 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// They are a convenience: a store that cannot be opened is logged and
 	// the pages are left out rather than failing the service.
 	extra := map[string]http.Handler{}
+	ps := &process{extra: extra}
 	sc := cfg.Store.WithDefaults()
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
@@ -116,8 +138,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return out
 		}})
 		extra["/outcomes"], extra["/dashboard"] = pages, pages
+		// The SIP redirect records its answers there too, behind a Writer
+		// so that a slow or unreachable database never delays an answer.
+		w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: serveSpillPath(cfg.Resolve(sc.SpillPath)), Logger: log})
+		wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+		wdone := make(chan struct{})
+		go func() {
+			defer close(wdone)
+			_ = w.Run(wctx)
+		}()
+		// Deferred before st.Close, so it runs first: drain, then close.
+		defer func() { wcancel(); <-wdone }()
+		ps.rec = w
 	}
-	gen, err := build(cfg, log, metrics, ready, extra)
+	if dsn := cfg.X5U.SharedDSN.Reveal(); dsn != "" {
+		xctx, xcancel := context.WithTimeout(ctx, 10*time.Second)
+		sh, err := pgshared.Open(xctx, pgshared.Options{DSN: dsn, MaxEntries: cfg.X5U.SharedMaxEntries})
+		xcancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "stirgate serve: x5u.shared_dsn: %v\n", err)
+			return exitUsage
+		}
+		defer sh.Close()
+		ps.x5u = sh
+		log.Info("x5u cache shared through PostgreSQL", "node", cfg.Node.WithDefaults().Name)
+	}
+	gen, err := build(cfg, log, metrics, ready, ps)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
@@ -226,7 +272,7 @@ loop:
 				continue
 			}
 			old := current.Load()
-			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra)
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, ps)
 			if err != nil {
 				metrics.Reloaded(false)
 				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
@@ -275,12 +321,12 @@ loop:
 
 // reload loads, validates and builds a new generation. Listener addresses
 // are fixed at start; a change is reported and needs a restart.
-func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, ps *process) (*generation, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := build(cfg, log, m, ready, extra)
+	g, err := build(cfg, log, m, ready, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -293,9 +339,9 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 // build makes one generation from cfg: lab, signer, verifier (with x5u
 // fetch metrics), HTTP API (with the extra handlers mounted) and SIP
 // handler.
-func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler) (*generation, error) {
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, ps *process) (*generation, error) {
 	g := &generation{cfg: cfg}
-	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
+	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch, X5UShared: ps.x5u})
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +362,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		CertName:   hc.CertName,
 		Timeout:    hc.Timeout.Duration,
 		Ready:      ready(g),
-		Mount:      extra,
+		Mount:      ps.extra,
 		Logger:     log,
 	})
 	if err != nil {
@@ -325,6 +371,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 	}
 	g.api = api
 	so, err := sipOptions(cfg, g, m, log)
+	so.Recorder, so.System = ps.rec, cfg.Node.WithDefaults().Name
 	if err == nil {
 		g.sip, err = sipredirect.NewHandler(so)
 	}

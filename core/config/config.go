@@ -39,6 +39,7 @@ type Config struct {
 	Store Store `toml:"store"`
 	HTTP  HTTP  `toml:"http"`
 	SIP   SIP   `toml:"sip"`
+	Node  Node  `toml:"node"`
 
 	// Path is the file the config came from ("" for the embedded default);
 	// relative file names inside it are resolved against its directory.
@@ -122,6 +123,7 @@ func (c *Config) Validate() error {
 		validateSection(c.Store),
 		validateSection(c.HTTP),
 		validateSection(c.SIP),
+		validateSection(c.Node),
 	)
 }
 

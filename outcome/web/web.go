@@ -263,6 +263,7 @@ type view struct {
 	Gaps         int
 	Results      []bar
 	Attest       []bar
+	Nodes        []bar
 	Errors       []bar
 	Hosts        []bar
 	Origins      []bar
@@ -315,6 +316,7 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 	}
 	v.Results = bars(r.ByResult, r.Total, colour)
 	v.Attest = bars(r.ByAttest, r.Total, func(string) string { return "#1565c0" })
+	v.Nodes = bars(r.ByNode, r.Total, func(string) string { return "#00695c" })
 	v.Errors = bars(r.ByError, r.Total, func(string) string { return "#c62828" })
 	v.Hosts = bars(r.TopX5UHosts, r.Total, func(string) string { return "#ad1457" })
 	v.Origins = bars(r.TopOrigins, r.Total, func(string) string { return "#6d4c41" })

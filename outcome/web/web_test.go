@@ -162,6 +162,7 @@ var expectations = []struct {
 	{"result pass", `data-key="pass"><td>pass</td><td class="n">3</td><td class="n">37.5%</td>`},
 	{"result fail", `data-key="fail"><td>fail</td><td class="n">3</td>`},
 	{"attest A", `data-key="A"><td>A</td><td class="n">3</td>`},
+	{"per node", `(?s)<section id="nodes">.*data-key="pbx1"><td>pbx1</td><td class="n">8</td>`},
 	{"top error", `data-key="x5u_fetch_failed"><td>x5u_fetch_failed</td><td class="n">2</td>`},
 	{"failing host", `data-key="certs.badcarrier.example"><td>certs.badcarrier.example</td><td class="n">2</td>`},
 	{"failing origin", `data-key="12155550666"><td>12155550666</td><td class="n">2</td>`},
