@@ -33,6 +33,9 @@ type Options struct {
 	// Wrap prefixes the server commands, e.g. {"ip", "netns", "exec", ns}
 	// to start it inside a network namespace.
 	Wrap []string
+	// HBA lines are added to pg_hba.conf (initdb trusts only loopback),
+	// e.g. "host all all 10.250.0.0/24 trust".
+	HBA []string
 }
 
 // Server is one running cluster.
@@ -89,6 +92,17 @@ func Start(o Options) (*Server, error) {
 	if out, err := s.cmd("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if len(o.HBA) > 0 {
+		f, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString(strings.Join(o.HBA, "\n") + "\n")
+			f.Close()
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pg_hba.conf: %w", err)
+		}
 	}
 	opts := fmt.Sprintf("-p %s -k %s -c listen_addresses=%s -c fsync=off -c synchronous_commit=off -c max_connections=200", s.Port, dir, s.Listen)
 	if out, err := s.cmd("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
