@@ -8,12 +8,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -150,6 +152,11 @@ func TestCluster(t *testing.T) {
 		},
 	})
 
+	if *demo {
+		holdDemo(t, l, k, dir)
+		return
+	}
+
 	// The shared store, read from the PostgreSQL host's network.
 	db := openDB(t, l, dsn)
 	count := func() int {
@@ -275,6 +282,68 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	n1.stop(t)
+}
+
+// demo makes TestCluster stop after start-up and keep the cluster running
+// for a user to try, until interrupted: `make cluster-demo`.
+var demo = flag.Bool("demo", false, "start the cluster, print how to use it, and wait for Ctrl-C")
+
+// holdDemo prints how to reach the cluster and waits for SIGINT or
+// SIGTERM. Node1's dashboard is forwarded to a loopback port of this
+// machine, so that a browser can open it; everything else lives in the
+// namespaces.
+func holdDemo(t *testing.T, l *lan, k *kamtest.Kamailio, dir string) {
+	fwd, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	go forward(fwd, l, "cli", net.JoinHostPort(hosts["node1"], httpPort))
+	call, _ := filepath.Abs("call.xml")
+	fmt.Printf(`
+stirgate cluster demo: 3 nodes behind Kamailio's dispatcher, one PostgreSQL.
+Hosts (network namespaces %s*):
+  kamailio   %s:5060   (namespace %s)
+  node1..3   %s, %s, %s   SIP :5060, HTTP :%s
+  postgres   %s:5432
+  x5u        http://%s:%s%s
+Dashboard (node1, whole cluster, per node): http://%s/dashboard
+
+Send signed-then-verified calls (10/s, 300 calls):
+  ip netns exec %s sipp -sf %s -i %s -p 5060 -r 10 -m 300 %s
+Stop a node and watch the calls go on:
+  kill $(ip netns pids %s)
+Query the shared store:
+  ip netns exec %s psql -h %s -U postgres -c 'SELECT system, kind, count(*) FROM outcomes GROUP BY 1, 2'
+Configs and logs: %s
+Ctrl-C stops everything and removes the namespaces.
+`, l.prefix, k.Host, l.ns("kam"), hosts["node1"], hosts["node2"], hosts["node3"], httpPort, hosts["pg"],
+		hosts["x5u"], httpPort, x5uPath, fwd.Addr(), l.ns("cli"), call, hosts["cli"], k.Addr, l.ns("node2"), l.ns("cli"), hosts["pg"], dir)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	<-sig
+}
+
+// forward copies connections on ln to addr, dialled from host.
+func forward(ln net.Listener, l *lan, host, addr string) {
+	dial := l.dialer(host)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			u, err := dial(context.Background(), "tcp", addr)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			go io.Copy(u, c)
+			io.Copy(c, u)
+		}()
+	}
 }
 
 // node is one running `stirgate serve`.
