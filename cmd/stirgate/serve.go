@@ -333,6 +333,9 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 	if fmt.Sprint(cfg.SIP.Listen) != fmt.Sprint(old.SIP.Listen) || cfg.HTTP.Listen != old.HTTP.Listen {
 		log.Warn("listen addresses changed; they take effect at the next restart")
 	}
+	if cfg.X5U.SharedDSN != old.X5U.SharedDSN {
+		log.Warn("x5u.shared_dsn changed; it takes effect at the next restart")
+	}
 	return g, nil
 }
 

@@ -269,7 +269,8 @@ type BuildOptions struct {
 	// service feeds a latency histogram with it).
 	ObserveFetch func(url string, d time.Duration, err error)
 	// X5UShared, when set, is the cluster's shared x5u tier ([x5u]
-	// shared_dsn, opened by the caller so that core needs no driver).
+	// shared_dsn, opened by the caller so that core needs no driver; it
+	// outlives reloads, so a changed shared_dsn needs a restart).
 	X5UShared x5u.Shared
 }
 

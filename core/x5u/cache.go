@@ -17,6 +17,9 @@
 // chain that is being used), and the disk cache (DiskMaxEntries,
 // DiskMaxBytes, shared by every process on the directory; see disk.go).
 //
+// A miss looks in memory, then the preloads, the disk, the cluster's
+// Shared tier when set (see shared.go), and only then the network.
+//
 // The Cache is generic over the validated value so that it knows nothing
 // of X.509: what makes a body acceptable is the Validator's business.
 package x5u
@@ -161,6 +164,7 @@ type Stats struct {
 	Forbidden    uint64 // Get refused by the URL policy
 	DiskLoads    uint64 // entries read back from Dir
 	SharedLoads  uint64 // entries another node fetched, read from Shared
+	SharedErrors uint64 // misses for which Shared failed (then fetched alone)
 	Evictions    uint64 // entries dropped for MaxEntries
 	Throttled    uint64 // misses refused for MaxFetches or MaxFetchesPerHost
 	DiskRemoved  uint64 // files this Cache removed from Dir (expired or over a bound)
@@ -203,13 +207,15 @@ type Cache[T any] struct {
 	hostFlight map[string]int // per host
 	lastWarn   atomic.Int64   // unix nanos of the last throttling warning
 
+	lastSharedWarn atomic.Int64 // unix nanos of the last shared-tier warning
+
 	sf        singleflight.Group
 	closed    bool // guarded by mu
 	closing   chan struct{}
 	inflight  sync.WaitGroup
 	closeOnce sync.Once
 
-	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, sharedLoads, evictions, throttled, diskRemoved atomic.Uint64
+	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, sharedLoads, sharedErrors, evictions, throttled, diskRemoved atomic.Uint64
 }
 
 // slot holds one key's entry and its place in the eviction order.
@@ -681,6 +687,7 @@ func (c *Cache[T]) Stats() Stats {
 		Forbidden:    c.forbidden.Load(),
 		DiskLoads:    c.diskLoads.Load(),
 		SharedLoads:  c.sharedLoads.Load(),
+		SharedErrors: c.sharedErrors.Load(),
 		Evictions:    c.evictions.Load(),
 		Throttled:    c.throttled.Load(),
 		DiskRemoved:  c.diskRemoved.Load(),

@@ -57,7 +57,13 @@ func (c *Cache[T]) loadShared(ctx context.Context, raw string, now time.Time, ne
 			return c.store(raw, e)
 		}
 	} else if err != nil && !errors.Is(err, errNotShared) {
-		c.log.Warn("x5u: shared cache unavailable, fetching alone", "url", raw, "err", err)
+		c.sharedErrors.Add(1)
+		// One line per 10 s at most: a database outage must not flood the
+		// log with one line per miss.
+		now := time.Now().UnixNano()
+		if last := c.lastSharedWarn.Load(); now-last > int64(10*time.Second) && c.lastSharedWarn.CompareAndSwap(last, now) {
+			c.log.Warn("x5u: shared cache unavailable, fetching alone", "url", raw, "err", err, "shared_errors_total", c.sharedErrors.Load())
+		}
 	}
 	e, _ := network()
 	return e

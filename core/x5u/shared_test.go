@@ -169,7 +169,14 @@ func TestSharedNotTrusted(t *testing.T) {
 	if n := hs.srv.requests.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2 (shared tier down)", n)
 	}
-	if hs.logs.Count("shared cache unavailable") != 1 {
-		t.Fatalf("log:\n%s", hs.logs)
+	if hs.logs.Count("shared cache unavailable") != 1 || hs.c.Stats().SharedErrors != 1 {
+		t.Fatalf("stats %+v, log:\n%s", hs.c.Stats(), hs.logs)
+	}
+	// An outage is logged once per 10 s, not once per miss.
+	if _, err := hs.c.Get(t.Context(), hs.srv.URL("/third.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if hs.logs.Count("shared cache unavailable") != 1 || hs.c.Stats().SharedErrors != 2 {
+		t.Fatalf("stats %+v, log:\n%s", hs.c.Stats(), hs.logs)
 	}
 }

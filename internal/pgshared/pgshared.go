@@ -37,7 +37,10 @@ type Options struct {
 	// it the rows least recently written are removed.
 	MaxEntries int
 	// MaxConns bounds the connections of this node (default 16); a miss
-	// holds one for the duration of its fetch.
+	// holds one for the duration of its fetch, and misses beyond it wait
+	// for one within the x5u Cache's Timeout. Several nodes share the
+	// server's max_connections (100 by default): keep nodes × MaxConns
+	// below it, beside the outcome store's connections.
 	MaxConns int
 }
 
