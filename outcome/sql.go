@@ -433,6 +433,9 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 	if r.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
 		return nil, err
 	}
+	if r.ByNode, err = s.countBy(ctx, "system", "", f, 0); err != nil {
+		return nil, err
+	}
 	if r.ByError, err = s.countBy(ctx, "error_name", "error_name <> ''", f, 0); err != nil {
 		return nil, err
 	}

@@ -115,6 +115,7 @@ type Report struct {
 	Total         int       `json:"total"`
 	ByResult      []Count   `json:"by_result"`
 	ByAttest      []Count   `json:"by_attest"`
+	ByNode        []Count   `json:"by_node"` // per System: the nodes of a cluster, or the Asterisk systems
 	ByError       []Count   `json:"by_error"`
 	TopX5UHosts   []Count   `json:"top_failing_x5u_hosts"`
 	TopOrigins    []Count   `json:"top_failing_origins"`

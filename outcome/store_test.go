@@ -205,6 +205,7 @@ func testReport(t *testing.T, st Store, _ Options) {
 		Total:       7,
 		ByResult:    []Count{{"fail", 3}, {"pass", 2}, {"none", 1}, {"unsigned", 1}},
 		ByAttest:    []Count{{"A", 2}, {"B", 1}, {"C", 1}},
+		ByNode:      []Count{{"pbx1", 7}},
 		ByError:     []Count{{"x5u_fetch_failed", 2}, {"no_identity", 1}, {"stale_iat", 1}},
 		TopX5UHosts: []Count{{"certs.bad.example", 2}, {"other.example", 1}},
 		TopOrigins:  []Count{{"12155550009", 2}, {"12155550008", 1}},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 
@@ -32,7 +31,7 @@ func (r *recording) recorder() outcome.Recorder {
 
 // serveRecorder starts the writer and the collector on st.
 func serveRecorder(st outcome.Store, cfg *config.Config, sc config.Store, log *slog.Logger) *recording {
-	r := &recording{system: systemName(sc)}
+	r := &recording{system: systemName(cfg, sc)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "serve"), Logger: log})
@@ -59,12 +58,13 @@ func (r *recording) stop() {
 }
 
 // systemName is [store] system, else the host name.
-func systemName(sc config.Store) string {
+func systemName(cfg *config.Config, sc config.Store) string {
 	if sc.System != "" {
 		return sc.System
 	}
-	h, _ := os.Hostname()
-	return h
+	// [node] name, which defaults to the host name: in a cluster every
+	// node's records say which node answered.
+	return cfg.Node.WithDefaults().Name
 }
 
 // spillPathFor gives each command its own spill file beside [store]

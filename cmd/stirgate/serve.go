@@ -21,7 +21,9 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/core/stir"
+	"github.com/stirgate/stirgate/core/x5u"
 	"github.com/stirgate/stirgate/httpapi"
+	"github.com/stirgate/stirgate/internal/pgshared"
 	"github.com/stirgate/stirgate/outcome"
 	"github.com/stirgate/stirgate/outcome/web"
 	"github.com/stirgate/stirgate/sipredirect"
@@ -43,6 +45,14 @@ type generation struct {
 	verifier *core.Verifier
 	api      *httpapi.API
 	sip      *sipredirect.Handler
+}
+
+// process is what outlives a reload: the handlers mounted beside the API,
+// the outcome writer and the cluster's shared x5u cache.
+type process struct {
+	extra map[string]http.Handler
+	rec   *recording // outcome writer and spool collector
+	x5u   x5u.Shared // nil: no shared tier
 }
 
 func (g *generation) close() {
@@ -130,7 +140,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}})
 		extra["/outcomes"], extra["/dashboard"] = pages, pages
 	}
-	gen, err := build(cfg, log, metrics, ready, extra, rec)
+	ps := &process{extra: extra, rec: rec}
+	if dsn := cfg.X5U.SharedDSN.Reveal(); dsn != "" {
+		xctx, xcancel := context.WithTimeout(ctx, 10*time.Second)
+		sh, err := pgshared.Open(xctx, pgshared.Options{DSN: dsn, MaxEntries: cfg.X5U.SharedMaxEntries})
+		xcancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "stirgate serve: x5u.shared_dsn: %v\n", err)
+			return exitUsage
+		}
+		defer sh.Close()
+		ps.x5u = sh
+		log.Info("x5u cache shared through PostgreSQL", "node", cfg.Node.WithDefaults().Name)
+	}
+	gen, err := build(cfg, log, metrics, ready, ps)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate serve: %v\n", err)
 		return exitUsage
@@ -226,7 +249,7 @@ loop:
 				continue
 			}
 			old := current.Load()
-			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, extra, rec)
+			next, err := reload(*cfgPath, old.cfg, log, metrics, ready, ps)
 			if err != nil {
 				metrics.Reloaded(false)
 				log.Error("reload failed; keeping the running configuration", "error", err, "hash", old.cfg.Hash)
@@ -279,17 +302,20 @@ loop:
 
 // reload loads, validates and builds a new generation. Listener addresses
 // are fixed at start; a change is reported and needs a restart.
-func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
+func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, ps *process) (*generation, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := build(cfg, log, m, ready, extra, rec)
+	g, err := build(cfg, log, m, ready, ps)
 	if err != nil {
 		return nil, err
 	}
 	if fmt.Sprint(cfg.SIP.Listen) != fmt.Sprint(old.SIP.Listen) || cfg.HTTPListeners() != old.HTTPListeners() {
 		log.Warn("listen addresses changed; they take effect at the next restart")
+	}
+	if cfg.X5U.SharedDSN != old.X5U.SharedDSN {
+		log.Warn("x5u.shared_dsn changed; it takes effect at the next restart")
 	}
 	return g, nil
 }
@@ -297,9 +323,9 @@ func reload(path string, old *config.Config, log *slog.Logger, m *httpapi.Metric
 // build makes one generation from cfg: lab, signer, verifier (with x5u
 // fetch metrics), HTTP API (with the extra handlers mounted) and SIP
 // handler.
-func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, extra map[string]http.Handler, rec *recording) (*generation, error) {
+func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(*generation) func() error, ps *process) (*generation, error) {
 	g := &generation{cfg: cfg}
-	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch})
+	svc, err := cfg.Build(config.BuildOptions{Logger: log, ObserveFetch: m.ObserveFetch, X5UShared: ps.x5u})
 	if err != nil {
 		return nil, err
 	}
@@ -326,10 +352,10 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 		CertName:   hc.CertName,
 		Timeout:    hc.Timeout.Duration,
 		Ready:      ready(g),
-		Mount:      extra,
+		Mount:      ps.extra,
 		Logger:     log,
-		Recorder:   rec.recorder(),
-		System:     rec.system,
+		Recorder:   ps.rec.recorder(),
+		System:     ps.rec.system,
 	})
 	if err != nil {
 		g.close()
@@ -337,7 +363,7 @@ func build(cfg *config.Config, log *slog.Logger, m *httpapi.Metrics, ready func(
 	}
 	g.api = api
 	so, err := sipOptions(cfg, g, m, log)
-	so.Recorder, so.System = rec.recorder(), rec.system
+	so.Recorder, so.System = ps.rec.recorder(), ps.rec.system
 	if err == nil {
 		g.sip, err = sipredirect.NewHandler(so)
 	}

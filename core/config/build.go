@@ -363,6 +363,10 @@ type BuildOptions struct {
 	// ObserveFetch, when set, is told of every network x5u fetch (the HTTP
 	// service feeds a latency histogram with it).
 	ObserveFetch func(url string, d time.Duration, err error)
+	// X5UShared, when set, is the cluster's shared x5u tier ([x5u]
+	// shared_dsn, opened by the caller so that core needs no driver; it
+	// outlives reloads, so a changed shared_dsn needs a restart).
+	X5UShared x5u.Shared
 }
 
 // Build prepares the lab (if any) and builds the signer when [signer] is
@@ -385,6 +389,7 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 			return nil, err
 		}
 		vo.Fetch.Observe = o.ObserveFetch
+		vo.Fetch.Shared = o.X5UShared
 		if s.Verifier, err = core.NewVerifier(vo); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,7 @@ type Config struct {
 	// Publish is the public certificate listener (publish.go).
 	Publish Publish `toml:"publish"`
 	SIP     SIP     `toml:"sip"`
+	Node    Node    `toml:"node"`
 
 	// Path is the file the config came from ("" for the embedded default);
 	// relative file names inside it are resolved against its directory.
@@ -126,6 +127,7 @@ func (c *Config) Validate() error {
 		validateSection(c.SIP),
 		c.Publish.Validate(),
 		c.exposure(),
+		validateSection(c.Node),
 	)
 }
 

@@ -267,12 +267,18 @@ type X5U struct {
 	MaxFetchesPerHost int   `toml:"max_fetches_per_host"` // in flight, one host (default 8)
 	DiskMaxEntries    int   `toml:"disk_max_entries"`     // files in cache_dir, all processes (default 5000)
 	DiskMaxBytes      int64 `toml:"disk_max_bytes"`       // bytes in cache_dir, all processes (default 64 MiB)
+
+	// SharedDSN, when set, keeps fetched chains in PostgreSQL for every
+	// node of a cluster (`stirgate serve` only): one fetch per URL for the
+	// cluster while the entry is fresh. It may carry a password.
+	SharedDSN        RedactedString `toml:"shared_dsn"`
+	SharedMaxEntries int            `toml:"shared_max_entries"` // rows kept (default 5000)
 }
 
 // Validate checks the [x5u] section.
 func (x X5U) Validate() error {
 	var errs []error
-	if x.MaxBody < 0 || x.MaxEntries < 0 || x.MaxFetches < 0 || x.MaxFetchesPerHost < 0 || x.DiskMaxEntries < 0 || x.DiskMaxBytes < 0 {
+	if x.MaxBody < 0 || x.MaxEntries < 0 || x.MaxFetches < 0 || x.MaxFetchesPerHost < 0 || x.DiskMaxEntries < 0 || x.DiskMaxBytes < 0 || x.SharedMaxEntries < 0 {
 		errs = append(errs, errors.New("x5u: limits must not be negative"))
 	}
 	if x.Timeout.Duration > 30*time.Second {

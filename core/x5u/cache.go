@@ -17,6 +17,9 @@
 // chain that is being used), and the disk cache (DiskMaxEntries,
 // DiskMaxBytes, shared by every process on the directory; see disk.go).
 //
+// A miss looks in memory, then the preloads, the disk, the cluster's
+// Shared tier when set (see shared.go), and only then the network.
+//
 // The Cache is generic over the validated value so that it knows nothing
 // of X.509: what makes a body acceptable is the Validator's business.
 package x5u
@@ -132,6 +135,11 @@ type Options[T any] struct {
 	// disk entries are served, anything else is stir.ErrX5UOffline.
 	Offline bool
 
+	// Shared, when set, is a cache of fetched bodies shared by the nodes
+	// of a cluster, consulted after the disk and before the network; it
+	// also makes concurrent misses on several nodes one fetch. See Shared.
+	Shared Shared
+
 	// Now is the clock for cache lifetimes (default time.Now).
 	Now func() time.Time
 
@@ -155,6 +163,8 @@ type Stats struct {
 	StaleServed  uint64 // expired value served because its refresh failed
 	Forbidden    uint64 // Get refused by the URL policy
 	DiskLoads    uint64 // entries read back from Dir
+	SharedLoads  uint64 // entries another node fetched, read from Shared
+	SharedErrors uint64 // misses for which Shared failed (then fetched alone)
 	Evictions    uint64 // entries dropped for MaxEntries
 	Throttled    uint64 // misses refused for MaxFetches or MaxFetchesPerHost
 	DiskRemoved  uint64 // files this Cache removed from Dir (expired or over a bound)
@@ -181,6 +191,7 @@ type Cache[T any] struct {
 	diskMaxB    int64
 	diskMu      sync.Mutex // one writer per Cache; other processes: the lock file
 	preload     map[string][]byte
+	shared      Shared
 	offline     bool
 	now         func() time.Time
 	log         *slog.Logger
@@ -196,13 +207,15 @@ type Cache[T any] struct {
 	hostFlight map[string]int // per host
 	lastWarn   atomic.Int64   // unix nanos of the last throttling warning
 
+	lastSharedWarn atomic.Int64 // unix nanos of the last shared-tier warning
+
 	sf        singleflight.Group
 	closed    bool // guarded by mu
 	closing   chan struct{}
 	inflight  sync.WaitGroup
 	closeOnce sync.Once
 
-	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, evictions, throttled, diskRemoved atomic.Uint64
+	hits, misses, fetches, fetchErrors, negHits, stale, forbidden, diskLoads, sharedLoads, sharedErrors, evictions, throttled, diskRemoved atomic.Uint64
 }
 
 // slot holds one key's entry and its place in the eviction order.
@@ -248,6 +261,7 @@ func New[T any](opts Options[T]) (*Cache[T], error) {
 		diskMaxB:    orDefault(opts.DiskMaxBytes, DefaultDiskMaxBytes),
 		preload:     map[string][]byte{},
 		offline:     opts.Offline,
+		shared:      opts.Shared,
 		now:         opts.Now,
 		log:         opts.Logger,
 		observe:     opts.Observe,
@@ -467,9 +481,20 @@ func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bo
 		return &entry[T]{err: stir.ErrX5UOffline.Withf("%s is not preloaded", raw)}
 	}
 
+	network := func() (*entry[T], []byte) { return c.fetchNetwork(ctx, raw, u, lab, old) }
+	if c.shared != nil {
+		return c.loadShared(ctx, raw, now, network)
+	}
+	e, _ := network()
+	return e
+}
+
+// fetchNetwork fetches raw, validates and stores it; it returns the entry
+// and, when it is a fresh value, the body it came from.
+func (c *Cache[T]) fetchNetwork(ctx context.Context, raw string, u *url.URL, lab bool, old *entry[T]) (*entry[T], []byte) {
 	release, err := c.acquireFetch(u)
 	if err != nil {
-		return c.throttledResult(raw, old, err)
+		return c.throttledResult(raw, old, err), nil
 	}
 	defer release()
 	c.fetches.Add(1)
@@ -480,13 +505,13 @@ func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bo
 	}
 	if err != nil {
 		c.fetchErrors.Add(1)
-		return c.failed(raw, old, err)
+		return c.failed(raw, old, err), nil
 	}
 	v, notAfter, err := c.validate(ctx, raw, r.body)
 	if err != nil {
-		return c.failed(raw, old, err)
+		return c.failed(raw, old, err), nil
 	}
-	now = c.now()
+	now := c.now()
 	ttl, ok := lifetime(r.header, now)
 	if !ok {
 		ttl = c.defaultTTL
@@ -496,7 +521,7 @@ func (c *Cache[T]) flight(caller context.Context, raw string, u *url.URL, lab bo
 	if c.dir != "" {
 		c.writeDisk(raw, r.body, now, e.expires)
 	}
-	return c.store(raw, e)
+	return c.store(raw, e), r.body
 }
 
 // failed records err for raw. When the server could not be reached or did
@@ -661,6 +686,8 @@ func (c *Cache[T]) Stats() Stats {
 		StaleServed:  c.stale.Load(),
 		Forbidden:    c.forbidden.Load(),
 		DiskLoads:    c.diskLoads.Load(),
+		SharedLoads:  c.sharedLoads.Load(),
+		SharedErrors: c.sharedErrors.Load(),
 		Evictions:    c.evictions.Load(),
 		Throttled:    c.throttled.Load(),
 		DiskRemoved:  c.diskRemoved.Load(),

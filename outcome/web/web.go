@@ -411,6 +411,7 @@ type view struct {
 	In, Out      sideView
 	Results      []bar
 	Attest       []bar
+	Nodes        []bar
 	Errors       []bar
 	OutErrors    []bar
 	Hosts        []bar
@@ -583,6 +584,8 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 		v.Ranges = append(v.Ranges, rangeLink{Label: rg.label, Href: "/dashboard?" + q.Encode(),
 			Current: f.Until.IsZero() && now.Sub(f.Since).Round(time.Minute) == d})
 	}
+	// Every node of a cluster (the system column), on all outcomes.
+	v.Nodes = bars(r.ByNode, r.Total, func(string) string { return "#00695c" })
 
 	// Stacked bars per hour, results in a fixed order so colours stack the
 	// same way in every column. Quiet hours are drawn as empty slots, so

@@ -207,6 +207,7 @@ var expectations = []struct {
 	{"system", group("pbx1", "system=pbx1", "8", "42.9%", "0.0%", "A 3 · B 1 · C 1", "x5u_fetch_failed")},
 	{"ranges", `(?s)<nav id="ranges">.*>1 h</a>.*class="current">24 h</a>.*>7 d</a>.*>30 d</a>`},
 	{"refresh", `<meta http-equiv="refresh" content="60">`},
+	{"per node", `(?s)<section id="nodes">.*data-key="pbx1"><td>pbx1</td><td class="bar"><span[^>]*></span></td><td class="n">8</td>`},
 	{"cert expired first", `(?s)data-cert="sp-retired".*data-cert="sp-backup".*data-cert="sp-main-2026"`},
 	{"cert expired", `class="expired" data-cert="sp-retired"><td>sp-retired<br><small>signing</small></td><td>2026-11-21 12:30 UTC</td><td class="n">-2</td>`},
 	{"cert soon", `class="soon" data-cert="sp-backup"><td>sp-backup<br><small>signing</small></td><td>2026-12-05 13:30 UTC</td><td class="n">12</td>`},
