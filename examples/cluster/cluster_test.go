@@ -6,7 +6,9 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -278,7 +280,7 @@ func TestCluster(t *testing.T) {
 	n1 := startNode(t, l, bin, dir, "node1", dsn, x5uURL)
 	page := get(t, l, "http://"+net.JoinHostPort(hosts["node1"], httpPort)+"/dashboard?since=1h")
 	for _, n := range nodes {
-		re := regexp.MustCompile(`(?s)<section id="nodes">.*data-key="` + n + `"><td>` + n + `</td><td class="n">` + strconv.Itoa(perNode[n]) + `</td>`)
+		re := regexp.MustCompile(`(?s)<section id="nodes">.*data-key="` + n + `"><td>` + n + `</td><td class="bar"><span[^>]*></span></td><td class="n">` + strconv.Itoa(perNode[n]) + `</td>`)
 		if !re.MatchString(page) {
 			t.Errorf("dashboard lacks %s with %d outcomes", n, perNode[n])
 		}
@@ -310,6 +312,7 @@ Hosts (network namespaces %s*):
   postgres   %s:5432
   x5u        http://%s:%s%s
 Dashboard (node1, whole cluster, per node): http://%s/dashboard
+  (user any, password `+dashboardToken+`)
 
 Send signed-then-verified calls (10/s, 300 calls):
   ip netns exec %s sipp -sf %s -i %s -p 5060 -r 10 -m 300 %s
@@ -390,6 +393,13 @@ spill_path = %q
 [http]
 listen = %q
 
+# The API listens on the cluster's network, so it must authenticate: one
+# read token for the dashboard (signing goes through SIP only).
+[[http.token]]
+name = "dashboard"
+sha256 = %q
+scopes = ["read"]
+
 [sip]
 allow = ["10.250.0.0/24"]
 
@@ -397,7 +407,7 @@ allow = ["10.250.0.0/24"]
 address = %q
 transport = "udp"
 `, name, x5uURL, hosts["kam"], net.JoinHostPort(hosts["x5u"], httpPort), dsn, dsn,
-		filepath.Join(dir, name+".spill.jsonl"), net.JoinHostPort(addr, httpPort), net.JoinHostPort(addr, "5060"))
+		filepath.Join(dir, name+".spill.jsonl"), net.JoinHostPort(addr, httpPort), dashboardTokenHash(), net.JoinHostPort(addr, "5060"))
 	path := filepath.Join(dir, name+".toml")
 	write(t, path, []byte(cfg))
 	n := &node{name: name, cmd: l.cmd(name, bin, "serve", "--config", path), done: make(chan struct{}), log: &syncBuf{}}
@@ -464,7 +474,12 @@ func openDB(t *testing.T, l *lan, dsn string) *sql.DB {
 func get(t *testing.T, l *lan, url string) string {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{DialContext: l.dialer("cli")}, Timeout: 30 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+dashboardToken)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,6 +489,15 @@ func get(t *testing.T, l *lan, url string) string {
 		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
 	}
 	return string(b)
+}
+
+// dashboardToken reads the nodes' dashboards; only its hash is in their
+// configuration, as `stirgate token` prints it.
+const dashboardToken = "cluster-dashboard-token"
+
+func dashboardTokenHash() string {
+	sum := sha256.Sum256([]byte(dashboardToken))
+	return hex.EncodeToString(sum[:])
 }
 
 // stirgateBin returns the CLI: STIRGATE_BIN (set by make) or a fresh build.
