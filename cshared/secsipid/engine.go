@@ -252,6 +252,11 @@ func (e *engine) urlCache() (*x5u.Cache[[]byte], int) {
 // roots returns the trust anchors and CRL when any are configured, for
 // validating a certificate given as a key (pubkey mode).
 func (e *engine) roots() (*x509.CertPool, *certs.CRLSet) {
+	if e.vo.Anchors != nil {
+		// The reloading anchor list of [verifier] trust, as in use now.
+		e.vo.Anchors.Check()
+		return e.vo.Anchors.Pool(), e.vo.CRL
+	}
 	return e.vo.Roots, e.vo.CRL
 }
 
