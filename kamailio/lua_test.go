@@ -195,7 +195,7 @@ func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) 
 // sign makes an Identity for the ingress tests as a carrier would.
 func (b *luaBuilt) sign(t *testing.T, orig string, at time.Time) string {
 	t.Helper()
-	r, err := b.signer.Sign(context.Background(), core.SignRequest{Orig: orig, Dest: []string{luaCallee}, Attest: "A", At: at})
+	r, err := b.signer.Sign(context.Background(), core.SignRequest{Orig: orig, Dest: []string{luaCallee}, Attest: "A", At: at, Trusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,7 @@ func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sr, err := slowSigner.Sign(context.Background(), core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A"})
+	sr, err := slowSigner.Sign(context.Background(), core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A", Trusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func nativeExtensions(t *testing.T, b *luaBuilt, start gatewayStart) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := b.signer.Sign(ctx, core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A",
+	r, err := b.signer.Sign(ctx, core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A", Trusted: true,
 		RCD: &core.RCD{Nam: "ACME Corp"}, Crn: "Appointment reminder"})
 	if err != nil {
 		t.Fatal(err)

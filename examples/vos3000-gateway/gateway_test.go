@@ -290,7 +290,7 @@ func TestInboundVerified(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := s.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: stir.AttestFull})
+			r, err := s.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Attest: stir.AttestFull, Trusted: true})
 			if err != nil {
 				t.Fatal(err)
 			}
