@@ -40,12 +40,23 @@ type WriterOptions struct {
 	RetryInterval time.Duration
 	// WriteTimeout bounds one store write (10s).
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// JournalDir, when set, holds the journal: every outcome is copied
+	// there (a memory copy into a shared file mapping, no system call)
+	// before Record returns, so that an outcome Record accepted survives
+	// the process being killed. See journal.go. Empty: no journal, and a
+	// crash loses what is queued.
+	JournalDir string
+	// JournalSync is how often the journal is fsync'd (1s): the most a
+	// power loss, as opposed to a process crash, can take.
+	JournalSync time.Duration
+	Logger      *slog.Logger
 }
 
 // WriterStats are counters since NewWriter.
 type WriterStats struct {
 	Queued, Written, Spilled, Replayed, Dropped, Failures int64
+	// Journaled counts outcomes copied to the journal.
+	Journaled int64
 }
 
 // Writer stands between a reader that must never wait (the AMI socket:
@@ -58,7 +69,8 @@ type Writer struct {
 	st    BatchRecorder
 	opts  WriterOptions
 	log   *slog.Logger
-	queue chan Outcome
+	queue chan item
+	jnl   *journal // nil: no journal
 
 	spillMu sync.Mutex  // serialises spill file appends and the replay hand-over
 	pending atomic.Bool // the spill file may hold outcomes
@@ -68,7 +80,27 @@ type Writer struct {
 	overSig  chan struct{} // wakes the spiller
 	overMax  int
 
-	queued, written, spilled, replayed, dropped, failures atomic.Int64
+	queued, written, spilled, replayed, dropped, failures, journaled atomic.Int64
+}
+
+// item is a queued outcome and the journal segment that holds it (seq 0:
+// not journaled).
+type item struct {
+	o   Outcome
+	seq int64
+}
+
+// release tells the journal that the items are stored or spilled (lost:
+// neither; the journal's copy is read back into the store later).
+func (w *Writer) release(batch []item, lost bool) {
+	if w.jnl == nil {
+		return
+	}
+	for _, it := range batch {
+		if it.seq != 0 {
+			w.jnl.done(it.seq, lost)
+		}
+	}
 }
 
 // NewWriter returns a Writer for st. Call Run to start writing.
@@ -88,10 +120,23 @@ func NewWriter(st BatchRecorder, opts WriterOptions) *Writer {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	w := &Writer{st: st, opts: opts, log: opts.Logger, queue: make(chan Outcome, opts.QueueSize),
+	if opts.JournalSync <= 0 {
+		opts.JournalSync = time.Second
+	}
+	w := &Writer{st: st, opts: opts, log: opts.Logger, queue: make(chan item, opts.QueueSize),
 		overSig: make(chan struct{}, 1), overMax: opts.OverflowSize}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.JournalDir != "" {
+		j, err := openJournal(opts.JournalDir, opts.JournalSync, w.log)
+		if err != nil {
+			// Recording goes on, as durable as the queue and spill file
+			// make it: refusing every call for a bad directory is worse.
+			w.log.Error("outcome journal not opened; a crash loses queued outcomes", "err", err)
+		} else {
+			w.jnl = j
+		}
 	}
 	if opts.SpillPath != "" {
 		w.pending.Store(true) // a previous run may have left a backlog
@@ -100,7 +145,8 @@ func NewWriter(st BatchRecorder, opts WriterOptions) *Writer {
 }
 
 // Record enqueues o and returns at once. It never waits for the store: a
-// full queue sends o to the spill file.
+// full queue sends o to the spill file. With a journal, o is in it when
+// Record returns.
 func (w *Writer) Record(_ context.Context, o Outcome) error {
 	if err := o.valid(); err != nil {
 		// Refused here, not by the store: an unkeyed record would fail
@@ -108,11 +154,28 @@ func (w *Writer) Record(_ context.Context, o Outcome) error {
 		w.dropped.Add(1)
 		return err
 	}
+	it := item{o: o}
+	if w.jnl != nil {
+		seq, err := w.jnl.add(&o)
+		if err != nil {
+			w.failures.Add(1)
+			w.log.Warn("outcome journal append failed; queued without it", "err", err)
+		} else {
+			it.seq = seq
+			w.journaled.Add(1)
+		}
+	}
 	select {
-	case w.queue <- o:
+	case w.queue <- it:
 		w.queued.Add(1)
 		return nil
 	default:
+	}
+	if it.seq != 0 {
+		// The journal holds it already: it is read back into the store
+		// from there, which costs nothing here.
+		w.release([]item{it}, true)
+		return nil
 	}
 	w.overMu.Lock()
 	if len(w.overflow) >= w.overMax {
@@ -158,6 +221,7 @@ func (w *Writer) Stats() WriterStats {
 	return WriterStats{
 		Queued: w.queued.Load(), Written: w.written.Load(), Spilled: w.spilled.Load(),
 		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), Failures: w.failures.Load(),
+		Journaled: w.journaled.Load(),
 	}
 }
 
@@ -166,7 +230,7 @@ func (w *Writer) Backlog() bool {
 	w.overMu.Lock()
 	n := len(w.overflow)
 	w.overMu.Unlock()
-	return n > 0 || len(w.queue) > 0 || w.pending.Load()
+	return n > 0 || len(w.queue) > 0 || w.pending.Load() || (w.jnl != nil && w.jnl.backlog())
 }
 
 // Run writes until ctx ends, then drains the queue (to the store if it
@@ -177,7 +241,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	stop := make(chan struct{})
 	spilled := make(chan struct{})
 	go func() { w.spiller(stop); close(spilled) }()
-	batch := make([]Outcome, 0, w.opts.BatchSize)
+	batch := make([]item, 0, w.opts.BatchSize)
+	w.replayJournal(ctx) // what the last run left
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,39 +250,68 @@ func (w *Writer) Run(ctx context.Context) error {
 			<-spilled
 			w.drain(batch[:0])
 			w.spillOverflow()
+			if w.jnl != nil {
+				if err := w.jnl.close(); err != nil {
+					w.log.Error("outcome journal", "err", err)
+				}
+				w.replayJournal(context.Background())
+			}
 			return nil
-		case o := <-w.queue:
-			batch = append(batch[:0], o)
+		case it := <-w.queue:
+			batch = append(batch[:0], it)
 			for len(batch) < cap(batch) {
 				select {
-				case o := <-w.queue:
-					batch = append(batch, o)
+				case it := <-w.queue:
+					batch = append(batch, it)
 					continue
 				default:
 				}
 				break
 			}
-			if w.write(ctx, batch) == nil && w.pending.Load() {
-				w.replay(ctx)
+			if w.write(ctx, batch) == nil {
+				if w.pending.Load() {
+					w.replay(ctx)
+				}
+				w.replayJournal(ctx)
 			}
 		case <-tick.C:
 			if w.pending.Load() {
 				w.replay(ctx)
 			}
+			w.replayJournal(ctx)
 		}
 	}
 }
 
+// replayJournal reads journal files into the store: those a previous run
+// left, and those holding records the queue had no room for.
+func (w *Writer) replayJournal(ctx context.Context) {
+	if w.jnl == nil || !w.jnl.backlog() {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.WriteTimeout)
+	defer cancel()
+	n, err := w.jnl.replay(wctx, w.st, CollectOptions{BatchSize: w.opts.BatchSize, Logger: w.log})
+	if n > 0 {
+		w.replayed.Add(int64(n))
+		w.log.Info("outcome journal replayed", "n", n)
+	}
+	if err != nil {
+		w.failures.Add(1)
+		w.log.Warn("outcome journal replay failed; will retry", "err", err)
+	}
+}
+
 // drain empties the queue after Run's context ended.
-func (w *Writer) drain(batch []Outcome) {
+func (w *Writer) drain(batch []item) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.WriteTimeout)
 	defer cancel()
 	for {
 		batch = batch[:0]
 		for len(batch) < cap(batch) {
 			select {
-			case o := <-w.queue:
-				batch = append(batch, o)
+			case it := <-w.queue:
+				batch = append(batch, it)
 				continue
 			default:
 			}
@@ -231,21 +325,28 @@ func (w *Writer) drain(batch []Outcome) {
 }
 
 // write stores batch or, failing that, spills it.
-func (w *Writer) write(ctx context.Context, batch []Outcome) error {
+func (w *Writer) write(ctx context.Context, batch []item) error {
+	outs := make([]Outcome, len(batch))
+	for i := range batch {
+		outs[i] = batch[i].o
+	}
 	// A write in flight finishes even when Run is stopping: WriteTimeout,
 	// not the caller's cancellation, bounds it.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.WriteTimeout)
-	err := w.st.RecordBatch(wctx, batch)
+	err := w.st.RecordBatch(wctx, outs)
 	cancel()
 	if err == nil {
 		w.written.Add(int64(len(batch)))
+		w.release(batch, false)
 		return nil
 	}
 	w.failures.Add(1)
 	w.log.Warn("outcome store write failed; spilling", "n", len(batch), "err", err)
-	if serr := w.spill(batch); serr != nil {
+	if serr := w.spill(outs); serr != nil {
+		w.release(batch, true)
 		return serr
 	}
+	w.release(batch, false)
 	return err
 }
 

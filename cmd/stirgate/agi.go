@@ -240,7 +240,8 @@ func agiRecorder(ctx context.Context, cfg *config.Config, log *slog.Logger) (out
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "agi"), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "agi"),
+		JournalDir: journalDirFor(cfg, sc, "agi"), Logger: log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

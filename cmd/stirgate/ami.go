@@ -58,7 +58,8 @@ func runAMI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn("outcome store unavailable; spilling until it answers", "err", err)
 	}
-	w := outcome.NewWriter(st, outcome.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.ResolveState(sc.SpillPath), Logger: log})
+	w := outcome.NewWriter(st, outcome.WriterOptions{QueueSize: ac.QueueSize, SpillPath: cfg.ResolveState(sc.SpillPath),
+		JournalDir: journalDirFor(cfg, sc, "ami"), Logger: log})
 	l := ami.New(ami.Options{
 		Address: ac.Address, Username: ac.Username, Secret: ac.Secret.Reveal(), System: system,
 		PingInterval: ac.PingInterval.Duration, Recorder: w, Logger: log,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -34,7 +35,8 @@ func serveRecorder(st outcome.Store, cfg *config.Config, sc config.Store, log *s
 	r := &recording{system: systemName(cfg, sc)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "serve"), Logger: log})
+	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "serve"),
+		JournalDir: journalDirFor(cfg, sc, "serve"), Logger: log})
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); _ = r.w.Run(ctx) }()
 	if sc.SpoolDir != "" {
@@ -65,6 +67,15 @@ func systemName(cfg *config.Config, sc config.Store) string {
 	// [node] name, which defaults to the host name: in a cluster every
 	// node's records say which node answered.
 	return cfg.Node.WithDefaults().Name
+}
+
+// journalDirFor gives each command its own journal under [store]
+// journal_dir, for the reason spillPathFor gives; "" when it is off.
+func journalDirFor(cfg *config.Config, sc config.Store, cmd string) string {
+	if sc.JournalDir == config.JournalOff || sc.JournalDir == "" {
+		return ""
+	}
+	return filepath.Join(cfg.ResolveState(sc.JournalDir), cmd)
 }
 
 // spillPathFor gives each command its own spill file beside [store]

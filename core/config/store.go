@@ -29,13 +29,22 @@ type Store struct {
 	// append each process's outcomes; `stirgate serve` and `stirgate
 	// collect` move them into the store.
 	SpoolDir string `toml:"spool_dir"`
+	// JournalDir holds each command's outcome journal (a subdirectory per
+	// command): every outcome is copied there before the surface moves on,
+	// so a process killed outright (SIGKILL, OOM) loses none; "off" turns
+	// it off.
+	JournalDir string `toml:"journal_dir"`
 }
+
+// JournalOff is the JournalDir that turns the journal off.
+const JournalOff = "off"
 
 // Store defaults.
 const (
-	DefaultStoreDriver    = "sqlite"
-	DefaultStorePath      = ".stirgate/outcomes.db"
-	DefaultStoreSpillPath = ".stirgate/outcomes.spill.jsonl"
+	DefaultStoreDriver     = "sqlite"
+	DefaultStorePath       = ".stirgate/outcomes.db"
+	DefaultStoreSpillPath  = ".stirgate/outcomes.spill.jsonl"
+	DefaultStoreJournalDir = ".stirgate/journal"
 )
 
 // WithDefaults returns a copy with every zero field set to its default. A
@@ -52,6 +61,9 @@ func (s Store) WithDefaults() Store {
 	}
 	if s.SpillPath == "" {
 		s.SpillPath = DefaultStoreSpillPath
+	}
+	if s.JournalDir == "" {
+		s.JournalDir = DefaultStoreJournalDir
 	}
 	return s
 }
@@ -85,5 +97,6 @@ func (s Store) LogValue() slog.Value {
 		slog.Any("dsn", s.DSN),
 		slog.Int("retention_days", s.RetentionDays),
 		slog.String("spill_path", s.SpillPath),
+		slog.String("journal_dir", s.JournalDir),
 	)
 }

@@ -82,13 +82,19 @@ type Options struct {
 	// SegmentSize is the size of one mapped file (default 1 MiB, about
 	// two thousand records; a busier second rolls over to a spare).
 	SegmentSize int
-	Logger      *slog.Logger
+	// OnSeal, when set, is called with a segment's sequence number (as
+	// Append returns it) and its new path once it is sealed. It is called
+	// without any of the Writer's locks held. A journal (outcome.Writer)
+	// uses it to remove a segment whose records are all stored.
+	OnSeal func(seq int64, path string)
+	Logger *slog.Logger
 }
 
 // segment is one mapped file.
 type segment struct {
 	f    *os.File
 	name string // SuffixOpen path
+	seq  int64
 	mem  []byte
 	off  int
 }
@@ -157,7 +163,8 @@ func Open(o Options) (*Writer, error) {
 // locked, sized, mapped, then renamed into view, so that no collector ever
 // sees an unlocked live file.
 func (w *Writer) create() (*segment, error) {
-	base := filepath.Join(w.o.Dir, w.o.Prefix+"-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(w.start, 10)+"-"+strconv.FormatInt(w.seq.Add(1), 10))
+	seq := w.seq.Add(1)
+	base := filepath.Join(w.o.Dir, w.o.Prefix+"-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(w.start, 10)+"-"+strconv.FormatInt(seq, 10))
 	f, err := os.OpenFile(base+suffixNew, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -189,7 +196,7 @@ func (w *Writer) create() (*segment, error) {
 		syscall.Munmap(mem)
 		return undo(err)
 	}
-	return &segment{f: f, name: base + SuffixOpen, mem: mem}, nil
+	return &segment{f: f, name: base + SuffixOpen, seq: seq, mem: mem}, nil
 }
 
 // discard removes an unused segment.
@@ -197,6 +204,20 @@ func (s *segment) discard() {
 	syscall.Munmap(s.mem)
 	os.Remove(s.name)
 	s.f.Close()
+}
+
+// sealed is where seal puts s.
+func (s *segment) sealed() string { return s.name[:len(s.name)-len(SuffixOpen)] + SuffixSealed }
+
+// seal seals s and tells OnSeal.
+func (w *Writer) seal(s *segment) error {
+	if err := s.seal(); err != nil {
+		return err
+	}
+	if w.o.OnSeal != nil {
+		w.o.OnSeal(s.seq, s.sealed())
+	}
+	return nil
 }
 
 // seal makes s a complete file: synced, cut to its records, renamed
@@ -209,7 +230,7 @@ func (s *segment) seal() error {
 	if serr := s.f.Sync(); err == nil {
 		err = serr
 	}
-	if rerr := os.Rename(s.name, s.name[:len(s.name)-len(SuffixOpen)]+SuffixSealed); err == nil {
+	if rerr := os.Rename(s.name, s.sealed()); err == nil {
 		err = rerr
 	}
 	if cerr := s.f.Close(); err == nil {
@@ -228,24 +249,42 @@ func (s *segment) seal() error {
 func (w *Writer) Record(r Record) {
 	w.mu.Lock()
 	w.scratch = appendRecord(w.scratch[:0], &r)
-	b := w.scratch
+	_, err := w.appendLocked(w.scratch)
+	w.mu.Unlock()
+	if err != nil {
+		w.fail(err)
+	}
+}
+
+// Append is Record for a line the caller encoded: one JSON object with
+// no newline or NUL in it (encoding/json's output qualifies); Append adds
+// the newline. It returns the sequence number of the segment that holds
+// the line, which OnSeal names again once that segment is sealed. A
+// failure is counted but not logged: the caller has the error.
+func (w *Writer) Append(line []byte) (int64, error) {
+	w.mu.Lock()
+	w.scratch = append(append(w.scratch[:0], line...), '\n')
+	seq, err := w.appendLocked(w.scratch)
+	w.mu.Unlock()
+	if err != nil {
+		w.failed.Add(1)
+	}
+	return seq, err
+}
+
+// appendLocked copies b into the current segment; w.mu is held.
+func (w *Writer) appendLocked(b []byte) (int64, error) {
 	if len(b) > MaxRecord {
-		w.mu.Unlock()
-		w.fail(fmt.Errorf("record of %d bytes exceeds %d", len(b), MaxRecord))
-		return
+		return 0, fmt.Errorf("record of %d bytes exceeds %d", len(b), MaxRecord)
 	}
 	if w.closed {
-		w.mu.Unlock()
-		w.fail(os.ErrClosed)
-		return
+		return 0, os.ErrClosed
 	}
 	if w.cur.off+len(b) > len(w.cur.mem) {
 		if w.spare == nil {
 			s, err := w.create()
 			if err != nil {
-				w.mu.Unlock()
-				w.fail(err)
-				return
+				return 0, err
 			}
 			w.spare = s
 		}
@@ -254,7 +293,7 @@ func (w *Writer) Record(r Record) {
 		w.sealing.Add(1)
 		go func() { // sealing is the sealer's job; hand it over without waiting
 			defer w.sealing.Done()
-			if err := full.seal(); err != nil {
+			if err := w.seal(full); err != nil {
 				w.fail(err)
 			}
 		}()
@@ -264,8 +303,8 @@ func (w *Writer) Record(r Record) {
 		}
 	}
 	w.cur.off += copy(w.cur.mem[w.cur.off:], b)
-	w.mu.Unlock()
 	w.written.Add(1)
+	return w.cur.seq, nil
 }
 
 func (w *Writer) fail(err error) {
@@ -344,7 +383,7 @@ func (w *Writer) Seal() error {
 	old := w.cur
 	w.cur, w.spare = w.spare, nil
 	w.mu.Unlock()
-	err := old.seal()
+	err := w.seal(old)
 	if rerr := w.refillLocked(); err == nil {
 		err = rerr
 	}
@@ -391,5 +430,5 @@ func (w *Writer) Close() error {
 		cur.discard()
 		return nil
 	}
-	return cur.seal()
+	return w.seal(cur)
 }
