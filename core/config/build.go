@@ -364,7 +364,7 @@ type BuildOptions struct {
 	// service feeds a latency histogram with it).
 	ObserveFetch func(url string, d time.Duration, err error)
 	// X5UShared, when set, is the cluster's shared x5u tier ([x5u]
-	// shared_dsn, opened by the caller so that core needs no driver; it
+	// shared_dsn; the fetched CRLs share it too, opened by the caller so that core needs no driver; it
 	// outlives reloads, so a changed shared_dsn needs a restart).
 	X5UShared x5u.Shared
 }
@@ -390,6 +390,10 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		}
 		vo.Fetch.Observe = o.ObserveFetch
 		vo.Fetch.Shared = o.X5UShared
+		if src, ok := vo.Revocation.(*crl.Source); ok && o.X5UShared != nil {
+			// The CRL too is fetched once per refresh for the cluster.
+			src.SetShared(o.X5UShared)
+		}
 		if s.Verifier, err = core.NewVerifier(vo); err != nil {
 			return nil, err
 		}

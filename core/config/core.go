@@ -268,9 +268,10 @@ type X5U struct {
 	DiskMaxEntries    int   `toml:"disk_max_entries"`     // files in cache_dir, all processes (default 5000)
 	DiskMaxBytes      int64 `toml:"disk_max_bytes"`       // bytes in cache_dir, all processes (default 64 MiB)
 
-	// SharedDSN, when set, keeps fetched chains in PostgreSQL for every
-	// node of a cluster (`stirgate serve` only): one fetch per URL for the
-	// cluster while the entry is fresh. It may carry a password.
+	// SharedDSN, when set, keeps fetched chains and CRLs in PostgreSQL for
+	// every node of a cluster (`stirgate serve` only): one fetch per URL
+	// for the cluster while the entry is fresh, one per CRL refresh. It may
+	// carry a password.
 	SharedDSN        RedactedString `toml:"shared_dsn"`
 	SharedMaxEntries int            `toml:"shared_max_entries"` // rows kept (default 5000)
 }

@@ -76,6 +76,12 @@ type Options struct {
 	RefreshBefore, Retry time.Duration
 	// Offline never fetches ([x5u] offline): only the copies in Dir.
 	Offline bool
+	// Shared, when set, is the cluster's shared tier ([x5u] shared_dsn,
+	// internal/pgshared): one node fetches a URL per refresh and the others
+	// read its copy. Every node still checks what it reads (signature,
+	// issuer, times) as if it had fetched it: nothing in the shared store
+	// is trusted. SetShared sets it after New.
+	Shared x5u.Shared
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -99,9 +105,18 @@ type Source struct {
 	warnMu   sync.Mutex
 	lastWarn time.Time
 
+	sharedMu sync.Mutex
+	shared   x5u.Shared
+	sharedN  sharedCounts
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+}
+
+// sharedCounts say how refreshes used the shared tier.
+type sharedCounts struct {
+	Loads, Fetches, Errors uint64 // read another node's copy; fetched under the claim; tier failed
 }
 
 type held struct {
@@ -156,7 +171,7 @@ func New(o Options) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{o: o, held: map[string]*held{}}
+	s := &Source{o: o, held: map[string]*held{}, shared: o.Shared}
 	if o.Dir != "" {
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("crl: cache dir: %w", err)
@@ -245,18 +260,98 @@ func (s *Source) Refresh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (s *Source) refresh(ctx context.Context, u string) error {
-	var body []byte
-	var err error
+// SetShared sets Options.Shared: the tier a caller opens after building
+// the Source (cmd/stirgate opens it once for the process, across reloads).
+func (s *Source) SetShared(sh x5u.Shared) {
+	s.sharedMu.Lock()
+	s.shared = sh
+	s.sharedMu.Unlock()
+}
+
+// SharedCounts reports how refreshes used the shared tier.
+func (s *Source) SharedCounts() (loads, fetches, errs uint64) {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	return s.sharedN.Loads, s.sharedN.Fetches, s.sharedN.Errors
+}
+
+// sharedKey keeps CRLs apart from x5u chains in a tier they may share.
+func sharedKey(u string) string { return "crl:" + u }
+
+// obtain fetches u and checks it; through the shared tier when there is
+// one, so that the cluster fetches it once per refresh.
+func (s *Source) obtain(ctx context.Context, u string) (*parsed, error) {
 	if s.o.Offline {
-		err = stir.ErrCRLUnusable.Withf("offline: not fetching")
-	} else {
-		body, err = x5u.Get(ctx, u, s.o.Fetch)
+		return nil, stir.ErrCRLUnusable.Withf("offline: not fetching")
 	}
-	var c *parsed
-	if err == nil {
-		c, err = s.parse(body, true)
+	fetch := func(ctx context.Context) (*parsed, []byte, error) {
+		body, err := x5u.Get(ctx, u, s.o.Fetch)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := s.parse(body, true)
+		return c, body, err
 	}
+	s.sharedMu.Lock()
+	sh := s.shared
+	s.sharedMu.Unlock()
+	if sh == nil {
+		c, _, err := fetch(ctx)
+		return c, err
+	}
+	var own *parsed
+	var ownErr error
+	fetched := false
+	body, _, fromShared, err := sh.Do(ctx, sharedKey(u), s.o.Now(), func(ctx context.Context) ([]byte, time.Time, error) {
+		fetched = true
+		own, _, ownErr = fetch(ctx)
+		if ownErr != nil {
+			return nil, time.Time{}, ownErr // not shared: each node retries on its own
+		}
+		// The copy is fresh for the cluster until the refresh that would
+		// replace it is due, as Due reckons it; a CRL whose nextUpdate is
+		// near (the STI-PA has not published its successor) still holds
+		// for Retry, so the cluster does not fetch it in a loop.
+		exp := own.nextUpdate.Add(-s.o.RefreshBefore)
+		if min := s.o.Now().Add(s.o.Retry); exp.Before(min) {
+			exp = min
+		}
+		return own.der, exp, nil
+	})
+	s.sharedMu.Lock()
+	switch {
+	case fetched:
+		s.sharedN.Fetches++
+	case err == nil && fromShared:
+		s.sharedN.Loads++
+	case err != nil:
+		s.sharedN.Errors++
+	}
+	s.sharedMu.Unlock()
+	if fetched {
+		// This node's own fetch: its result stands whether or not the
+		// tier kept it.
+		if err != nil && ownErr == nil {
+			s.o.Logger.Warn("crl: shared tier did not keep the copy", "url", u, "err", err)
+		}
+		return own, ownErr
+	}
+	if err == nil && fromShared {
+		c, perr := s.parse(body, true)
+		if perr == nil {
+			s.o.Logger.Info("crl: read the cluster's copy", "url", u)
+			return c, nil
+		}
+		s.o.Logger.Warn("crl: the cluster's copy does not check, fetching", "url", u, "err", perr)
+	} else if err != nil {
+		s.o.Logger.Warn("crl: shared tier unavailable, fetching alone", "url", u, "err", err)
+	}
+	c, _, err := fetch(ctx)
+	return c, err
+}
+
+func (s *Source) refresh(ctx context.Context, u string) error {
+	c, err := s.obtain(ctx, u)
 	now := s.o.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
