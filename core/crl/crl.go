@@ -82,8 +82,8 @@ type Options struct {
 	// issuer, times) as if it had fetched it: nothing in the shared store
 	// is trusted. SetShared sets it after New.
 	Shared x5u.Shared
-	Now     func() time.Time
-	Logger  *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Status is what metrics and readiness report about one URL.
