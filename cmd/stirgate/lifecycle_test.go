@@ -103,3 +103,68 @@ timeout = "30s"
 		t.Fatalf("%d CRL requests, want 1", hits.Load())
 	}
 }
+
+// TestVerifyFetchesCRLDP: with crl_from_certs and no crl_urls, `stirgate
+// verify --config` fetches the CRL from the distribution point the lab's
+// STI-CA certificate names (a loopback TLS server), checks it and answers
+// 437 cert_revoked; without crl_from_certs nothing is fetched and the call
+// passes (the negative control).
+func TestVerifyFetchesCRLDP(t *testing.T) {
+	var body atomic.Pointer[[]byte]
+	var hits atomic.Int32
+	srv := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if b := body.Load(); b != nil && r.URL.Path == "/sti-pa.crl" {
+			w.Write(*b)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	lab, err := certs.NewLab(certs.LabOptions{CRLURL: srv.URL + "/sti-pa.crl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := lab.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := lab.Revoke(lab.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Store(&revoked)
+	os.WriteFile(filepath.Join(dir, "tls-ca.pem"), certs.EncodePEM(srv.Certificate()), 0o644)
+	conf := func(name, extra string) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(`[verifier]
+trust = ["root.pem"]
+crl_signers = ["crl-signer.pem"]
+`+extra+`
+[x5u]
+lab_hosts = ["`+strings.TrimPrefix(srv.URL, "https://")+`"]
+ca_file = "tls-ca.pem"
+timeout = "30s"
+`), 0o644)
+		return f
+	}
+	id, _, code := cli(t, "sign", "--key", filepath.Join(dir, "sp.key"), "--cert", filepath.Join(dir, "sp-chain.pem"),
+		"--x5u", labX5U, "--orig", "12155550121", "--dest", "12155550131", "--attest", "A")
+	if code != 0 {
+		t.Fatal("sign failed")
+	}
+	verify := func(cfg string) result {
+		t.Helper()
+		out, _, _ := cli(t, "verify", "--config", cfg, "--preload", labX5U+"="+filepath.Join(dir, "sp-chain.pem"),
+			"--identity", strings.TrimSpace(id), "--from", "<sip:+12155550121@a.example>", "--to", "<sip:+12155550131@b.example>")
+		return decodeResult(t, out)
+	}
+	if r := verify(conf("off.toml", "")); r.Result != "pass" || hits.Load() != 0 {
+		t.Fatalf("without crl_from_certs: %+v after %d CRL requests; want a pass and none", r, hits.Load())
+	}
+	if r := verify(conf("dp.toml", "crl_from_certs = true")); r.Error != "cert_revoked" || r.SIPCode != 437 {
+		t.Fatalf("with crl_from_certs: %+v, want 437 cert_revoked", r)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d CRL requests, want 1", hits.Load())
+	}
+}

@@ -228,7 +228,7 @@ func (c *Config) VerifierOptions(now func() time.Time, log *slog.Logger) (core.V
 		return core.VerifierOptions{}, err
 	}
 	var rev certs.RevocationChecker
-	if len(v.CRLURLs) > 0 {
+	if len(v.CRLURLs) > 0 || v.CRLFromCerts {
 		if rev, err = c.crlSource(fetch, anchors, now, log); err != nil {
 			return core.VerifierOptions{}, err
 		}
@@ -274,9 +274,11 @@ func (c *Config) crlSource(fetch x5u.Options[*certs.Credential], anchors *certs.
 	pol := fetch.Policy
 	pol.AllowHosts = nil
 	src, err := crl.New(crl.Options{
-		URLs:    v.CRLURLs,
-		Signers: signers,
-		Roots:   anchors.Pool,
+		URLs:          v.CRLURLs,
+		Discover:      v.CRLFromCerts,
+		MaxDiscovered: v.CRLMaxURLs,
+		Signers:       signers,
+		Roots:         anchors.Pool,
 		Fetch: x5u.GetOptions{
 			Policy: pol, Resolver: fetch.Resolver, RootCAs: fetch.RootCAs,
 			Timeout: fetch.Timeout, MaxBody: v.CRLMaxBody,

@@ -209,6 +209,11 @@ type Verifier struct {
 	CRLRefreshBefore   Duration `toml:"crl_refresh_before"`   // refresh this long before nextUpdate (default 1h)
 	CRLRetry           Duration `toml:"crl_retry"`            // wait after a failed refresh (default 5m)
 	CRLMaxBody         int64    `toml:"crl_max_body"`         // bytes (default 4 MiB)
+	// CRLFromCerts also fetches the CRL distribution points that the
+	// intermediates (STI-CAs) of verified chains name, under the same
+	// policy, limits and checks; at most CRLMaxURLs of them (default 4).
+	CRLFromCerts bool `toml:"crl_from_certs"`
+	CRLMaxURLs   int  `toml:"crl_max_urls"`
 }
 
 // Validate checks the [verifier] section.
@@ -234,6 +239,12 @@ func (v Verifier) Validate() error {
 	}
 	if len(v.CRLURLs) > 0 && len(v.CRLSigners) == 0 {
 		errs = append(errs, errors.New("verifier.crl_urls: crl_signers is required to check the CRL's signature"))
+	}
+	if v.CRLFromCerts && len(v.CRLSigners) == 0 {
+		errs = append(errs, errors.New("verifier.crl_from_certs: crl_signers is required to check the CRL's signature"))
+	}
+	if v.CRLMaxURLs < 0 {
+		errs = append(errs, errors.New("verifier.crl_max_urls: negative"))
 	}
 	if v.CRLMaxBody < 0 {
 		errs = append(errs, errors.New("verifier.crl_max_body must not be negative"))

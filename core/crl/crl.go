@@ -10,6 +10,12 @@
 //
 // A Source is a certs.RevocationChecker: the verifier asks it on every
 // verification, so a refresh takes effect on the next call.
+//
+// With Discover, the CRL distribution points of the intermediates (the
+// STI-CAs) of the chains it is asked about are fetched too, under the same
+// policy, limits and checks, at most MaxDiscovered of them: the first
+// verification naming a new point waits for its first fetch, so a revoked
+// certificate is caught on its first call.
 package crl
 
 import (
@@ -24,6 +30,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,13 +56,22 @@ const (
 	DefaultRefreshBefore = time.Hour
 	DefaultRetry         = 5 * time.Minute
 	DefaultMaxBody       = 4 << 20 // a CRL grows with the revocations it lists
+	DefaultMaxDiscovered = 4
 	// warnEvery rate-limits the fail-open warning.
 	warnEvery = time.Minute
 )
 
-// Options configures New. URLs, Signers and Roots are required.
+// Options configures New. Signers and Roots are required, and URLs
+// unless Discover is set.
 type Options struct {
 	URLs []string
+	// Discover also fetches the CRL distribution points of the
+	// intermediate certificates of every chain checked, beside URLs.
+	Discover bool
+	// MaxDiscovered bounds the points Discover adds (default 4): a CRLDP
+	// is the CA's choice, and a flood of CAs must not mean a flood of
+	// fetches. Beyond it a new point is ignored, with a warning.
+	MaxDiscovered int
 	// Signers are the CRL signer certificates (the STI-PA's); a CRL must be
 	// signed by one of them, and it must chain to Roots.
 	Signers []*x509.Certificate
@@ -101,9 +117,12 @@ type Source struct {
 	o    Options
 	mu   sync.RWMutex
 	held map[string]*held // by URL
+	urls []string         // configured, then discovered, in order
+	nDis int              // discovered URLs
 
-	warnMu   sync.Mutex
-	lastWarn time.Time
+	warnMu      sync.Mutex
+	lastWarn    time.Time
+	lastDisWarn time.Time
 
 	sharedMu sync.Mutex
 	shared   x5u.Shared
@@ -120,6 +139,11 @@ type sharedCounts struct {
 }
 
 type held struct {
+	// discovered: from a certificate's CRLDP, not from URLs; ready closes
+	// once its first fetch is done (nil for a configured URL).
+	discovered bool
+	ready      chan struct{}
+
 	set                    *certs.CRLSet
 	thisUpdate, nextUpdate time.Time
 	lastSuccess, attempted time.Time
@@ -131,7 +155,7 @@ type held struct {
 // network: call Refresh, or Start.
 func New(o Options) (*Source, error) {
 	switch {
-	case len(o.URLs) == 0:
+	case len(o.URLs) == 0 && !o.Discover:
 		return nil, errors.New("crl: no URLs")
 	case len(o.Signers) == 0:
 		return nil, errors.New("crl: no CRL signer certificates")
@@ -159,6 +183,9 @@ func New(o Options) (*Source, error) {
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
 	}
+	if o.MaxDiscovered <= 0 {
+		o.MaxDiscovered = DefaultMaxDiscovered
+	}
 	if o.Fetch.MaxBody <= 0 {
 		o.Fetch.MaxBody = DefaultMaxBody
 	}
@@ -171,7 +198,7 @@ func New(o Options) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{o: o, held: map[string]*held{}, shared: o.Shared}
+	s := &Source{o: o, held: map[string]*held{}, shared: o.Shared, urls: append([]string(nil), o.URLs...)}
 	if o.Dir != "" {
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("crl: cache dir: %w", err)
@@ -180,25 +207,118 @@ func New(o Options) (*Source, error) {
 	for _, u := range o.URLs {
 		h := &held{}
 		s.held[u] = h
-		if o.Dir == "" {
-			continue
-		}
-		body, err := os.ReadFile(s.path(u))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err == nil {
-			var c *parsed
-			if c, err = s.parse(body, false); err == nil {
-				h.set, h.thisUpdate, h.nextUpdate = c.set, c.thisUpdate, c.nextUpdate
-				o.Logger.Info("crl: loaded the copy on disk", "url", u, "next_update", c.nextUpdate)
-				continue
-			}
-		}
-		// A damaged copy is as good as none; the next refresh replaces it.
-		o.Logger.Warn("crl: ignoring the copy on disk", "url", u, "err", err)
+		s.loadDisk(u, h)
 	}
 	return s, nil
+}
+
+// loadDisk fills h from the copy of u kept in Dir, if there is a good one.
+// h is not yet visible to other goroutines.
+func (s *Source) loadDisk(u string, h *held) {
+	if s.o.Dir == "" {
+		return
+	}
+	body, err := os.ReadFile(s.path(u))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		var c *parsed
+		if c, err = s.parse(body, false); err == nil {
+			h.set, h.thisUpdate, h.nextUpdate = c.set, c.thisUpdate, c.nextUpdate
+			s.o.Logger.Info("crl: loaded the copy on disk", "url", u, "next_update", c.nextUpdate)
+			return
+		}
+	}
+	// A damaged copy is as good as none; the next refresh replaces it.
+	s.o.Logger.Warn("crl: ignoring the copy on disk", "url", u, "err", err)
+}
+
+// points are the CRL distribution points of chain's intermediates: the
+// certificates after the leaf (a root carries none, and a trust anchor's
+// would not be the STI-PA's to name).
+func points(chain []*x509.Certificate) []string {
+	var out []string
+	for i, c := range chain {
+		if i == 0 {
+			continue
+		}
+		out = append(out, c.CRLDistributionPoints...)
+	}
+	return out
+}
+
+// discover learns the points of chain not known yet, fetching each once
+// (concurrent verifications naming it wait for that fetch).
+func (s *Source) discover(chain []*x509.Certificate) {
+	for _, u := range points(chain) {
+		s.mu.RLock()
+		h := s.held[u]
+		s.mu.RUnlock()
+		if h == nil {
+			h = s.learn(u)
+		}
+		if h != nil && h.ready != nil {
+			<-h.ready // bounded by the fetch's timeout
+		}
+	}
+}
+
+// learn adds u, a discovered point, and fetches it; nil if u is refused
+// (the URL policy, or MaxDiscovered reached).
+func (s *Source) learn(u string) *held {
+	if _, err := x5u.CheckURL(u, s.o.Fetch.Policy); err != nil {
+		s.warnDiscover(u, err)
+		return nil
+	}
+	s.mu.RLock()
+	full := s.nDis >= s.o.MaxDiscovered
+	s.mu.RUnlock()
+	if full {
+		s.warnDiscover(u, fmt.Errorf("already %d discovered CRL URLs (the most kept)", s.o.MaxDiscovered))
+		return nil
+	}
+	h := &held{discovered: true, ready: make(chan struct{})}
+	s.loadDisk(u, h) // outside the lock: it reads a file and checks a signature
+	s.mu.Lock()
+	if old := s.held[u]; old != nil {
+		s.mu.Unlock()
+		return old
+	}
+	if s.nDis >= s.o.MaxDiscovered {
+		s.mu.Unlock()
+		s.warnDiscover(u, fmt.Errorf("already %d discovered CRL URLs (the most kept)", s.o.MaxDiscovered))
+		return nil
+	}
+	s.held[u] = h
+	s.urls = append(s.urls, u)
+	s.nDis++
+	s.mu.Unlock()
+	defer close(h.ready)
+	s.o.Logger.Info("crl: distribution point of a verified chain", "url", u)
+	if h.set != nil && s.o.Now().Before(h.nextUpdate.Add(-s.o.RefreshBefore)) {
+		return h // the copy on disk serves until the refresh it is due for
+	}
+	s.refresh(context.Background(), u) // failures are logged; Check applies the stale policy
+	return h
+}
+
+func (s *Source) warnDiscover(u string, err error) {
+	now := s.o.Now()
+	s.warnMu.Lock()
+	defer s.warnMu.Unlock()
+	if !s.lastDisWarn.IsZero() && now.Sub(s.lastDisWarn) < warnEvery {
+		return
+	}
+	s.lastDisWarn = now
+	s.o.Logger.Warn("crl: not fetching a distribution point", "url", u, "err", err)
+}
+
+// urlList is a snapshot of the URLs held.
+func (s *Source) urlList() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]string(nil), s.urls...)
 }
 
 // path is the disk copy of u: named by a hash, so no URL text reaches the
@@ -252,7 +372,17 @@ func (s *Source) parse(body []byte, current bool) (*parsed, error) {
 // its last good copy; the joined errors are returned.
 func (s *Source) Refresh(ctx context.Context) error {
 	var errs []error
-	for _, u := range s.o.URLs {
+	for _, u := range s.urlList() {
+		s.mu.RLock()
+		h := s.held[u]
+		s.mu.RUnlock()
+		if h.ready != nil {
+			select {
+			case <-h.ready:
+			default:
+				continue // its first fetch is under way
+			}
+		}
 		if err := s.refresh(ctx, u); err != nil {
 			errs = append(errs, fmt.Errorf("crl %s: %w", u, err))
 		}
@@ -409,7 +539,15 @@ func (s *Source) Due() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var due time.Time
+	some := false
 	for _, h := range s.held {
+		if h.ready != nil {
+			select {
+			case <-h.ready:
+			default:
+				continue // its first fetch is under way; learn does it
+			}
+		}
 		var d time.Time
 		switch {
 		case h.attempted.IsZero() && h.set == nil:
@@ -425,6 +563,12 @@ func (s *Source) Due() time.Time {
 		if due.IsZero() || d.Before(due) {
 			due = d
 		}
+		some = true
+	}
+	if !some {
+		// Nothing to refresh yet (Discover with no point seen): look again
+		// after Retry rather than at once, which would spin Start's loop.
+		return s.o.Now().Add(s.o.Retry)
 	}
 	return due
 }
@@ -484,9 +628,14 @@ func (s *Source) Close() error {
 // Check implements certs.RevocationChecker. roots is not used: each CRL
 // was checked against the anchors when it was fetched or loaded.
 func (s *Source) Check(chain []*x509.Certificate, _ *x509.CertPool, now time.Time) error {
+	var named []string
+	if s.o.Discover {
+		s.discover(chain)
+		named = points(chain)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, u := range s.o.URLs {
+	for _, u := range s.urls {
 		h := s.held[u]
 		// Revocation is permanent: a certificate listed in a copy past its
 		// grace is still revoked, whatever the stale policy.
@@ -494,6 +643,11 @@ func (s *Source) Check(chain []*x509.Certificate, _ *x509.CertPool, now time.Tim
 			if err := h.set.Revoked(chain); err != nil {
 				return err
 			}
+		}
+		if h.discovered && !slices.Contains(named, u) {
+			// Another CA's point: its revocations count (above), its
+			// staleness is not this chain's to answer for.
+			continue
 		}
 		if h.set == nil || now.After(h.nextUpdate.Add(s.o.Grace)) {
 			why := "no CRL obtained yet"
@@ -524,8 +678,8 @@ func (s *Source) Status() []Status {
 	now := s.o.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Status, 0, len(s.o.URLs))
-	for _, u := range s.o.URLs {
+	out := make([]Status, 0, len(s.urls))
+	for _, u := range s.urls {
 		h := s.held[u]
 		out = append(out, Status{
 			URL: u, ThisUpdate: h.thisUpdate, NextUpdate: h.nextUpdate,

@@ -76,6 +76,8 @@ func newServer(t testing.TB, path string) *server {
 
 func (s *server) serve(b []byte) { s.mu.Lock(); s.body = b; s.mu.Unlock() }
 
+func (s *server) count() int { s.mu.Lock(); defer s.mu.Unlock(); return s.hits }
+
 // signCRL signs an indirect CRL as the lab's CRL signer, with the given
 // times, listing certs (each with a certificateIssuer entry extension).
 func signCRL(t testing.TB, lab *certs.Lab, number int64, this, next time.Time, revoked ...*x509.Certificate) []byte {
@@ -121,15 +123,24 @@ type world struct {
 	logMu    *sync.Mutex
 }
 
-func newWorld(t testing.TB) *world {
-	lab, err := certs.NewLab(certs.LabOptions{Now: t0})
+func newWorld(t testing.TB) *world { return newWorldDP(t, false) }
+
+// newWorldDP is newWorld; with dp, the lab's certificates carry the CRL
+// server's URL as their CRL distribution point.
+func newWorldDP(t testing.TB, dp bool) *world {
+	crlSrv := newServer(t, "/sti-pa.crl")
+	lo := certs.LabOptions{Now: t0}
+	if dp {
+		lo.CRLURL = crlSrv.url
+	}
+	lab, err := certs.NewLab(lo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &world{t: t, lab: lab, clk: newClock(t0), dir: t.TempDir(), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	w.x5u = newServer(t, "/sp.pem")
 	w.x5u.serve(lab.ChainPEM())
-	w.crl = newServer(t, "/sti-pa.crl")
+	w.crl = crlSrv
 	cred, err := lab.Signer()
 	if err != nil {
 		t.Fatal(err)
@@ -422,5 +433,111 @@ func TestStartRefreshesInBackground(t *testing.T) {
 	}
 	if n := src.Status()[0].Fetches; n != 1 {
 		t.Fatalf("%d fetches, want 1 (next due in 23h of the injected clock)", n)
+	}
+}
+
+// discoverSource is w.source fetching only the distribution points of the
+// chains it checks.
+func (w *world) discoverSource(stale crl.Stale, max int, hosts ...string) *crl.Source {
+	w.t.Helper()
+	roots := w.lab.Roots()
+	s, err := crl.New(crl.Options{
+		Discover:      true,
+		MaxDiscovered: max,
+		Signers:       []*x509.Certificate{w.lab.CRLSigner},
+		Roots:         func() *x509.CertPool { return roots },
+		Fetch:         x5u.GetOptions{Policy: x5u.Policy{LabHosts: hosts}, RootCAs: w.crl.pool, Timeout: testTimeout},
+		Dir:           w.dir,
+		Grace:         6 * time.Hour,
+		Stale:         stale,
+		Now:           w.clk.now,
+		Logger:        slog.New(slog.NewTextHandler(lockedWriter{w.logMu, w.logs}, nil)),
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestDiscoverCRLDP: with no crl_urls, the CRL distribution point that the
+// lab's STI-CA certificate names (a loopback TLS server) is fetched on the
+// first verification, once, and checked like a configured one: a CRL
+// listing the leaf flips verifications to 437 after the refresh; a point
+// whose server answers nothing leaves the stale policy to decide.
+func TestDiscoverCRLDP(t *testing.T) {
+	w := newWorldDP(t, true)
+	if got := w.lab.CA.CRLDistributionPoints; len(got) != 1 || got[0] != w.crl.url {
+		t.Fatalf("lab CA CRLDP %v, want %s", got, w.crl.url)
+	}
+	// Negative control: without Discover nothing is fetched from a chain.
+	w.crl.serve(signCRL(t, w.lab, 1, t0.Add(-time.Hour), t0.Add(24*time.Hour)))
+	plain := w.source(crl.FailOpen)
+	plain.Check(w.lab.Chain(), nil, t0)
+	if w.crl.count() != 0 {
+		t.Fatalf("%d fetches by a Source without Discover", w.crl.count())
+	}
+
+	src := w.discoverSource(crl.Reject, 0, w.crl.host)
+	v := w.verifier(src)
+	w.verify(v, "")
+	w.verify(v, "")
+	if w.crl.count() != 1 {
+		t.Fatalf("%d CRL fetches for two verifications, want 1", w.crl.count())
+	}
+	if st := src.Status(); len(st) != 1 || st[0].URL != w.crl.url || !st[0].Usable {
+		t.Fatalf("status %+v", st)
+	}
+
+	w.crl.serve(signCRL(t, w.lab, 2, t0.Add(time.Hour), t0.Add(26*time.Hour), w.lab.Leaf))
+	w.clk.set(t0.Add(2 * time.Hour))
+	w.verify(v, "")
+	if err := src.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.verify(v, "cert_revoked")
+
+	// A new process (same disk): the copy kept serves without a fetch.
+	hits := w.crl.count()
+	again := w.discoverSource(crl.Reject, 0, w.crl.host)
+	w.verify(w.verifier(again), "cert_revoked")
+	if w.crl.count() != hits {
+		t.Errorf("a restart fetched again (%d → %d) with a current copy on disk", hits, w.crl.count())
+	}
+
+	// A point that gives no CRL: checked the same way, reject → 437.
+	dead := newWorldDP(t, true)
+	dead.verify(dead.verifier(dead.discoverSource(crl.Reject, 0, dead.crl.host)), "crl_unusable")
+	if dead.crl.count() != 1 {
+		t.Errorf("%d fetches of a dead point, want 1", dead.crl.count())
+	}
+}
+
+// TestDiscoverBounds: discovered points obey the URL policy and the count
+// bound; a refused or surplus point is never fetched.
+func TestDiscoverBounds(t *testing.T) {
+	w := newWorld(t)
+	chain := func(urls ...string) []*x509.Certificate {
+		return []*x509.Certificate{w.lab.Leaf, {Raw: []byte{1}, CRLDistributionPoints: urls}}
+	}
+	src := w.discoverSource(crl.FailOpen, 2, w.crl.host)
+	base := strings.TrimSuffix(w.crl.url, "/sti-pa.crl")
+	src.Check(chain(base+"/a.crl"), nil, t0)
+	src.Check(chain(base+"/a.crl", base+"/b.crl"), nil, t0)
+	src.Check(chain(base+"/c.crl"), nil, t0)                   // past the bound
+	src.Check(chain("https://crl.example.net/x.crl"), nil, t0) // not a lab host: refused by the policy
+	src.Check(chain("http://"+w.crl.host+"/d.crl"), nil, t0)   // http: refused by the policy
+	if w.crl.count() != 2 {
+		t.Errorf("%d fetches, want 2 (a and b)", w.crl.count())
+	}
+	var urls []string
+	for _, st := range src.Status() {
+		urls = append(urls, st.URL)
+	}
+	if want := []string{base + "/a.crl", base + "/b.crl"}; strings.Join(urls, " ") != strings.Join(want, " ") {
+		t.Errorf("status URLs %v, want %v", urls, want)
+	}
+	if !strings.Contains(w.log(), "not fetching a distribution point") {
+		t.Errorf("no warning for refused points:\n%s", w.log())
 	}
 }
