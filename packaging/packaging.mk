@@ -17,6 +17,7 @@ INCLUDEDIR       ?= $(PREFIX)/include
 SYSCONFDIR       ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMD_UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 DOCDIR           ?= $(PREFIX)/share/doc/stirgate
+MANDIR           ?= $(PREFIX)/share/man
 
 DEB_DIR          := $(BIN)/deb
 DEB_STAGE        := $(DEB_DIR)/stirgate-$(STIRGATE_VERSION)
@@ -37,6 +38,11 @@ install: build lib lua install-lib install-lua install-luajit
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 			packaging/systemd/$$u.service.in > $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.service || exit 1; \
 	done
+	@# stirgate(1): prose from the script, usage and flags from the binary's
+	@# own help, dated by the last commit so that rebuilds are identical.
+	install -d $(DESTDIR)$(MANDIR)/man1
+	packaging/manpage.sh $(BIN)/stirgate $(STIRGATE_VERSION) "$$(git log -1 --format=%cs 2>/dev/null || date +%F)" \
+		> $(DESTDIR)$(MANDIR)/man1/stirgate.1
 	@# An existing config is the operator's: never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/stirgate/stirgate.toml || \
 		install -D -m 0640 packaging/stirgate.toml $(DESTDIR)$(SYSCONFDIR)/stirgate/stirgate.toml
@@ -51,6 +57,7 @@ install-secsipid: secsipid
 # dependencies, strips, and gives lintian-clean packages.
 # amd64 only: libstirgate, the Lua module and the drop-in need cgo, and
 # cgo for arm64 needs a cross gcc (gcc-aarch64-linux-gnu) this does not set up.
+deb: HARDEN = 1
 deb: build lib lua secsipid
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_STAGE)/examples $(DEB_STAGE)/kamailio
@@ -63,7 +70,7 @@ deb: build lib lua secsipid
 	@# so that two builds of one commit are the same packages.
 	printf 'stirgate (%s) bookworm; urgency=medium\n\n  * Built from the stirgate source tree.\n\n -- stirgate maintainers <maintainers@stirgate.invalid>  %s\n' \
 		'$(STIRGATE_VERSION)' "$$(git log -1 --format=%aD 2>/dev/null || date -R)" > $(DEB_STAGE)/debian/changelog
-	$(MAKE) --no-print-directory install install-secsipid DESTDIR=$(abspath $(DEB_DIR))/root PREFIX=/usr \
+	$(MAKE) --no-print-directory install install-secsipid HARDEN=1 DESTDIR=$(abspath $(DEB_DIR))/root PREFIX=/usr \
 		LIBDIR=/usr/lib/$(DEB_MULTIARCH) LUA_CMOD_DIR=/usr/lib/$(DEB_MULTIARCH)/lua/5.1 LUAJIT_LMOD_DIR=$(DEB_LUAJIT_DIR)
 	cd $(DEB_STAGE) && STIRGATE_STAGED=$(abspath $(DEB_DIR))/root SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
 		dpkg-buildpackage -b -us -uc -d --no-pre-clean >../build.log 2>&1 || { tail -40 ../build.log; exit 1; }

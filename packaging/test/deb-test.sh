@@ -22,7 +22,7 @@ if [[ ${1:-} != --inside ]]; then
 		command -v "$c" >/dev/null || { echo "deb-test: $c missing (make test-deps)"; exit 1; }
 	done
 	echo "deb-test: lintian"
-	lintian --fail-on error --suppress-tags no-manual-page "$debs"/*.deb
+	lintian --fail-on error "$debs"/*.deb
 	exec unshare --mount --net --pid --fork -- "$0" --inside "$debs" "$ma" "$(cd "$(dirname "$0")" && pwd)"
 fi
 debs=$2 ma=$3 here=$4
@@ -82,6 +82,13 @@ inroot dpkg-query -W -f='${Conffiles}\n' stirgate | grep -q '^ /etc/stirgate/sti
 [[ $(inroot pkg-config --cflags --libs stirgate) =~ ^-lstirgate\ *$ ]] || fail "pkg-config stirgate: $(inroot pkg-config --cflags --libs stirgate)"
 printf '#include <stirgate.h>\nint main(void){return 0;}\n' > "$R/tmp/h.c"
 inroot cc -o /tmp/h /tmp/h.c -lstirgate || fail "a program against libstirgate-dev does not build"
+
+# The man page is there and renders without a groff warning.
+[[ -e $R/usr/share/man/man1/stirgate.1.gz ]] || fail "stirgate(1) not installed"
+man --warnings -l "$R/usr/share/man/man1/stirgate.1.gz" 2>"$t/man.err" | grep -q 'stirgate serve' || fail "stirgate(1) does not render"
+grep . "$t/man.err" && fail "stirgate(1) has groff warnings"
+PIE=$(readelf -h "$R/usr/bin/stirgate" | awk '/Type:/ {print $2}')
+[[ $PIE == DYN ]] || fail "/usr/bin/stirgate is not position-independent (ELF type $PIE)"
 
 step "systemd-analyze verify"
 inroot systemd-analyze verify /lib/systemd/system/stirgate.service /lib/systemd/system/stirgate-agi.service \
