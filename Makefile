@@ -21,6 +21,9 @@ all: build
 HARDEN_ENV     = DEB_BUILD_MAINT_OPTIONS=hardening=+all
 HARDEN_CFLAGS  = $(shell $(HARDEN_ENV) dpkg-buildflags --get CFLAGS) $(shell $(HARDEN_ENV) dpkg-buildflags --get CPPFLAGS)
 HARDEN_LDFLAGS = $(shell $(HARDEN_ENV) dpkg-buildflags --get LDFLAGS)
+# The C of the shared libraries (cgo's and our shims) is always built so:
+# they are file targets the tests share with the packages.
+HARDEN_CGO_CFLAGS = -g -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
 
 build:
 	$(if $(HARDEN),CGO_CFLAGS='$(HARDEN_CFLAGS)' CGO_LDFLAGS='$(HARDEN_LDFLAGS)') $(GO) build \

@@ -46,7 +46,7 @@ lib: $(LIBSTIRGATE) $(LIBSTIRGATE_HDR)
 # The cgo-generated header is internal: it stays in bin/cgo/.
 $(LIBSTIRGATE): $(CSHARED_SRCS) go.mod
 	@mkdir -p $(BIN)/cgo
-	$(GO) build -buildmode=c-shared \
+	CGO_CFLAGS='$(HARDEN_CGO_CFLAGS)' $(GO) build -buildmode=c-shared \
 		-ldflags "-extldflags '-Wl,-soname,libstirgate.so.1 -Wl,--version-script=$(CURDIR)/cshared/libstirgate.map -Wl,-z,relro -Wl,-z,now'" \
 		-o $(BIN)/cgo/libstirgate.so ./cshared
 	mv $(BIN)/cgo/libstirgate.so $@

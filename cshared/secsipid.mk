@@ -13,7 +13,7 @@ secsipid: $(SECSIPID_LIB)
 
 $(SECSIPID_LIB): $(SECSIPID_SRC) cshared/secsipid/secsipid.h go.mod go.sum
 	mkdir -p $(SECSIPID_DIR)
-	$(GO) build -buildmode=c-shared -ldflags='-extldflags=-Wl,-soname,libsecsipid.so.1,--version-script,$(CURDIR)/cshared/secsipid/libsecsipid.map,-z,relro,-z,now' -o $@ ./cshared/secsipid
+	CGO_CFLAGS='$(HARDEN_CGO_CFLAGS)' $(GO) build -buildmode=c-shared -ldflags='-extldflags=-Wl,-soname,libsecsipid.so.1,--version-script,$(CURDIR)/cshared/secsipid/libsecsipid.map,-z,relro,-z,now' -o $@ ./cshared/secsipid
 	rm -f $(SECSIPID_DIR)/libsecsipid.so.h
 	cp cshared/secsipid/secsipid.h $(SECSIPID_DIR)/secsipid.h
 	ln -sf libsecsipid.so.1 $(SECSIPID_DIR)/libsecsipid.so
