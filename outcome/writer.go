@@ -81,6 +81,7 @@ type Writer struct {
 	overMax  int
 
 	queued, written, spilled, replayed, dropped, failures, journaled atomic.Int64
+	jnlWarn                                                          atomic.Int64 // unix seconds of the last append failure logged
 }
 
 // item is a queued outcome and the journal segment that holds it (seq 0:
@@ -159,7 +160,11 @@ func (w *Writer) Record(_ context.Context, o Outcome) error {
 		seq, err := w.jnl.add(&o)
 		if err != nil {
 			w.failures.Add(1)
-			w.log.Warn("outcome journal append failed; queued without it", "err", err)
+			// At most one line a minute: a full disk fails every record.
+			now := time.Now().Unix()
+			if last := w.jnlWarn.Load(); now-last >= 60 && w.jnlWarn.CompareAndSwap(last, now) {
+				w.log.Warn("outcome journal append failed; queued without it", "err", err)
+			}
 		} else {
 			it.seq = seq
 			w.journaled.Add(1)
