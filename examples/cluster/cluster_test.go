@@ -243,6 +243,11 @@ func TestCluster(t *testing.T) {
 	for _, n := range nodes {
 		running[n].stop(t)
 	}
+	for _, line := range strings.Split(running["node2"].log.String(), "\n") {
+		if strings.Contains(line, "outcome journal replayed") {
+			t.Logf("node2 after SIGKILL: %s", line)
+		}
+	}
 	rows, err := db.Query(`SELECT system, uniqueid, kind, result FROM outcomes`)
 	if err != nil {
 		t.Fatal(err)
