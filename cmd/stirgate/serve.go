@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,7 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			var out []web.CertInfo
 			if g.signer != nil {
-				for _, c := range g.signer.Credential().Chain {
+				for _, c := range signerChains(g.signer) {
 					out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
 				}
 			}
@@ -500,4 +501,17 @@ func demo(ctx context.Context, s *core.Signer, v *core.Verifier, w io.Writer) {
 		fmt.Fprintf(w, " error=%s (%d %s) %s", r.Error, r.SIPCode, r.Reason, r.Detail)
 	}
 	fmt.Fprintln(w)
+}
+
+// signerChains lists every certificate the signer's tenants sign with,
+// current and next, for the dashboard's expiry panel.
+func signerChains(s *core.Signer) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, t := range s.Tenants() {
+		out = append(out, t.Credential.Chain...)
+		if t.Next != nil {
+			out = append(out, t.Next.Credential.Chain...)
+		}
+	}
+	return out
 }

@@ -152,24 +152,27 @@ func (c *Config) NewPolicy() (*policy.Policy, error) {
 	return policy.New(o)
 }
 
-// NewSigner builds the STI-AS of [signer] and [policy]. It fails when no
-// signer is configured.
+// NewSigner builds the STI-AS of [signer], [[tenant]] and [policy]. It
+// fails when no signer is configured.
 func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer, error) {
 	s := c.Signer
-	if !s.Enabled() {
-		return nil, errors.New("no [signer] configured")
+	if !c.Signing() {
+		return nil, errors.New("no [signer] or [[tenant]] configured")
 	}
-	keyPEM, err := os.ReadFile(c.Resolve(s.Key))
-	if err != nil {
-		return nil, fmt.Errorf("signer.key: %w", err)
+	var o core.SignerOptions
+	if s.Enabled() {
+		cred, err := c.loadCredential("signer", s.Key, s.Cert)
+		if err != nil {
+			return nil, err
+		}
+		o.Credential, o.X5U = cred, s.X5U
+		if o.Next, err = c.loadNext("signer", s.Next); err != nil {
+			return nil, err
+		}
 	}
-	chainPEM, err := os.ReadFile(c.Resolve(s.Cert))
+	tenants, err := c.coreTenants()
 	if err != nil {
-		return nil, fmt.Errorf("signer.cert: %w", err)
-	}
-	cred, err := certs.LoadSigner(keyPEM, chainPEM)
-	if err != nil {
-		return nil, fmt.Errorf("signer: %w", err)
+		return nil, err
 	}
 	pol, err := c.NewPolicy()
 	if err != nil {
@@ -181,18 +184,15 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 	if err != nil {
 		return nil, err
 	}
-	return core.NewSigner(core.SignerOptions{
-		RCDFetch:      rcdFetch,
-		Credential:    cred,
-		X5U:           s.X5U,
-		Numbers:       c.NumberRules(),
-		Policy:        pol,
-		DateWindow:    s.DateWindow.Duration,
-		ExpiryWarning: s.ExpiryWarning.Duration,
-		ExpiryLeads:   durations(s.ExpiryWarn),
-		Now:           now,
-		Logger:        log,
-	})
+	o.RCDFetch = rcdFetch
+	o.Tenants = tenants
+	o.Numbers = c.NumberRules()
+	o.Policy = pol
+	o.DateWindow = s.DateWindow.Duration
+	o.ExpiryWarning = s.ExpiryWarning.Duration
+	o.ExpiryLeads = durations(s.ExpiryWarn)
+	o.Now, o.Logger = now, log
+	return core.NewSigner(o)
 }
 
 // VerifierOptions converts [verifier] and [x5u] into core options.
@@ -377,7 +377,7 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		return nil, err
 	}
 	s := &Services{}
-	if c.Signer.Enabled() {
+	if c.Signing() {
 		var err error
 		if s.Signer, err = c.NewSigner(o.Now, o.Logger); err != nil {
 			return nil, err
@@ -396,7 +396,7 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		StartRevocation(vo, true)
 	}
 	if s.Signer == nil && s.Verifier == nil {
-		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
+		return nil, errors.New("nothing to run: no [signer] or [[tenant]] and no [verifier] trust anchors")
 	}
 	return s, nil
 }
