@@ -388,6 +388,7 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 			o.Client = res.Client
 		}
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
+		o.SetSigned(res)
 	})
 	var out SigningResponse
 	out.SigningResponse.Identity = res.Identity
