@@ -43,9 +43,12 @@ func (e pubEntry) at(now time.Time) *pubChain {
 // publishTable maps file names under /certs/ to what they serve:
 //   - the default tenant's chain at <certName>.pem (the x5u's base name,
 //     else "sp"), as before tenants;
-//   - every tenant's chain at <tenant>.pem, switching at its activation;
 //   - every x5u a tenant signs with (current and next) at its base name,
-//     so both chains are served during a rotation's overlap.
+//     for as long as it is configured: a token signed just before an
+//     activation names the current x5u, and a verifier fetching it later
+//     must still get the chain that signed it;
+//   - every tenant's chain at <tenant>.pem (when no x5u took that name),
+//     switching to the next chain at its activation.
 //
 // A name taken first keeps its chain.
 func publishTable(s *core.Signer, certName string) map[string]pubEntry {
@@ -55,22 +58,29 @@ func publishTable(s *core.Signer, certName string) map[string]pubEntry {
 			out[name+".pem"] = e
 		}
 	}
-	for _, t := range s.Tenants() {
-		cur := pubEntry{cur: newPubChain(t.Credential)}
-		rot := cur
-		var next pubEntry
+	ts := s.Tenants()
+	type pub struct{ cur, next, rot pubEntry }
+	ps := make([]pub, len(ts))
+	for i, t := range ts {
+		p := pub{cur: pubEntry{cur: newPubChain(t.Credential)}}
+		p.rot = p.cur
 		if t.Next != nil {
-			next = pubEntry{cur: newPubChain(t.Next.Credential)}
-			rot.next, rot.activate = next.cur, t.Next.Activate
+			p.next = pubEntry{cur: newPubChain(t.Next.Credential)}
+			p.rot.next, p.rot.activate = p.next.cur, t.Next.Activate
 		}
+		ps[i] = p
 		if t.Name == core.DefaultTenant {
-			add(certName, cur)
+			add(certName, p.cur)
 		}
-		add(t.Name, rot)
-		add(certNameFromURL(t.X5U), cur)
+	}
+	for i, t := range ts {
+		add(certNameFromURL(t.X5U), ps[i].cur)
 		if t.Next != nil {
-			add(certNameFromURL(t.Next.X5U), next)
+			add(certNameFromURL(t.Next.X5U), ps[i].next)
 		}
+	}
+	for i, t := range ts {
+		add(t.Name, ps[i].rot)
 	}
 	return out
 }
