@@ -75,7 +75,7 @@ func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
 	if c.System() {
 		base = dir
 	}
-	if !c.Signer.Enabled() {
+	if !c.Signer.Enabled() && !c.namedDefaultTenant() {
 		c.Signer.Key = filepath.Join(base, "sp.key")
 		c.Signer.Cert = filepath.Join(base, "sp-chain.pem")
 		c.Signer.X5U = l.LabURL()

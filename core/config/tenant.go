@@ -17,9 +17,11 @@ func (c *Config) Signing() bool { return c.Signer.Enabled() || len(c.Tenants) > 
 // hasDefaultTenant reports whether calls without a tenant have a
 // credential: [signer], a [[tenant]] named "default", or the lab's signer.
 func (c *Config) hasDefaultTenant() bool {
-	if c.Signer.Enabled() || c.Lab.Dir != "" {
-		return true
-	}
+	return c.Signer.Enabled() || c.Lab.Dir != "" || c.namedDefaultTenant()
+}
+
+// namedDefaultTenant reports whether a [[tenant]] is named "default".
+func (c *Config) namedDefaultTenant() bool {
 	for _, t := range c.Tenants {
 		if t.Name == core.DefaultTenant {
 			return true
