@@ -125,9 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			var out []web.CertInfo
 			if g.signer != nil {
-				for _, c := range signerChains(g.signer) {
-					out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
-				}
+				out = append(out, signerCerts(g.signer)...)
 			}
 			if g.verifier != nil {
 				for _, c := range g.verifier.Anchors() {
@@ -503,14 +501,23 @@ func demo(ctx context.Context, s *core.Signer, v *core.Verifier, w io.Writer) {
 	fmt.Fprintln(w)
 }
 
-// signerChains lists every certificate the signer's tenants sign with,
+// signerCerts lists every certificate the signer's tenants sign with,
 // current and next, for the dashboard's expiry panel.
-func signerChains(s *core.Signer) []*x509.Certificate {
-	var out []*x509.Certificate
+func signerCerts(s *core.Signer) []web.CertInfo {
+	var out []web.CertInfo
+	add := func(kind string, chain []*x509.Certificate) {
+		for _, c := range chain {
+			out = append(out, web.CertInfo{Kind: kind, Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+		}
+	}
 	for _, t := range s.Tenants() {
-		out = append(out, t.Credential.Chain...)
+		kind := "signing"
+		if t.Name != core.DefaultTenant {
+			kind = "signing, tenant " + t.Name
+		}
+		add(kind, t.Credential.Chain)
 		if t.Next != nil {
-			out = append(out, t.Next.Credential.Chain...)
+			add(kind+", next from "+t.Next.Activate.UTC().Format(time.RFC3339), t.Next.Credential.Chain)
 		}
 	}
 	return out
