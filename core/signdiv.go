@@ -74,11 +74,7 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 	}
 	// A diversion is the diverting network's own statement, signed with
 	// the default tenant's credential (its customer's tenant when named).
-	tname := ""
-	if req.Customer != "" && s.opts.Policy != nil {
-		tname = s.opts.Policy.CustomerTenants()[req.Customer]
-	}
-	t, err := s.tenantFor(tname)
+	t, err := s.tenantFor(s.opts.Policy.TenantOf(req.Customer))
 	if err != nil {
 		return nil, err
 	}

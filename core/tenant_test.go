@@ -123,6 +123,35 @@ func TestTenantRouting(t *testing.T) {
 	}
 }
 
+// TestTenantDiversion: a diversion signed for a customer uses its
+// tenant's credential; without a customer, the default's.
+func TestTenantDiversion(t *testing.T) {
+	def := newTenantLab(t, DefaultTenant, "1001", certs.LabOptions{})
+	blue := newTenantLab(t, "blue", "1002", certs.LabOptions{})
+	pol, err := policy.New(policy.Options{Customers: []policy.Customer{{Name: "acme", Tenant: "blue"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(SignerOptions{Credential: def.cred, X5U: def.x5u, Tenants: []Tenant{blue.tenant()}, Numbers: tn.NANP(), Policy: pol,
+		Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.Sign(context.Background(), SignRequest{Orig: origTN, Dest: []string{destTN}, Attest: "A", Trusted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for customer, want := range map[string]tenantLab{"acme": blue, "": def} {
+		res, err := s.SignDiv(context.Background(), DivRequest{Identity: []string{rcv.Identity}, Dest: []string{"12155550141"}, Customer: customer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Tenant != want.name || res.X5U != want.x5u || !signedBy(t, res.Identity, &want.cred.Key.PublicKey) {
+			t.Errorf("customer %q: tenant %s x5u %s, want %s", customer, res.Tenant, res.X5U, want.name)
+		}
+	}
+}
+
 // TestTenantRefusals: a call whose tenant cannot sign is refused with a
 // sign_cert_invalid naming the tenant, never signed with another tenant's
 // certificate; a configuration that cannot work is refused when built.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/tn"
@@ -46,6 +48,16 @@ func TestPublishTenants(t *testing.T) {
 			a, err := New(Options{Signer: s})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Metrics: every chain's certificates (default, blue, blue's
+			// next: two each) and one lead per tenant, labelled by tenant.
+			m := NewMetrics(nil)
+			m.SetSource(Source{Signer: s})
+			if n, err := testutil.GatherAndCount(m.Registry(), "stirgate_signing_cert_not_after_timestamp_seconds"); err != nil || n != 6 {
+				t.Errorf("expiry series %d (%v), want 6", n, err)
+			}
+			if n, err := testutil.GatherAndCount(m.Registry(), "stirgate_signing_cert_expiry_lead_seconds"); err != nil || n != 2 {
+				t.Errorf("lead series %d (%v), want 2", n, err)
 			}
 			pub := a.Public()
 			for path, want := range map[string][]byte{

@@ -280,6 +280,18 @@ func (p *Policy) CustomerTenants() map[string]string {
 	return out
 }
 
+// TenantOf returns the tenant of the named customer ("" when it names
+// none or is unknown).
+func (p *Policy) TenantOf(customer string) string {
+	if p == nil {
+		return ""
+	}
+	if c := p.byName[customer]; c != nil {
+		return c.Tenant
+	}
+	return ""
+}
+
 // matcher matches a source against addresses, prefixes and tags.
 type matcher struct {
 	prefixes []netip.Prefix
