@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,56 @@ func TestPublishTenants(t *testing.T) {
 				case want != nil && (w.Code != 200 || !bytes.Equal(w.Body.Bytes(), want)):
 					t.Errorf("%s: %d, not the expected chain", path, w.Code)
 				}
+			}
+		})
+	}
+}
+
+// TestReadinessTenants: the default tenant decides readiness; another
+// tenant that cannot sign degrades it, naming the tenant; without a
+// default, readiness fails only when no tenant can sign.
+func TestReadinessTenants(t *testing.T) {
+	now := time.Now()
+	cred := func(days int, at time.Time) *certs.SigningCredential {
+		l, err := certs.NewLab(certs.LabOptions{Now: at, Days: days})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := l.Signer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	good, expired := cred(365, now), cred(1, now.Add(-10*24*time.Hour))
+	tenant := func(name string, c *certs.SigningCredential) core.Tenant {
+		return core.Tenant{Name: name, Credential: c, X5U: "https://cr.example.net/certs/" + name + ".pem"}
+	}
+	for name, tc := range map[string]struct {
+		tenants  []core.Tenant
+		ready    bool
+		degraded string
+	}{
+		"all can sign":         {[]core.Tenant{tenant("default", good), tenant("blue", good)}, true, ""},
+		"another cannot":       {[]core.Tenant{tenant("default", good), tenant("blue", expired)}, true, "tenant blue signing certificate cannot sign now"},
+		"default cannot":       {[]core.Tenant{tenant("default", expired), tenant("blue", good)}, false, ""},
+		"no default, one can":  {[]core.Tenant{tenant("blue", good), tenant("green", expired)}, true, "tenant green"},
+		"no default, none can": {[]core.Tenant{tenant("blue", expired), tenant("green", expired)}, false, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := core.NewSigner(core.SignerOptions{Tenants: tc.tenants, Numbers: tn.NANP()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Readiness(s, nil, now)
+			var deg *Degraded
+			switch {
+			case !tc.ready && (err == nil || errors.As(err, &deg)):
+				t.Errorf("ready: %v", err)
+			case tc.ready && tc.degraded == "" && err != nil:
+				t.Errorf("not ready: %v", err)
+			case tc.degraded != "" && (!errors.As(err, &deg) || !strings.Contains(err.Error(), tc.degraded)):
+				t.Errorf("%v, want degraded: %s", err, tc.degraded)
 			}
 		})
 	}
