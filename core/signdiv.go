@@ -79,7 +79,7 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 		return nil, err
 	}
 	cr := t.at(now)
-	if err := cr.canSign(t.name, now); err != nil {
+	if err := s.canSign(t, cr, now); err != nil {
 		return nil, err
 	}
 	if err := mayVouchFor(cr, div); err != nil {

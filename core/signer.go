@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"crypto/rand"
 	"crypto/sha1"
 	"fmt"
@@ -34,6 +35,10 @@ type SignerOptions struct {
 	// (policy.Customer.Tenant). A Tenant named "default" stands in for
 	// Credential and X5U, which must then be unset.
 	Tenants []Tenant
+	// Revoked, when set, reports stir.ErrCertRevoked when a certificate of
+	// a signing chain is listed in a CRL (config passes the verifier's):
+	// a tenant whose certificate was revoked is refused, not signed for.
+	Revoked func(chain []*x509.Certificate, now time.Time) error
 	// Numbers converts national numbers to E.164 (zero: digits as given).
 	Numbers tn.Rules
 	// Policy chooses attestation; a request's Attest may only lower it
@@ -186,7 +191,7 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	// The signing time picks the credential: every process switches to a
 	// tenant's next one at the same instant.
 	cr := t.at(now)
-	if err := cr.canSign(t.name, iat); err != nil {
+	if err := s.canSign(t, cr, iat); err != nil {
 		return nil, err
 	}
 	if err := mayVouchFor(cr, orig); err != nil {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -130,6 +131,20 @@ func (c *credential) canSign(tenant string, iat time.Time) error {
 	if iat.Before(c.c.NotBefore) || iat.After(c.c.NotAfter) {
 		return stir.ErrSignCertInvalid.Withf("tenant %q: signing time %s outside certificate validity %s..%s", tenant,
 			iat.UTC().Format(time.RFC3339), c.c.NotBefore.UTC().Format(time.RFC3339), c.c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// canSign refuses a credential that cannot sign at iat (validity) or has
+// been revoked (SignerOptions.Revoked).
+func (s *Signer) canSign(t *tenant, cr *credential, iat time.Time) error {
+	if err := cr.canSign(t.name, iat); err != nil {
+		return err
+	}
+	if s.opts.Revoked != nil {
+		if err := s.opts.Revoked(cr.c.Chain, iat); errors.Is(err, stir.ErrCertRevoked) {
+			return stir.ErrSignCertInvalid.With(fmt.Sprintf("tenant %q: certificate revoked", t.name), err)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/config"
 )
 
@@ -89,6 +90,8 @@ func readiness(cfg *config.Config, now time.Time) []string {
 					c, where = t.Next.Credential, where+" (next, active since "+t.Next.Activate.UTC().Format(time.RFC3339)+")"
 				}
 				switch {
+				case revoked(cfg, c.Chain) != nil:
+					problems = append(problems, fmt.Sprintf("%s: %v", where, revoked(cfg, c.Chain)))
 				case now.After(c.NotAfter):
 					problems = append(problems, fmt.Sprintf("%s: certificate expired at %s", where, c.NotAfter.UTC().Format(time.RFC3339)))
 				case now.Before(c.NotBefore):
@@ -119,6 +122,23 @@ func readiness(cfg *config.Config, now time.Time) []string {
 		}
 	}
 	return problems
+}
+
+// revoked reports a certificate of chain listed in the [verifier] crl
+// files (the fetched CRLs are looked at by the running service).
+func revoked(cfg *config.Config, chain []*x509.Certificate) error {
+	var files []string
+	for _, f := range cfg.Verifier.CRL {
+		files = append(files, cfg.Resolve(f))
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	set, err := certs.LoadCRLSet(files...)
+	if err != nil {
+		return nil // reported with the verifier's problems
+	}
+	return set.Revoked(chain)
 }
 
 // anchorProblem says why a trust anchor file is unusable: no certificate

@@ -111,4 +111,16 @@ func TestConfigCheckTenants(t *testing.T) {
 	if _, stderr, code := cli(t, "config", "check", write(rot("blue2", time.Now().Add(time.Hour)))); code != 0 {
 		t.Fatalf("sound rotation: exit %d %s", code, stderr)
 	}
+	// Green's certificate listed in a [verifier] CRL: it cannot sign.
+	crl, err := e.labs["green"].Revoke(e.labs["green"].Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "green.crl"), crl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withCRL := sound + "\n[verifier]\ntrust = [\"def/root.pem\", \"green/root.pem\"]\ncrl = [\"green.crl\"]\n"
+	if _, stderr, code := cli(t, "config", "check", write(withCRL)); code != 2 || !strings.Contains(stderr, `tenant "green" cert: cert_revoked`) {
+		t.Fatalf("revoked tenant: exit %d %s", code, stderr)
+	}
 }

@@ -155,6 +155,33 @@ func (c *Config) NewPolicy() (*policy.Policy, error) {
 // NewSigner builds the STI-AS of [signer], [[tenant]] and [policy]. It
 // fails when no signer is configured.
 func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer, error) {
+	return c.newSigner(now, log, nil)
+}
+
+// revokedBy is the signer's revocation look-up of v's CRLs (files and
+// fetched): a tenant whose own certificate the STI-PA revoked must stop
+// signing, since every verifier would refuse its calls. Only a listed
+// certificate counts; a CRL that cannot be used does not stop signing.
+func revokedBy(v *core.Verifier) func([]*x509.Certificate, time.Time) error {
+	if v == nil || (v.CRL() == nil && v.Revocation() == nil) {
+		return nil
+	}
+	return func(chain []*x509.Certificate, now time.Time) error {
+		if set := v.CRL(); set != nil {
+			if err := set.Revoked(chain); err != nil {
+				return err
+			}
+		}
+		if r := v.Revocation(); r != nil {
+			if err := r.Check(chain, nil, now); errors.Is(err, stir.ErrCertRevoked) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (c *Config) newSigner(now func() time.Time, log *slog.Logger, revoked func([]*x509.Certificate, time.Time) error) (*core.Signer, error) {
 	s := c.Signer
 	if !c.Signing() {
 		return nil, errors.New("no [signer] or [[tenant]] configured")
@@ -186,6 +213,7 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 	}
 	o.RCDFetch = rcdFetch
 	o.Tenants = tenants
+	o.Revoked = revoked
 	o.Numbers = c.NumberRules()
 	o.Policy = pol
 	o.DateWindow = s.DateWindow.Duration
@@ -377,12 +405,6 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		return nil, err
 	}
 	s := &Services{}
-	if c.Signing() {
-		var err error
-		if s.Signer, err = c.NewSigner(o.Now, o.Logger); err != nil {
-			return nil, err
-		}
-	}
 	if len(c.Verifier.Trust) > 0 {
 		vo, err := c.VerifierOptions(o.Now, o.Logger)
 		if err != nil {
@@ -394,6 +416,13 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 			return nil, err
 		}
 		StartRevocation(vo, true)
+	}
+	if c.Signing() {
+		var err error
+		if s.Signer, err = c.newSigner(o.Now, o.Logger, revokedBy(s.Verifier)); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if s.Signer == nil && s.Verifier == nil {
 		return nil, errors.New("nothing to run: no [signer] or [[tenant]] and no [verifier] trust anchors")

@@ -181,3 +181,59 @@ func TestTenantRotationConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantRevoked: with [verifier] CRLs, a tenant whose own certificate
+// is listed is refused (sign_cert_invalid naming it); the others sign.
+func TestTenantRevoked(t *testing.T) {
+	dir := writeTenantLabs(t, "def")
+	lab, err := certs.NewLab(certs.LabOptions{SPC: "1002", Now: tenantNow.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blue"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WriteDir(filepath.Join(dir, "blue")); err != nil {
+		t.Fatal(err)
+	}
+	crlPEM, err := lab.Revoke(lab.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "blue-revoked.crl"), crlPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := signerTOML + tenantTOML("blue") + `
+[policy]
+[[policy.customer]]
+name = "acme"
+tenant = "blue"
+sources = ["192.0.2.1"]
+[[policy.customer]]
+name = "gamma"
+sources = ["192.0.2.3"]
+[verifier]
+trust = ["def/root.pem", "blue/root.pem"]
+crl = ["blue-revoked.crl"]
+`
+	cfg, err := Parse([]byte(text), filepath.Join(dir, "stirgate.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cfg.Build(BuildOptions{Now: func() time.Time { return tenantNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	sign := func(src string) (*core.SignResult, error) {
+		return svc.Signer.Sign(context.Background(), core.SignRequest{Orig: "12155550121", Dest: []string{"12155550131"}, Source: src})
+	}
+	_, err = sign("192.0.2.1")
+	var se *stir.Error
+	if !errors.As(err, &se) || se.Name != stir.ErrSignCertInvalid.Name || !strings.Contains(err.Error(), `tenant "blue": certificate revoked`) {
+		t.Fatalf("revoked tenant: %v", err)
+	}
+	if res, err := sign("192.0.2.3"); err != nil || res.Tenant != "default" {
+		t.Fatalf("default tenant: %v %+v", err, res)
+	}
+}
