@@ -2,9 +2,9 @@ package core
 
 import (
 	"context"
-	"crypto/x509"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math"
