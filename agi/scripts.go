@@ -177,6 +177,7 @@ func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged fu
 		vars[0].value, vars[1].value = res.Identity, res.Date
 		vars[2].value, vars[3].value = string(res.Attest), res.OrigID
 		out.Result, out.Attest, out.OrigID, out.X5U = Signed, string(res.Attest), res.OrigID, res.X5U
+		out.SetSigned(res)
 		if res.Orig != "" {
 			out.Orig, out.Dest = res.Orig, strings.Join(res.Dest, ",")
 		}

@@ -68,6 +68,14 @@ type SignResult struct {
 	Customer string           // policy customer the call was attributed to, if any
 	Client   string           // authenticated caller (SignRequest.Client)
 	Why      string           // how the attestation was chosen, for logs and records
+	// Rule is the stable name of what decided the attestation
+	// (policy.Rule*: customer_number, customer, gateway, default,
+	// override, trusted_caller, requested_lower); empty for a diversion.
+	Rule string
+	// Tenant names the credential that signed, and SPC is its
+	// certificate's service provider code (FCC 24-120 records).
+	Tenant string
+	SPC    string
 }
 
 // VerifyRequest is one received request, as the headers arrived.
@@ -108,6 +116,10 @@ type DivRequest struct {
 	// when Dest is empty.
 	Dest   []string
 	Target string
+
+	// Customer names the policy customer whose tenant signs the diversion;
+	// empty: the default tenant.
+	Customer string
 
 	At time.Time // signing time; zero = Options.Now()
 }

@@ -21,19 +21,42 @@ type Expiry struct {
 	Last bool
 }
 
-// Expiry reports the credential's state at now and logs a lead time
-// crossed since the last look (see noteExpiry).
+// Expiry reports the state at now of the credential the default tenant
+// (else the first tenant) signs with, and logs a lead time crossed since
+// the last look (see noteExpiry). TenantExpiry reports every tenant.
 func (s *Signer) Expiry(now time.Time) Expiry {
-	e := s.expiryAt(now)
-	s.noteExpiry(now)
+	t := s.tenants[0]
+	cr := t.at(now)
+	e := s.expiryAt(cr, now)
+	s.noteExpiry(t, cr, now)
 	return e
 }
 
-func (s *Signer) expiryAt(now time.Time) Expiry {
-	c := s.opts.Credential
+// TenantExpiry is one tenant's Expiry.
+type TenantExpiry struct {
+	Tenant string
+	SPC    string
+	X5U    string
+	Expiry
+}
+
+// TenantExpiry reports, per tenant (in Tenants order), the state at now of
+// the credential it signs with then, and logs lead times crossed.
+func (s *Signer) TenantExpiry(now time.Time) []TenantExpiry {
+	out := make([]TenantExpiry, len(s.tenants))
+	for i, t := range s.tenants {
+		cr := t.at(now)
+		out[i] = TenantExpiry{Tenant: t.name, SPC: cr.c.SPC, X5U: cr.x5u, Expiry: s.expiryAt(cr, now)}
+		s.noteExpiry(t, cr, now)
+	}
+	return out
+}
+
+func (s *Signer) expiryAt(cr *credential, now time.Time) Expiry {
+	c := cr.c
 	e := Expiry{NotBefore: c.NotBefore, NotAfter: c.NotAfter, Left: c.NotAfter.Sub(now)}
 	e.CanSign = !now.Before(c.NotBefore) && !now.After(c.NotAfter)
-	if n := s.crossed(now); n > 0 {
+	if n := s.crossed(cr, now); n > 0 {
 		e.Lead = s.leads[n-1]
 		e.Last = int(n) == len(s.leads)
 	}
@@ -59,8 +82,8 @@ func sortLeads(leads []time.Duration) []time.Duration {
 
 // crossed counts the lead times already crossed at now (leads are sorted
 // largest first, so they are crossed in order).
-func (s *Signer) crossed(now time.Time) int32 {
-	left := s.opts.Credential.NotAfter.Sub(now)
+func (s *Signer) crossed(cr *credential, now time.Time) int32 {
+	left := cr.c.NotAfter.Sub(now)
 	n := int32(0)
 	for _, l := range s.leads {
 		if left <= l {
@@ -75,16 +98,16 @@ func (s *Signer) crossed(now time.Time) int32 {
 // long-running process warns at 30 days, 7 days and 1 day without a timer.
 // A lead already crossed when the Signer was built is not logged again
 // (NewSigner's own warning covers it); a reload builds a new Signer.
-func (s *Signer) noteExpiry(now time.Time) {
-	n := s.crossed(now)
+func (s *Signer) noteExpiry(t *tenant, cr *credential, now time.Time) {
+	n := s.crossed(cr, now)
 	for {
-		old := s.expLevel.Load()
+		old := cr.expLevel.Load()
 		if n <= old {
 			return
 		}
-		if s.expLevel.CompareAndSwap(old, n) {
-			c := s.opts.Credential
-			s.opts.Logger.Warn("signing certificate expiry lead time crossed", "lead", s.leads[n-1],
+		if cr.expLevel.CompareAndSwap(old, n) {
+			c := cr.c
+			s.opts.Logger.Warn("signing certificate expiry lead time crossed", "tenant", t.name, "lead", s.leads[n-1],
 				"not_after", c.NotAfter, "left", c.NotAfter.Sub(now).Round(time.Minute), "spc", c.SPC)
 			return
 		}

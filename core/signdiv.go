@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/stirgate/stirgate/core/identity"
 	"github.com/stirgate/stirgate/core/passport"
@@ -42,9 +41,6 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 			return nil, stir.ErrSignInput.With("diverting number", err)
 		}
 	}
-	if err := s.mayVouchFor(div); err != nil {
-		return nil, err
-	}
 	if len(req.HI) > maxHI || strings.ContainsAny(req.HI, "\"\\\x00") {
 		return nil, stir.ErrSignInput.Withf("History-Info index %q", req.HI)
 	}
@@ -76,24 +72,34 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 	if now.IsZero() {
 		now = s.opts.Now()
 	}
-	c := s.opts.Credential
-	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-		return nil, stir.ErrSignCertInvalid.Withf("signing time %s outside certificate validity %s..%s",
-			now.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+	// A diversion is the diverting network's own statement, signed with
+	// the default tenant's credential (its customer's tenant when named).
+	t, err := s.tenantFor(s.opts.Policy.TenantOf(req.Customer))
+	if err != nil {
+		return nil, err
+	}
+	cr := t.at(now)
+	if err := s.canSign(t, cr, now); err != nil {
+		return nil, err
+	}
+	if err := mayVouchFor(cr, div); err != nil {
+		return nil, err
 	}
 	claims := passport.Claims{Dest: dest, IAT: now.Unix(), Orig: root.Orig, Div: div, HI: req.HI}
-	tok, err := passport.Sign(s.divHeader, claims, c.Key)
+	tok, err := passport.Sign(cr.divHeader, claims, cr.c.Key)
 	if err != nil {
 		return nil, err
 	}
 	return &SignResult{
-		Identity: identity.FormatPpt(tok, s.opts.X5U, passport.PptDiv),
+		Identity: identity.FormatPpt(tok, cr.x5u, passport.PptDiv),
 		Orig:     root.Orig,
 		Dest:     passport.CanonicalDest(dest),
 		IAT:      claims.IAT,
-		X5U:      s.opts.X5U,
+		X5U:      cr.x5u,
 		Div:      div,
 		HI:       req.HI,
+		Tenant:   t.name,
+		SPC:      cr.c.SPC,
 	}, nil
 }
 

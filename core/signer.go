@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
@@ -24,11 +22,23 @@ import (
 
 // SignerOptions configures a Signer.
 type SignerOptions struct {
-	// Credential is the signing key and its certificate chain. Required.
+	// Credential is the signing key and its certificate chain of the
+	// tenant named "default" (DefaultTenant). Required unless Tenants
+	// is set.
 	Credential *certs.SigningCredential
-	// X5U is the public URL of the certificate chain. Required; it is
-	// written byte-identical into x5u and info.
+	// X5U is the public URL of the certificate chain. Required with
+	// Credential; it is written byte-identical into x5u and info.
 	X5U string
+	// Next is the default tenant's next credential (rotation), if any.
+	Next *NextCredential
+	// Tenants are further signing identities; Policy customers name theirs
+	// (policy.Customer.Tenant). A Tenant named "default" stands in for
+	// Credential and X5U, which must then be unset.
+	Tenants []Tenant
+	// Revoked, when set, reports stir.ErrCertRevoked when a certificate of
+	// a signing chain is listed in a CRL (config passes the verifier's):
+	// a tenant whose certificate was revoked is refused, not signed for.
+	Revoked func(chain []*x509.Certificate, now time.Time) error
 	// Numbers converts national numbers to E.164 (zero: digits as given).
 	Numbers tn.Rules
 	// Policy chooses attestation; a request's Attest may only lower it
@@ -58,33 +68,20 @@ type SignerOptions struct {
 	Logger   *slog.Logger
 }
 
-// Signer is the STI-AS. Safe for concurrent use.
+// Signer is the STI-AS. Safe for concurrent use. It is the tenant router:
+// every surface signs through it, so every surface signs each customer's
+// calls with that customer's tenant's credential.
 type Signer struct {
-	opts   SignerOptions
-	header string // base64url JOSE header, fixed per x5u
-	// divHeader is the ppt=div JOSE header (RFC 8946), built beside header.
-	divHeader string
+	opts    SignerOptions
+	tenants []*tenant // the default first, when there is one
+	byName  map[string]*tenant
 	// content caches the digests of rcd content (RFC 9795 rcdi).
-	content  *x5u.Cache[string]
-	leads    []time.Duration // ExpiryLeads, largest first
-	expLevel atomic.Int32    // lead times crossed and logged (see noteExpiry)
+	content *x5u.Cache[string]
+	leads   []time.Duration // ExpiryLeads, largest first
 }
 
 // NewSigner validates opts and builds a Signer.
 func NewSigner(opts SignerOptions) (*Signer, error) {
-	if opts.Credential == nil || opts.Credential.Key == nil {
-		return nil, stir.ErrSignKey.Withf("no signing credential")
-	}
-	if u, err := url.Parse(opts.X5U); err != nil || !u.IsAbs() || u.Host == "" || strings.ContainsAny(opts.X5U, "<>;\" \t\r\n") {
-		// info=<x5u> must survive the Identity grammar, so the characters
-		// that would end or split it are refused here rather than emitted.
-		return nil, stir.ErrSignCertInvalid.Withf("x5u %q is not an absolute URL usable in info=<...>", opts.X5U)
-	}
-	// certs.LoadSigner checks this too; a credential built by hand must not
-	// be able to sign tokens that no verifier can check.
-	if l := opts.Credential.Leaf; l != nil && !opts.Credential.Key.PublicKey.Equal(l.PublicKey) {
-		return nil, stir.ErrSignKey.Withf("private key does not match the certificate %q", l.Subject.CommonName)
-	}
 	if opts.DateWindow <= 0 {
 		opts.DateWindow = 60 * time.Second
 	}
@@ -97,8 +94,10 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{opts: opts, header: passport.EncodeHeader(opts.X5U),
-		divHeader: passport.EncodeHeaderPpt(opts.X5U, passport.PptDiv), leads: sortLeads(opts.ExpiryLeads)}
+	s := &Signer{opts: opts, leads: sortLeads(opts.ExpiryLeads)}
+	if err := s.buildTenants(opts); err != nil {
+		return nil, err
+	}
 	rf := opts.RCDFetch
 	if rf.Now == nil {
 		rf.Now = opts.Now
@@ -111,24 +110,45 @@ func NewSigner(opts SignerOptions) (*Signer, error) {
 		return nil, stir.ErrSignCertInvalid.With("rcd fetch options", err)
 	}
 	now := opts.Now()
-	s.expLevel.Store(s.crossed(now))
-	c := opts.Credential
-	switch {
-	case now.After(c.NotAfter):
-		opts.Logger.Error("signing certificate has expired", "not_after", c.NotAfter, "spc", c.SPC)
-	case c.NotAfter.Sub(now) < opts.ExpiryWarning:
-		opts.Logger.Warn("signing certificate expires soon", "not_after", c.NotAfter,
-			"days", int(c.NotAfter.Sub(now).Hours()/24), "spc", c.SPC)
+	for _, t := range s.tenants {
+		for _, cr := range []*credential{t.cur, t.next} {
+			if cr == nil {
+				continue
+			}
+			cr.expLevel.Store(s.crossed(cr, now))
+			c := cr.c
+			switch {
+			case cr == t.cur && t.next != nil && !now.Before(t.activate):
+				// Replaced already: its expiry no longer matters.
+			case now.After(c.NotAfter):
+				opts.Logger.Error("signing certificate has expired", "tenant", t.name, "not_after", c.NotAfter, "spc", c.SPC)
+			case c.NotAfter.Sub(now) < opts.ExpiryWarning:
+				opts.Logger.Warn("signing certificate expires soon", "tenant", t.name, "not_after", c.NotAfter,
+					"days", int(c.NotAfter.Sub(now).Hours()/24), "spc", c.SPC)
+			}
+		}
 	}
 	return s, nil
 }
 
-// X5U returns the certificate URL the Signer writes into tokens.
-func (s *Signer) X5U() string { return s.opts.X5U }
+// X5U returns the certificate URL the default tenant writes into tokens
+// now ("" without a default tenant).
+func (s *Signer) X5U() string {
+	if t := s.defaultTenant(); t != nil {
+		return t.at(s.opts.Now()).x5u
+	}
+	return ""
+}
 
-// Credential returns the signing credential (for publishing the chain and
-// reporting its expiry).
-func (s *Signer) Credential() *certs.SigningCredential { return s.opts.Credential }
+// Credential returns the default tenant's signing credential now (for
+// publishing the chain and reporting its expiry), nil without a default
+// tenant. Tenants lists them all.
+func (s *Signer) Credential() *certs.SigningCredential {
+	if t := s.defaultTenant(); t != nil {
+		return t.at(s.opts.Now()).c
+	}
+	return nil
+}
 
 // Sign signs one call. Failures are *stir.Error values with a Signing-side
 // name (sign_input_invalid, sign_date_out_of_window, sign_not_allowed, ...).
@@ -138,9 +158,6 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	}
 	orig, dest, err := s.numbers(req)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayVouchFor(orig); err != nil {
 		return nil, err
 	}
 	now := req.At
@@ -162,16 +179,29 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	} else {
 		date = FormatDate(now)
 	}
-	c := s.opts.Credential
-	if iat.Before(c.NotBefore) || iat.After(c.NotAfter) {
-		return nil, stir.ErrSignCertInvalid.Withf("signing time %s outside certificate validity %s..%s",
-			iat.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
-	}
-	s.noteExpiry(now)
 
-	attest, origid, cust, why, err := s.attestation(req, orig)
+	dec, err := s.attestation(req, orig)
 	if err != nil {
 		return nil, err
+	}
+	t, err := s.tenantFor(dec.tenant)
+	if err != nil {
+		return nil, err
+	}
+	// The signing time picks the credential: every process switches to a
+	// tenant's next one at the same instant.
+	cr := t.at(now)
+	if err := s.canSign(t, cr, iat); err != nil {
+		return nil, err
+	}
+	if err := mayVouchFor(cr, orig); err != nil {
+		return nil, err
+	}
+	s.noteExpiry(t, cr, now)
+
+	attest, origid := dec.attest, dec.origid
+	if origid == "" {
+		origid = t.origid
 	}
 	if origid == "" {
 		origid = newOrigID(req.CallID)
@@ -183,32 +213,45 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	if err := s.addRCD(ctx, &claims, req); err != nil {
 		return nil, err
 	}
-	tok, err := passport.Sign(s.header, claims, c.Key)
+	tok, err := passport.Sign(cr.header, claims, cr.c.Key)
 	if err != nil {
 		return nil, err
 	}
 	return &SignResult{
-		Identity: identity.Format(tok, s.opts.X5U),
+		Identity: identity.Format(tok, cr.x5u),
 		Date:     date,
 		Attest:   attest,
 		OrigID:   origid,
 		Orig:     orig,
 		Dest:     passport.CanonicalDest(dest),
 		IAT:      claims.IAT,
-		X5U:      s.opts.X5U,
-		Customer: cust,
+		X5U:      cr.x5u,
+		Customer: dec.customer,
 		Client:   req.Client,
-		Why:      why,
+		Why:      dec.why,
+		Rule:     dec.rule,
+		Tenant:   t.name,
+		SPC:      cr.c.SPC,
 	}, nil
 }
 
 // mayVouchFor refuses a number a delegate certificate (RFC 9060) does not
 // list: every verifier would refuse the PASSporT (cert_tn_out_of_scope).
-func (s *Signer) mayVouchFor(tn string) error {
-	if t := s.opts.Credential.TNAuth; t.IsDelegate() && !t.Covers(tn) {
+func mayVouchFor(cr *credential, tn string) error {
+	if t := cr.c.TNAuth; t.IsDelegate() && !t.Covers(tn) {
 		return stir.ErrSignNotAllowed.Withf("%s is outside the delegate certificate's TNAuthList", tn)
 	}
 	return nil
+}
+
+// decision is what attestation decides for one call.
+type decision struct {
+	attest   stir.Attestation
+	origid   string
+	customer string
+	tenant   string // "" is the default tenant
+	why      string // human text
+	rule     string // policy.Rule*
 }
 
 // attestation decides the attest claim (and the policy's origid). The
@@ -218,39 +261,45 @@ func (s *Signer) mayVouchFor(tn string) error {
 // it asks for. A higher level than granted is lowered to the grant, not
 // refused: the call is still signed with what the operator can vouch for,
 // and SignResult.Attest says which level was used.
-func (s *Signer) attestation(req SignRequest, orig string) (attest stir.Attestation, origid, cust, why string, err error) {
-	attest, origid = req.Attest, req.OrigID
-	if attest != "" {
-		if _, err := stir.ParseAttestation(string(attest)); err != nil {
-			return "", "", "", "", stir.ErrSignInput.With("attest", err)
+func (s *Signer) attestation(req SignRequest, orig string) (decision, error) {
+	out := decision{attest: req.Attest, origid: req.OrigID}
+	if out.attest != "" {
+		if _, err := stir.ParseAttestation(string(out.attest)); err != nil {
+			return decision{}, stir.ErrSignInput.With("attest", err)
 		}
 	}
 	if s.opts.Policy == nil {
 		// No policy: the embedding program decides, as documented on
 		// SignerOptions.Policy. Every config-built signer has a policy.
-		if attest == "" {
-			return "", "", "", "", stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
+		if out.attest == "" {
+			return decision{}, stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
 		}
-		return attest, origid, "", "requested, no policy", nil
+		out.why, out.rule = "requested, no policy", policy.RuleTrustedCaller
+		return out, nil
 	}
 	d, perr := s.opts.Policy.Decide(policy.Input{Customer: req.Customer, Source: req.Source, Orig: orig})
-	if origid == "" {
-		origid = d.OrigID
+	if out.origid == "" {
+		out.origid = d.OrigID
 	}
+	out.customer, out.tenant = d.Customer, d.Tenant
 	switch {
-	case req.Trusted && attest != "":
-		return attest, origid, d.Customer, "chosen by the local caller", nil
+	case req.Trusted && out.attest != "":
+		out.why, out.rule = "chosen by the local caller", policy.RuleTrustedCaller
 	case perr != nil:
-		return "", "", "", "", perr
-	case attest == "":
-		return d.Attest, origid, d.Customer, d.Why, nil
+		return decision{}, perr
+	case out.attest == "":
+		out.attest, out.why, out.rule = d.Attest, d.Why, d.Rule
 	case d.Override:
-		return attest, origid, d.Customer, "chosen by customer " + d.Customer + " (attest_override)", nil
-	case rank(attest) <= rank(d.Attest):
-		return attest, origid, d.Customer, "requested, policy grants " + string(d.Attest), nil
+		out.why, out.rule = "chosen by customer "+d.Customer+" (attest_override)", policy.RuleOverride
+	case out.attest == d.Attest:
+		out.why, out.rule = "requested, policy grants "+string(d.Attest), d.Rule
+	case rank(out.attest) < rank(d.Attest):
+		out.why, out.rule = "requested, policy grants "+string(d.Attest), policy.RuleRequestedLower
 	default:
-		return d.Attest, origid, d.Customer, "requested " + string(attest) + ", lowered to the policy's " + string(d.Attest) + ": " + d.Why, nil
+		out.why = "requested " + string(out.attest) + ", lowered to the policy's " + string(d.Attest) + ": " + d.Why
+		out.attest, out.rule = d.Attest, d.Rule
 	}
+	return out, nil
 }
 
 // rank orders attestation levels: A vouches for the most.

@@ -313,6 +313,7 @@ func signJSON(r *core.SignResult) string {
 	return mustJSON(map[string]any{
 		"identity": r.Identity, "date": r.Date, "attest": r.Attest, "origid": r.OrigID,
 		"orig": r.Orig, "dest": r.Dest, "iat": r.IAT, "x5u": r.X5U,
+		"tenant": r.Tenant, "spc": r.SPC, "rule": r.Rule,
 	})
 }
 

@@ -7,10 +7,8 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +38,10 @@ type Options struct {
 	MaxBody int64
 	// CertMaxAge is the Cache-Control max-age of /certs/ (default 24h).
 	CertMaxAge time.Duration
-	// CertName publishes the chain at /certs/<CertName>.pem (default: the
-	// base name of the signer's x5u path, else "sp").
+	// CertName publishes the default tenant's chain at
+	// /certs/<CertName>.pem (default: the base name of the signer's x5u
+	// path, else "sp"). Every tenant's chain is also at /certs/<name>.pem,
+	// and each x5u a tenant signs with (current and next) at its base name.
 	CertName string
 	// Timeout bounds one signing or verification (default 2 s).
 	Timeout time.Duration
@@ -71,8 +71,7 @@ type Options struct {
 type API struct {
 	o       Options
 	mux     *http.ServeMux
-	chain   []byte
-	etag    string
+	pub     map[string]pubEntry // /certs/<file>: see publishTable
 	certURL string
 }
 
@@ -91,15 +90,8 @@ func New(o Options) (*API, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{o: o, mux: http.NewServeMux()}
-	if o.Signer != nil {
-		for _, c := range o.Signer.Credential().Chain {
-			a.chain = append(a.chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-		}
-		sum := sha256.Sum256(a.chain)
-		a.etag = `"` + hex.EncodeToString(sum[:12]) + `"`
-		if o.CertName == "" {
-			o.CertName = certNameFromURL(o.Signer.X5U())
-		}
+	if o.Signer != nil && o.CertName == "" {
+		o.CertName = certNameFromURL(o.Signer.X5U())
 	}
 	if o.CertName == "" {
 		o.CertName = "sp"
@@ -109,6 +101,9 @@ func New(o Options) (*API, error) {
 	}
 	a.o = o
 	a.certURL = "/certs/" + o.CertName + ".pem"
+	if o.Signer != nil {
+		a.pub = publishTable(o.Signer, o.CertName)
+	}
 	a.mux.Handle("/stir/v1/signing", a.guard(ScopeSign, http.HandlerFunc(a.signing)))
 	a.mux.Handle("/stir/v1/verification", a.guard(ScopeVerify, http.HandlerFunc(a.verification)))
 	a.mux.HandleFunc("GET /certs/{file}", a.certs)
@@ -393,6 +388,7 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 			o.Client = res.Client
 		}
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
+		o.SetSigned(res)
 	})
 	var out SigningResponse
 	out.SigningResponse.Identity = res.Identity
@@ -533,22 +529,24 @@ func remoteIP(r *http.Request) string {
 
 // certs publishes the signing chain, leaf first, as an x5u target.
 func (a *API) certs(w http.ResponseWriter, r *http.Request) {
-	if a.chain == nil || r.PathValue("file") != a.o.CertName+".pem" {
+	e, ok := a.pub[r.PathValue("file")]
+	if !ok {
 		a.fail(w, r, http.StatusNotFound, errNotFound.Withf("no certificate at %s", r.URL.Path))
 		return
 	}
+	c := e.at(time.Now())
 	h := w.Header()
-	h.Set("ETag", a.etag)
+	h.Set("ETag", c.etag)
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(a.o.CertMaxAge/time.Second)))
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, a.etag) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, c.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	h.Set("Content-Type", "application/pem-certificate-chain")
-	h.Set("Content-Length", strconv.Itoa(len(a.chain)))
+	h.Set("Content-Length", strconv.Itoa(len(c.body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(a.chain)
+		_, _ = w.Write(c.body)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/crl"
 	"github.com/stirgate/stirgate/internal/buildinfo"
 )
@@ -151,8 +152,8 @@ var (
 	// Expiry as timestamps, so that an alert is `... - time() < 14 * 86400`
 	// and a dashboard shows dates.
 	descSignNotAfter = prometheus.NewDesc("stirgate_signing_cert_not_after_timestamp_seconds",
-		"Expiry (notAfter, Unix time) of each certificate of the signing chain.",
-		[]string{"spc", "subject", "x5u"}, nil)
+		"Expiry (notAfter, Unix time) of each certificate of each tenant's signing chains (current and next).",
+		[]string{"spc", "subject", "x5u", "tenant"}, nil)
 	descAnchorNotAfter = prometheus.NewDesc("stirgate_trust_anchor_not_after_timestamp_seconds",
 		"Expiry (notAfter, Unix time) of each trust anchor of the verifier.",
 		[]string{"subject"}, nil)
@@ -161,8 +162,8 @@ var (
 		[]string{"issuer"}, nil)
 
 	descLead = prometheus.NewDesc("stirgate_signing_cert_expiry_lead_seconds",
-		"The smallest [signer] expiry_warn lead time the signing certificate is within (0: none). A scrape also logs a lead time newly crossed.",
-		[]string{"spc", "x5u"}, nil)
+		"The smallest [signer] expiry_warn lead time each tenant's signing certificate is within (0: none). A scrape also logs a lead time newly crossed.",
+		[]string{"spc", "x5u", "tenant"}, nil)
 
 	// The fetched CRL (package crl), one series per configured URL.
 	descCRLNext = prometheus.NewDesc("stirgate_crl_next_update_timestamp_seconds",
@@ -225,13 +226,24 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if s.Signer != nil {
-		cred := s.Signer.Credential()
-		for _, crt := range cred.Chain {
-			ch <- prometheus.MustNewConstMetric(descSignNotAfter, prometheus.GaugeValue, float64(crt.NotAfter.Unix()),
-				cred.SPC, crt.Subject.String(), s.Signer.X5U())
+		// Every tenant's chains, the next one too during a rotation: an
+		// alert must see the certificate that will sign tomorrow.
+		for _, t := range s.Signer.Tenants() {
+			creds := []*certs.SigningCredential{t.Credential}
+			urls := []string{t.X5U}
+			if t.Next != nil {
+				creds, urls = append(creds, t.Next.Credential), append(urls, t.Next.X5U)
+			}
+			for i, cred := range creds {
+				for _, crt := range cred.Chain {
+					ch <- prometheus.MustNewConstMetric(descSignNotAfter, prometheus.GaugeValue, float64(crt.NotAfter.Unix()),
+						cred.SPC, crt.Subject.String(), urls[i], t.Name)
+				}
+			}
 		}
-		e := s.Signer.Expiry(c.m.now())
-		ch <- prometheus.MustNewConstMetric(descLead, prometheus.GaugeValue, e.Lead.Seconds(), cred.SPC, s.Signer.X5U())
+		for _, e := range s.Signer.TenantExpiry(c.m.now()) {
+			ch <- prometheus.MustNewConstMetric(descLead, prometheus.GaugeValue, e.Lead.Seconds(), e.SPC, e.X5U, e.Tenant)
+		}
 	}
 }
 

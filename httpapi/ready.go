@@ -27,14 +27,30 @@ func (d *Degraded) Error() string { return strings.Join(d.Reasons, "; ") }
 func Readiness(s *core.Signer, v *core.Verifier, now time.Time) error {
 	var deg []string
 	if s != nil {
-		e := s.Expiry(now)
-		switch {
-		case !e.CanSign:
-			return fmt.Errorf("signing certificate cannot sign now (valid %s..%s)",
-				e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339))
-		case e.Last:
-			deg = append(deg, fmt.Sprintf("signing certificate expires in %s (at %s)",
-				e.Left.Round(time.Minute), e.NotAfter.UTC().Format(time.RFC3339)))
+		// The default tenant decides readiness (without one: whether any
+		// tenant can sign); another tenant that cannot sign degrades it,
+		// since every other customer's calls still sign.
+		es := s.TenantExpiry(now)
+		anyOK := false
+		for _, e := range es {
+			anyOK = anyOK || e.CanSign
+		}
+		for _, e := range es {
+			what := "signing certificate"
+			if e.Tenant != core.DefaultTenant {
+				what = "tenant " + e.Tenant + " signing certificate"
+			}
+			switch {
+			case !e.CanSign && (e.Tenant == core.DefaultTenant || !anyOK):
+				return fmt.Errorf("%s cannot sign now (valid %s..%s)", what,
+					e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339))
+			case !e.CanSign:
+				deg = append(deg, fmt.Sprintf("%s cannot sign now (valid %s..%s)", what,
+					e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339)))
+			case e.Last:
+				deg = append(deg, fmt.Sprintf("%s expires in %s (at %s)", what,
+					e.Left.Round(time.Minute), e.NotAfter.UTC().Format(time.RFC3339)))
+			}
 		}
 	}
 	if v != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/stir"
 )
 
@@ -61,6 +62,15 @@ type Outcome struct {
 	// Client is the HTTP API's authenticated client.
 	Client string
 
+	// Tenant, Customer and Rule record a signature's arrangement (FCC
+	// 24-120): whose credential signed (SPC beside it), the policy
+	// customer the call was attributed to, and the stable name of the
+	// rule that decided the attestation (customer_number, customer,
+	// gateway, default, override, trusted_caller, requested_lower).
+	Tenant   string
+	Customer string
+	Rule     string
+
 	// Div are the diverting numbers of a verified div chain (RFC 8946),
 	// first diversion first, comma-separated; RCDNam and RCDCrn the
 	// verified rich call data's display name and call reason (RFC 9795).
@@ -100,5 +110,19 @@ func (o *Outcome) SetExtensions(r *stir.Result) {
 	o.Div = strings.Join(tns, ",")
 	if r.RCD != nil {
 		o.RCDNam, o.RCDCrn = r.RCD.Nam, r.RCD.Crn
+	}
+}
+
+// SetSigned copies what a signature decided into o: tenant, SPC,
+// customer, rule, the certificate URL and the authenticated client. Every
+// surface that records a signature calls it, so the arrangement records
+// read the same whichever surface signed.
+func (o *Outcome) SetSigned(r *core.SignResult) {
+	if r == nil {
+		return
+	}
+	o.Tenant, o.Customer, o.Rule, o.SPC, o.X5U = r.Tenant, r.Customer, r.Rule, r.SPC, r.X5U
+	if r.Client != "" {
+		o.Client = r.Client
 	}
 }

@@ -58,6 +58,7 @@ type Filter struct {
 	Attest       string
 	SPC          string
 	Peer         string
+	Tenant       string // the signing tenant
 	Orig         string
 	X5UHost      string // the host of the x5u URL
 	Limit        int    // Query only: default 100, at most MaxLimit
@@ -135,6 +136,7 @@ const (
 	ByPeer    GroupBy = "peer"   // source trunk: address or otg
 	BySystem  GroupBy = "system" // node
 	ByOrig    GroupBy = "orig"   // calling number
+	ByTenant  GroupBy = "tenant" // the signing tenant (FCC 24-120); every tenant, not only the top TopN
 )
 
 // Group is one row of a breakdown: volume, outcome mix, attestation mix

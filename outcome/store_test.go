@@ -42,6 +42,7 @@ func TestStore(t *testing.T) {
 		{"migrations rerun", testMigrations},
 		{"batch is atomic", testBatchAtomic},
 		{"writer spills and replays", testWriterSpill},
+		{"tenants", testTenants},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -86,6 +87,7 @@ func testMerge(t *testing.T, st Store, _ Options) {
 		o.X5U, o.SPC = "https://cert.example.net/a.pem", "1234"
 		o.Peer, o.Profile, o.Mode, o.Client = "192.0.2.7", "sippy", "auto", "acme"
 		o.Div, o.RCDNam, o.RCDCrn = "12155550131,12155550141", "ACME Corp", "Appointment reminder"
+		o.Tenant, o.Customer, o.Rule = "blue", "acme", "customer_number"
 	})
 	// Hangup arrives later and knows only the cause; its time is later.
 	hangup := Outcome{Time: t0.Add(30 * time.Second), System: "pbx1", UniqueID: "1700000000.1", Kind: KindVerify, HangupCause: "16"}

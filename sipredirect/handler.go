@@ -366,10 +366,7 @@ func (h *Handler) sign(ctx context.Context, c call) *Answer {
 		To:     r.Get("to"),
 		Date:   r.Get("date"),
 		CallID: r.CallID,
-		Source: src.Addr().Unmap().String(),
-	}
-	if otg := param(headerParams(req.From), "otg"); otg != "" {
-		req.Source = otg
+		Source: PolicySource(r.Get("from"), src.Addr().Unmap().String()),
 	}
 	if h.attHdr != "" {
 		if v := strings.TrimSpace(r.Get(h.attHdr)); v != "" {
@@ -400,6 +397,7 @@ func (h *Handler) sign(ctx context.Context, c call) *Answer {
 	h.observe("sign", start, "signed", "")
 	h.record(c, outcome.KindSign, func(o *outcome.Outcome) {
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest, o.SIPCode = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ","), 0
+		o.SetSigned(res)
 	})
 	h.o.Logger.Debug("signed", "call_id", r.CallID, "orig", res.Orig, "dest", res.Dest, "attest", res.Attest)
 	return a
@@ -516,4 +514,14 @@ func addrOnly(v string) string {
 		return strings.TrimSpace(v[:i])
 	}
 	return strings.TrimSpace(v)
+}
+
+// PolicySource is the policy key of a request to sign: the otg parameter
+// of its From (a trunk group) when present, else the source address.
+// `stirgate sign --source` uses it to sign as this server would.
+func PolicySource(from, addr string) string {
+	if otg := param(headerParams(from), "otg"); otg != "" {
+		return otg
+	}
+	return addr
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stirgate/stirgate/core"
+	"github.com/stirgate/stirgate/core/certs"
 	"github.com/stirgate/stirgate/core/config"
 )
 
@@ -71,17 +73,36 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // readiness lists what would keep `serve` from being ready at now.
 func readiness(cfg *config.Config, now time.Time) []string {
 	var problems []string
-	if cfg.Signer.Enabled() {
+	if cfg.Signing() {
 		s, err := cfg.NewSigner(func() time.Time { return now }, nil)
 		if err != nil {
 			problems = append(problems, err.Error())
 		} else {
-			c := s.Credential()
-			switch {
-			case now.After(c.NotAfter):
-				problems = append(problems, fmt.Sprintf("signer.cert: certificate expired at %s", c.NotAfter.UTC().Format(time.RFC3339)))
-			case now.Before(c.NotBefore):
-				problems = append(problems, fmt.Sprintf("signer.cert: certificate not valid before %s", c.NotBefore.UTC().Format(time.RFC3339)))
+			// Every tenant's credential that signs now must be able to; a
+			// next one must be valid at its activation instant.
+			for _, t := range s.Tenants() {
+				where := fmt.Sprintf("tenant %q cert", t.Name)
+				if t.Name == core.DefaultTenant && cfg.Signer.Enabled() {
+					where = "signer.cert"
+				}
+				c := t.Credential
+				if t.Next != nil && !now.Before(t.Next.Activate) {
+					c, where = t.Next.Credential, where+" (next, active since "+t.Next.Activate.UTC().Format(time.RFC3339)+")"
+				}
+				switch {
+				case revoked(cfg, c.Chain) != nil:
+					problems = append(problems, fmt.Sprintf("%s: %v", where, revoked(cfg, c.Chain)))
+				case now.After(c.NotAfter):
+					problems = append(problems, fmt.Sprintf("%s: certificate expired at %s", where, c.NotAfter.UTC().Format(time.RFC3339)))
+				case now.Before(c.NotBefore):
+					problems = append(problems, fmt.Sprintf("%s: certificate not valid before %s", where, c.NotBefore.UTC().Format(time.RFC3339)))
+				}
+				if n := t.Next; n != nil && now.Before(n.Activate) {
+					if a := n.Activate; a.Before(n.Credential.NotBefore) || a.After(n.Credential.NotAfter) {
+						problems = append(problems, fmt.Sprintf("%s: the next certificate (valid %s..%s) cannot sign at its activation %s", where,
+							n.Credential.NotBefore.UTC().Format(time.RFC3339), n.Credential.NotAfter.UTC().Format(time.RFC3339), a.UTC().Format(time.RFC3339)))
+					}
+				}
 			}
 		}
 	}
@@ -101,6 +122,23 @@ func readiness(cfg *config.Config, now time.Time) []string {
 		}
 	}
 	return problems
+}
+
+// revoked reports a certificate of chain listed in the [verifier] crl
+// files (the fetched CRLs are looked at by the running service).
+func revoked(cfg *config.Config, chain []*x509.Certificate) error {
+	var files []string
+	for _, f := range cfg.Verifier.CRL {
+		files = append(files, cfg.Resolve(f))
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	set, err := certs.LoadCRLSet(files...)
+	if err != nil {
+		return nil // reported with the verifier's problems
+	}
+	return set.Revoked(chain)
 }
 
 // anchorProblem says why a trust anchor file is unusable: no certificate

@@ -45,6 +45,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	until := fs.String("until", "", "end (exclusive): a duration ago or an RFC 3339 time; empty for now")
 	format := fs.String("format", "table", "table, json or csv")
 	system := fs.String("system", "", "only this Asterisk system")
+	by := fs.String("by", "", "tenant: signing volume and attestation mix per tenant")
+	records := fs.Bool("records", false, "one row per signature with its arrangement (tenant, spc, customer, rule, client): the FCC 24-120 records; --format csv or json")
+	tenant := fs.String("tenant", "", "only this tenant's signatures")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -76,6 +79,28 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(fmt.Errorf("store: %w", err))
 	}
 	defer st.Close()
+	f.Tenant = *tenant
+	switch {
+	case *by != "" && *by != "tenant":
+		return fail(fmt.Errorf("--by %q: want tenant", *by))
+	case *by != "" && *records:
+		return fail(fmt.Errorf("--by and --records do not go together"))
+	case *by == "tenant":
+		err = reportByTenant(ctx, st, f, *format, stdout)
+	case *records:
+		err = reportRecords(ctx, st, f, *format, stdout)
+	default:
+		if *tenant != "" {
+			return fail(fmt.Errorf("--tenant needs --by tenant or --records"))
+		}
+	}
+	if *by != "" || *records {
+		if err != nil {
+			fmt.Fprintf(stderr, "stirgate report: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	rep, err := st.Report(ctx, f)
 	if err != nil {
 		fmt.Fprintf(stderr, "stirgate report: %v\n", err)

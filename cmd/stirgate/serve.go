@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,9 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			var out []web.CertInfo
 			if g.signer != nil {
-				for _, c := range g.signer.Credential().Chain {
-					out = append(out, web.CertInfo{Name: c.Subject.CommonName, NotAfter: c.NotAfter})
-				}
+				out = append(out, signerCerts(g.signer)...)
 			}
 			if g.verifier != nil {
 				for _, c := range g.verifier.Anchors() {
@@ -500,4 +499,26 @@ func demo(ctx context.Context, s *core.Signer, v *core.Verifier, w io.Writer) {
 		fmt.Fprintf(w, " error=%s (%d %s) %s", r.Error, r.SIPCode, r.Reason, r.Detail)
 	}
 	fmt.Fprintln(w)
+}
+
+// signerCerts lists every certificate the signer's tenants sign with,
+// current and next, for the dashboard's expiry panel.
+func signerCerts(s *core.Signer) []web.CertInfo {
+	var out []web.CertInfo
+	add := func(kind string, chain []*x509.Certificate) {
+		for _, c := range chain {
+			out = append(out, web.CertInfo{Kind: kind, Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+		}
+	}
+	for _, t := range s.Tenants() {
+		kind := "signing"
+		if t.Name != core.DefaultTenant {
+			kind = "signing, tenant " + t.Name
+		}
+		add(kind, t.Credential.Chain)
+		if t.Next != nil {
+			add(kind+", next from "+t.Next.Activate.UTC().Format(time.RFC3339), t.Next.Credential.Chain)
+		}
+	}
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stirgate/stirgate/core/sipmsg"
 	"github.com/stirgate/stirgate/core/stir"
 	"github.com/stirgate/stirgate/core/tn"
+	"github.com/stirgate/stirgate/sipredirect"
 )
 
 func init() {
@@ -54,8 +55,8 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		to      = fs.String("to", "", "To header value")
 		date    = fs.String("date", "", "Date header value")
 		cust    = fs.String("customer", "", "policy customer or trunk name")
-		source  = fs.String("source", "", "policy source address or tag")
-		asJSON  = fs.Bool("json", false, "print identity, date, attest and origid as JSON")
+		source  = fs.String("source", "", "source address or tag: with --config, sign as the SIP redirect would for a request from it (prints JSON)")
+		asJSON  = fs.Bool("json", false, "print identity, date, attest, origid, tenant, spc and rule as JSON")
 		div     = fs.String("div", "", "sign a diversion (RFC 8946): the diverting number or Diversion header value; needs the received --identity and the new --dest or --target")
 		hi      = fs.String("hi", "", "History-Info index of the diversion (div.hi), with --div")
 		target  = fs.String("target", "", "Request-URI of the retargeted call, with --div (new target when --dest is empty)")
@@ -119,6 +120,13 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Trusted: *attest != "",
 		At:      now(),
 	}
+	// --source with a config signs as the SIP redirect server would for a
+	// request from that address: the policy matches the source (or the
+	// From's otg), and a requested level may only lower what it grants.
+	asSIP := *source != "" && *keyFile == "" && *cust == ""
+	if asSIP {
+		req.Source, req.Trusted = sipredirect.PolicySource(*from, *source), false
+	}
 	if *dest != "" {
 		req.Dest = strings.Split(*dest, ",")
 	}
@@ -131,11 +139,16 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "stirgate sign: %v\n", err)
 		return exitFail
 	}
-	if *asJSON {
-		return printJSON(stdout, map[string]any{
+	if *asJSON || asSIP {
+		out := map[string]any{
 			"identity": res.Identity, "date": res.Date, "attest": res.Attest, "origid": res.OrigID,
 			"orig": res.Orig, "dest": res.Dest, "iat": res.IAT, "x5u": res.X5U,
-		}, exitOK)
+			"tenant": res.Tenant, "spc": res.SPC, "rule": res.Rule, "why": res.Why,
+		}
+		if res.Customer != "" {
+			out["customer"] = res.Customer
+		}
+		return printJSON(stdout, out, exitOK)
 	}
 	fmt.Fprintln(stdout, res.Identity)
 	return exitOK

@@ -75,7 +75,7 @@ func (c *Config) PrepareLab(now time.Time, log *slog.Logger) error {
 	if c.System() {
 		base = dir
 	}
-	if !c.Signer.Enabled() {
+	if !c.Signer.Enabled() && !c.namedDefaultTenant() {
 		c.Signer.Key = filepath.Join(base, "sp.key")
 		c.Signer.Cert = filepath.Join(base, "sp-chain.pem")
 		c.Signer.X5U = l.LabURL()
@@ -152,24 +152,54 @@ func (c *Config) NewPolicy() (*policy.Policy, error) {
 	return policy.New(o)
 }
 
-// NewSigner builds the STI-AS of [signer] and [policy]. It fails when no
-// signer is configured.
+// NewSigner builds the STI-AS of [signer], [[tenant]] and [policy]. It
+// fails when no signer is configured.
 func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer, error) {
+	return c.newSigner(now, log, nil)
+}
+
+// revokedBy is the signer's revocation look-up of v's CRLs (files and
+// fetched): a tenant whose own certificate the STI-PA revoked must stop
+// signing, since every verifier would refuse its calls. Only a listed
+// certificate counts; a CRL that cannot be used does not stop signing.
+func revokedBy(v *core.Verifier) func([]*x509.Certificate, time.Time) error {
+	if v == nil || (v.CRL() == nil && v.Revocation() == nil) {
+		return nil
+	}
+	return func(chain []*x509.Certificate, now time.Time) error {
+		if set := v.CRL(); set != nil {
+			if err := set.Revoked(chain); err != nil {
+				return err
+			}
+		}
+		if r := v.Revocation(); r != nil {
+			if err := r.Check(chain, nil, now); errors.Is(err, stir.ErrCertRevoked) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (c *Config) newSigner(now func() time.Time, log *slog.Logger, revoked func([]*x509.Certificate, time.Time) error) (*core.Signer, error) {
 	s := c.Signer
-	if !s.Enabled() {
-		return nil, errors.New("no [signer] configured")
+	if !c.Signing() {
+		return nil, errors.New("no [signer] or [[tenant]] configured")
 	}
-	keyPEM, err := os.ReadFile(c.Resolve(s.Key))
-	if err != nil {
-		return nil, fmt.Errorf("signer.key: %w", err)
+	var o core.SignerOptions
+	if s.Enabled() {
+		cred, err := c.loadCredential("signer", s.Key, s.Cert)
+		if err != nil {
+			return nil, err
+		}
+		o.Credential, o.X5U = cred, s.X5U
+		if o.Next, err = c.loadNext("signer", s.Next); err != nil {
+			return nil, err
+		}
 	}
-	chainPEM, err := os.ReadFile(c.Resolve(s.Cert))
+	tenants, err := c.coreTenants()
 	if err != nil {
-		return nil, fmt.Errorf("signer.cert: %w", err)
-	}
-	cred, err := certs.LoadSigner(keyPEM, chainPEM)
-	if err != nil {
-		return nil, fmt.Errorf("signer: %w", err)
+		return nil, err
 	}
 	pol, err := c.NewPolicy()
 	if err != nil {
@@ -181,18 +211,16 @@ func (c *Config) NewSigner(now func() time.Time, log *slog.Logger) (*core.Signer
 	if err != nil {
 		return nil, err
 	}
-	return core.NewSigner(core.SignerOptions{
-		RCDFetch:      rcdFetch,
-		Credential:    cred,
-		X5U:           s.X5U,
-		Numbers:       c.NumberRules(),
-		Policy:        pol,
-		DateWindow:    s.DateWindow.Duration,
-		ExpiryWarning: s.ExpiryWarning.Duration,
-		ExpiryLeads:   durations(s.ExpiryWarn),
-		Now:           now,
-		Logger:        log,
-	})
+	o.RCDFetch = rcdFetch
+	o.Tenants = tenants
+	o.Revoked = revoked
+	o.Numbers = c.NumberRules()
+	o.Policy = pol
+	o.DateWindow = s.DateWindow.Duration
+	o.ExpiryWarning = s.ExpiryWarning.Duration
+	o.ExpiryLeads = durations(s.ExpiryWarn)
+	o.Now, o.Logger = now, log
+	return core.NewSigner(o)
 }
 
 // VerifierOptions converts [verifier] and [x5u] into core options.
@@ -379,12 +407,6 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		return nil, err
 	}
 	s := &Services{}
-	if c.Signer.Enabled() {
-		var err error
-		if s.Signer, err = c.NewSigner(o.Now, o.Logger); err != nil {
-			return nil, err
-		}
-	}
 	if len(c.Verifier.Trust) > 0 {
 		vo, err := c.VerifierOptions(o.Now, o.Logger)
 		if err != nil {
@@ -401,8 +423,15 @@ func (c *Config) Build(o BuildOptions) (*Services, error) {
 		}
 		StartRevocation(vo, true)
 	}
+	if c.Signing() {
+		var err error
+		if s.Signer, err = c.newSigner(o.Now, o.Logger, revokedBy(s.Verifier)); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if s.Signer == nil && s.Verifier == nil {
-		return nil, errors.New("nothing to run: no [signer] and no [verifier] trust anchors")
+		return nil, errors.New("nothing to run: no [signer] or [[tenant]] and no [verifier] trust anchors")
 	}
 	return s, nil
 }

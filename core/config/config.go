@@ -26,9 +26,12 @@ import (
 // file of its own in this package (agi.go, ami.go, http.go, sip.go), so
 // that surfaces evolve without touching each other.
 type Config struct {
-	Log      Log      `toml:"log"`
-	Lab      Lab      `toml:"lab"`
-	Signer   Signer   `toml:"signer"`
+	Log    Log    `toml:"log"`
+	Lab    Lab    `toml:"lab"`
+	Signer Signer `toml:"signer"`
+	// Tenants are further signing credentials (tenant.go); [signer] is
+	// the one named "default".
+	Tenants  []Tenant `toml:"tenant"`
 	Numbers  Numbers  `toml:"numbers"`
 	Policy   Policy   `toml:"policy"`
 	Verifier Verifier `toml:"verifier"`
@@ -116,6 +119,7 @@ func (c *Config) Validate() error {
 		c.Log.Validate(),
 		c.Lab.Validate(),
 		c.Signer.Validate(),
+		c.validateTenants(),
 		c.Numbers.Validate(),
 		c.Policy.Validate(),
 		c.Verifier.Validate(),

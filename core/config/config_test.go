@@ -38,7 +38,7 @@ func TestSampleHasEveryCoreKey(t *testing.T) {
 		v    any
 	}{{"log", Log{}}, {"lab", Lab{}}, {"signer", Signer{}}, {"numbers", Numbers{}}, {"policy", Policy{}}, {"verifier", Verifier{}}, {"x5u", X5U{}},
 		{"agi", AGI{}}, {"ami", AMI{}}, {"store", Store{}}, {"http", HTTP{}}, {"publish", Publish{}}, {"sip", SIP{}}, {"http.token", APIToken{}}, {"node", Node{}},
-		{"sip.listen", SIPListen{}}, {"sip.profile", SIPProfile{}}} {
+		{"sip.listen", SIPListen{}}, {"sip.profile", SIPProfile{}}, {"tenant", Tenant{}}, {"signer", Next{}}} {
 		m, _ := raw[sec.name].(map[string]any)
 		if strings.HasPrefix(sec.name, "sip.") || strings.HasPrefix(sec.name, "http.") {
 			m = nil // tables of tables are documented as commented examples

@@ -52,6 +52,52 @@ type Signer struct {
 	DateWindow    Duration   `toml:"date_window"`    // Date header freshness for iat (default 60s)
 	ExpiryWarning Duration   `toml:"expiry_warning"` // warn when the cert expires within (default 720h)
 	ExpiryWarn    []Duration `toml:"expiry_warn"`    // lead times logged once each while running; the last one is /readyz "degraded" (default 720h, 168h, 24h)
+	// The next credential (rotation): signed with from Activate on.
+	Next
+}
+
+// Next is a credential's successor: next_key, next_cert, next_x5u and
+// activate, in [signer] and in each [[tenant]].
+type Next struct {
+	NextKey  string    `toml:"next_key"`
+	NextCert string    `toml:"next_cert"`
+	NextX5U  string    `toml:"next_x5u"`
+	Activate time.Time `toml:"activate"` // RFC 3339; signing switches at this instant
+}
+
+// Enabled reports whether a next credential is configured.
+func (n Next) Enabled() bool {
+	return n.NextKey != "" || n.NextCert != "" || n.NextX5U != "" || !n.Activate.IsZero()
+}
+
+func (n Next) validate(where, x5u string) error {
+	if !n.Enabled() {
+		return nil
+	}
+	var errs []error
+	if n.NextKey == "" || n.NextCert == "" || n.NextX5U == "" || n.Activate.IsZero() {
+		errs = append(errs, fmt.Errorf("%s: next_key, next_cert, next_x5u and activate go together", where))
+	}
+	if n.NextX5U != "" && n.NextX5U == x5u {
+		errs = append(errs, fmt.Errorf("%s.next_x5u: the same URL as x5u; both chains are published during the overlap, each at its own URL", where))
+	}
+	if n.NextX5U != "" {
+		if u, err := url.Parse(n.NextX5U); err != nil || !u.IsAbs() || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.next_x5u %q: not an absolute URL", where, n.NextX5U))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Tenant is one [[tenant]]: the signing credential of a provider the
+// operator signs for (FCC 24-120). [signer] is the tenant named "default".
+type Tenant struct {
+	Name   string `toml:"name"`
+	Key    string `toml:"key"`
+	Cert   string `toml:"cert"`
+	X5U    string `toml:"x5u"`
+	OrigID string `toml:"origid"`
+	Next
 }
 
 // Enabled reports whether the section configures a signer.
@@ -70,6 +116,10 @@ func (s Signer) Validate() error {
 			}
 		}
 	}
+	if s.Next.Enabled() && !s.Enabled() {
+		errs = append(errs, errors.New("signer: a next credential needs a current one (key, cert, x5u)"))
+	}
+	errs = append(errs, s.Next.validate("signer", s.X5U))
 	return errors.Join(errs...)
 }
 
@@ -141,6 +191,9 @@ type Customer struct {
 	// HTTP attest, AGI attest= or SIP Attestation field is used as given).
 	// Off (default), a requested level may only lower what policy grants.
 	AttestOverride bool `toml:"attest_override"`
+	// Tenant is the [[tenant]] whose credential signs this customer's
+	// calls; empty: the default tenant ([signer]).
+	Tenant string `toml:"tenant"`
 }
 
 // Validate checks the [policy] section (the policy package re-checks

@@ -33,7 +33,25 @@ type Customer struct {
 	// calls (a request's attest is used as given, even above what the
 	// numbers earn). Off, a request may only lower the level.
 	AttestOverride bool
+	// Tenant names the signing credential (core.Tenant) of this customer's
+	// calls; empty is the tenant named "default". FCC 24-120: a provider
+	// signing for another signs with that provider's own certificate.
+	Tenant string
 }
+
+// Rules: the stable names of what decided a call's attestation, recorded
+// with every signature (the arrangement records of FCC 24-120). The first
+// four are the policy's; the Signer adds the last three when a request's
+// attest was used.
+const (
+	RuleCustomerNumber = "customer_number" // a known customer, calling from its own number: A
+	RuleCustomer       = "customer"        // a known customer, number not theirs: B
+	RuleGateway        = "gateway"         // a gateway source: C
+	RuleDefault        = "default"         // nothing matched: [policy] default
+	RuleOverride       = "override"        // the customer chose (attest_override)
+	RuleTrustedCaller  = "trusted_caller"  // the operator's own process chose (SignRequest.Trusted)
+	RuleRequestedLower = "requested_lower" // the request asked for less than the policy grants
+)
 
 // RCD is a customer's rich call data: display name, logo URL, and a jCard
 // inline (JSON text) or by URL.
@@ -63,6 +81,11 @@ type Decision struct {
 	Why      string // short explanation for logs
 	// Override: the customer may choose the attestation itself.
 	Override bool
+	// Rule is the stable name of the case that decided (Rule* constants).
+	Rule string
+	// Tenant is the matched customer's tenant ("" without a customer or
+	// when the customer names none: the default tenant).
+	Tenant string
 }
 
 // Input is what the policy looks at.
@@ -225,21 +248,48 @@ func (p *Policy) Decide(in Input) (Decision, error) {
 		}
 	}
 	if c != nil {
-		d := Decision{Customer: c.Name, OrigID: c.OrigID, Override: c.AttestOverride}
+		d := Decision{Customer: c.Name, OrigID: c.OrigID, Override: c.AttestOverride, Tenant: c.Tenant}
 		if c.owns(in.Orig) {
-			d.Attest, d.Why = stir.AttestFull, "customer owns the number"
+			d.Attest, d.Why, d.Rule = stir.AttestFull, "customer owns the number", RuleCustomerNumber
 		} else {
-			d.Attest, d.Why = stir.AttestPartial, "known customer, number not theirs"
+			d.Attest, d.Why, d.Rule = stir.AttestPartial, "known customer, number not theirs", RuleCustomer
 		}
 		return d, nil
 	}
 	if in.Source != "" && p.gateways.match(in.Source) {
-		return Decision{Attest: stir.AttestGateway, Why: "gateway source"}, nil
+		return Decision{Attest: stir.AttestGateway, Why: "gateway source", Rule: RuleGateway}, nil
 	}
 	if p.def == "" {
 		return Decision{}, stir.ErrSignNotAllowed.Withf("source %q matches no customer or gateway and no default attestation is set", in.Source)
 	}
-	return Decision{Attest: p.def, Why: "default"}, nil
+	return Decision{Attest: p.def, Why: "default", Rule: RuleDefault}, nil
+}
+
+// CustomerTenants maps every customer that names a tenant to it, so that
+// a Signer can refuse a name it does not hold when it is built.
+func (p *Policy) CustomerTenants() map[string]string {
+	out := map[string]string{}
+	if p == nil {
+		return out
+	}
+	for _, c := range p.customers {
+		if c.Tenant != "" {
+			out[c.Name] = c.Tenant
+		}
+	}
+	return out
+}
+
+// TenantOf returns the tenant of the named customer ("" when it names
+// none or is unknown).
+func (p *Policy) TenantOf(customer string) string {
+	if p == nil {
+		return ""
+	}
+	if c := p.byName[customer]; c != nil {
+		return c.Tenant
+	}
+	return ""
 }
 
 // matcher matches a source against addresses, prefixes and tags.

@@ -40,6 +40,15 @@ func appendRecord(b []byte, r *Record) []byte {
 	if r.RCDCrn != "" {
 		b = appendField(b, "RCDCrn", r.RCDCrn)
 	}
+	if r.Tenant != "" {
+		b = appendField(b, "Tenant", r.Tenant)
+	}
+	if r.Customer != "" {
+		b = appendField(b, "Customer", r.Customer)
+	}
+	if r.Rule != "" {
+		b = appendField(b, "Rule", r.Rule)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -144,6 +144,7 @@ func (r *Recorder) Signed(req core.SignRequest, res *core.SignResult, err *stir.
 		o.Orig, o.Dest = req.Orig, strings.Join(req.Dest, ",")
 	} else {
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
+		o.Tenant, o.Customer, o.Rule, o.SPC, o.X5U = res.Tenant, res.Customer, res.Rule, res.SPC, res.X5U
 	}
 	r.w.Record(o)
 }

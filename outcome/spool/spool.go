@@ -58,6 +58,10 @@ type Record struct {
 	Div       string `json:",omitempty"` // verified diverting numbers, comma-separated
 	RCDNam    string `json:",omitempty"` // verified rcd display name
 	RCDCrn    string `json:",omitempty"` // verified call reason
+	// A signature's arrangement (outcome.Outcome.SetSigned).
+	Tenant   string `json:",omitempty"`
+	Customer string `json:",omitempty"`
+	Rule     string `json:",omitempty"`
 }
 
 // File name suffixes.

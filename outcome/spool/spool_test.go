@@ -16,7 +16,8 @@ func sample() Record {
 		Kind: "verify", Direction: "inbound", Orig: "12155550121", Dest: "12155550131,12155550132", Result: "fail",
 		Verstat: "TN-Validation-Failed", Attest: "A", OrigID: "9a4e6a1c-7a34-4d55-8d3c-0e5d2e5f1a00", SIPCode: 438,
 		ErrorName: "orig_mismatch", Reason: `orig.tn "1" \ request <2>` + "\x01\n\u2028é", X5U: "https://cert.example/a.pem",
-		SPC: "1234", Source: "kamailio", Peer: "192.0.2.1", Div: "12155550131,12155550141", RCDNam: "ACME \"Corp\"", RCDCrn: "Delivery"}
+		SPC: "1234", Source: "kamailio", Peer: "192.0.2.1", Div: "12155550131,12155550141", RCDNam: "ACME \"Corp\"", RCDCrn: "Delivery",
+		Tenant: "blue", Customer: "acme", Rule: "customer_number"}
 }
 
 // TestAppendRecordIsJSON: the hand-written encoder and encoding/json agree.

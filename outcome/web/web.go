@@ -109,6 +109,7 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 	f.Result, f.ErrorName, f.Attest = q.Get("result"), q.Get("error"), q.Get("attest")
 	f.Kind, f.System = q.Get("kind"), q.Get("system")
 	f.SPC, f.Peer, f.Orig, f.X5UHost = q.Get("spc"), q.Get("peer"), q.Get("orig"), q.Get("x5u_host")
+	f.Tenant = q.Get("tenant")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > outcome.MaxLimit {
@@ -152,6 +153,10 @@ type OutcomeJSON struct {
 	Div    string `json:"div,omitempty"`
 	RCDNam string `json:"rcd_nam,omitempty"`
 	RCDCrn string `json:"rcd_crn,omitempty"`
+	// A signature's arrangement (FCC 24-120).
+	Tenant   string `json:"tenant,omitempty"`
+	Customer string `json:"customer,omitempty"`
+	Rule     string `json:"rule,omitempty"`
 }
 
 // ToJSON converts an outcome to its wire form.
@@ -162,6 +167,7 @@ func ToJSON(o outcome.Outcome) OutcomeJSON {
 		Attest: o.Attest, OrigID: o.OrigID, SIPCode: o.SIPCode, ErrorName: o.ErrorName, Reason: o.Reason,
 		X5U: o.X5U, SPC: o.SPC, HangupCause: o.HangupCause, Source: string(o.Source),
 		Div: o.Div, RCDNam: o.RCDNam, RCDCrn: o.RCDCrn,
+		Tenant: o.Tenant, Customer: o.Customer, Rule: o.Rule,
 	}
 	if !o.Until.IsZero() {
 		u := o.Until
@@ -215,7 +221,7 @@ func (h *handler) outcomes(w http.ResponseWriter, r *http.Request) {
 // csvColumns are the columns of /outcomes?format=csv: one field each.
 var csvColumns = []string{"time", "system", "uniqueid", "kind", "direction", "orig", "dest", "result", "verstat", "attest",
 	"origid", "sip_code", "error", "reason", "x5u", "spc", "peer", "client", "source", "hangup_cause",
-	"div", "rcd_nam", "rcd_crn"}
+	"div", "rcd_nam", "rcd_crn", "tenant", "customer", "rule"}
 
 func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -230,7 +236,7 @@ func writeCSV(w http.ResponseWriter, os []outcome.Outcome) {
 		}
 		cw.Write([]string{o.Time.UTC().Format(time.RFC3339Nano), o.System, o.UniqueID, o.Kind, o.Direction, o.Orig, o.Dest,
 			o.Result, o.Verstat, o.Attest, o.OrigID, code, o.ErrorName, o.Reason, o.X5U, o.SPC, o.Peer, o.Client,
-			string(o.Source), o.HangupCause, o.Div, o.RCDNam, o.RCDCrn})
+			string(o.Source), o.HangupCause, o.Div, o.RCDNam, o.RCDCrn, o.Tenant, o.Customer, o.Rule})
 	}
 	cw.Flush()
 }
@@ -339,7 +345,8 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		name string
 		f    outcome.Filter
 		by   outcome.GroupBy
-	}{{"spc", inbound, outcome.BySPC}, {"x5u_host", inbound, outcome.ByX5UHost}, {"peer", f, outcome.ByPeer}, {"system", f, outcome.BySystem}} {
+	}{{"spc", inbound, outcome.BySPC}, {"x5u_host", inbound, outcome.ByX5UHost}, {"peer", f, outcome.ByPeer}, {"system", f, outcome.BySystem},
+		{"tenant", outbound(f), outcome.ByTenant}} {
 		if groups[g.name], err = h.opts.Store.Groups(ctx, g.f, g.by); err != nil {
 			h.opts.Logger.Error("outcome store", "err", err)
 			http.Error(w, "outcome store unavailable", http.StatusServiceUnavailable)
@@ -355,6 +362,7 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 	v.X5UHosts = groupRows(groups["x5u_host"], f, "x5u_host", outcome.KindVerify)
 	v.Peers = groupRows(groups["peer"], f, "peer", "")
 	v.Systems = groupRows(groups["system"], f, "system", "")
+	v.Tenants = groupRows(groups["tenant"], f, "tenant", outcome.KindSign)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// The page has no external anything; say so to the browser too.
@@ -420,6 +428,7 @@ type view struct {
 	X5UHosts     []groupRow
 	Peers        []groupRow
 	Systems      []groupRow
+	Tenants      []groupRow // signing volume and attestation mix per tenant (FCC 24-120)
 	Series       []rect
 	PassRate     []rect // inbound pass rate per hour, of SeriesH
 	SignedShare  []rect // outbound signed share per hour
@@ -498,6 +507,12 @@ func pct(n, total int) string {
 		return "0.0%"
 	}
 	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + "%"
+}
+
+// outbound is f narrowed to signatures.
+func outbound(f outcome.Filter) outcome.Filter {
+	f.Kind = outcome.KindSign
+	return f
 }
 
 // drill is the /outcomes URL of the calls of the period that match kv
