@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -121,7 +120,7 @@ func TestSIGKILLLosesNoOutcome(t *testing.T) {
 	}{{"journal", ""}, {"no-journal", `journal_dir = "off"`}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			addr := freeAddr(t)
+			addr := freeAddr(t, "tcp")
 			cfgPath := filepath.Join(dir, "stirgate.toml")
 			cfg := fmt.Sprintf(`
 [lab]
@@ -208,14 +207,4 @@ system = "node-k"
 			}
 		})
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

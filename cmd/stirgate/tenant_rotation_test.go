@@ -94,10 +94,17 @@ func TestTenantRotationUnderLoad(t *testing.T) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
 		return false
 	})
-	// Signatures of the old generation are all before the instant only if
-	// the reload came first.
-	if !time.Now().Before(activate) {
-		t.Fatalf("the reload ended after the activation instant %s", activate)
+	// A reload that ends after the instant (a slow, loaded host) leaves a
+	// window in which the old configuration still signs: nothing can sign
+	// with a credential it has not loaded. Calls in that window may carry
+	// either credential; every other call must be exact. The core test
+	// (an injected clock) pins the switch itself to the instant.
+	loaded := time.Now()
+	strictFrom := activate
+	if loaded.After(activate) {
+		strictFrom = loaded.Truncate(time.Second).Add(time.Second)
+		t.Logf("the reload ended %s after the activation instant; calls until %s may carry either credential",
+			loaded.Sub(activate).Round(time.Millisecond), strictFrom.UTC().Format(time.RFC3339))
 	}
 	// During the overlap both chains are published, each at its x5u.
 	if !bytes.Equal(e.published(t, "blue.pem"), e.labs["blue"].ChainPEM()) {
@@ -127,6 +134,8 @@ func TestTenantRotationUnderLoad(t *testing.T) {
 			before = id
 		case x5u == next && iat >= activate.Unix():
 			after = id
+		case x5u == cur && iat < strictFrom.Unix():
+			// The late-reload window above.
 		default:
 			t.Fatalf("signed at %s with %s; activation %s", time.Unix(iat, 0).UTC(), x5u, activate.UTC())
 		}
