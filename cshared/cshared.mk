@@ -102,7 +102,7 @@ install-lib: lib
 # a Kamailio worker (see kamailio/README.md, "Fork model").
 lua: $(LUA_MODULE)
 
-$(LUA_MODULE): kamailio/lua/stirgate.c cshared/stirgate.h
+$(LUA_MODULE): kamailio/lua/stirgate.c kamailio/module/resultjson.c kamailio/module/resultjson.h cshared/stirgate.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_XOPEN_SOURCE=700 -O2 -g -Wall -Wextra -Werror -fPIC -shared \
 		-I/usr/include/lua5.1 -Icshared -o $@ $< -ldl
