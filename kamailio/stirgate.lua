@@ -139,9 +139,14 @@ local function expose(r)
 		KSR.pv.sets("$avp(" .. name .. ")", v)
 	end
 	if flag("log_results") then
+		-- Read back from the AVPs: what the rest of the routing sees.
+		local function avp(name)
+			return tostring(KSR.pv.get("$avp(" .. name .. ")"))
+		end
 		KSR.info("stirgate: INVITE " .. tostring(KSR.pv.get("$ci")) .. " checked: result=" .. r.result
 			.. " verstat=" .. tostring(r.verstat) .. " sip_code=" .. r.sip_code .. " error=" .. tostring(r.error)
-			.. " div=" .. tostring(div) .. " rcd_nam=" .. tostring(nam) .. " rcd_crn=" .. tostring(crn) .. "\n")
+			.. " div=" .. avp("stirgate_div") .. " rcd_nam=" .. avp("stirgate_rcd_nam")
+			.. " rcd_crn=" .. avp("stirgate_rcd_crn") .. "\n")
 	end
 end
 
