@@ -337,7 +337,16 @@ local function extensions(r, json)
 	end
 end
 
-M._decode = decode -- for tests
+-- For tests: the div and rcd a result JSON gives, or nil when it does not
+-- decode.
+function M._extensions(json)
+	if decode(json) == nil then
+		return nil
+	end
+	local r = {}
+	extensions(r, json)
+	return r
+end
 
 local Handle = {}
 Handle.__index = Handle
