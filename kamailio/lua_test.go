@@ -169,6 +169,12 @@ cache_dir = %q
 // start runs kamailio-lua.cfg with the given stirgate configuration.
 func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio {
 	t.Helper()
+	return b.startDefines(t, name, stirgateTOML, children)
+}
+
+// startDefines is start with more cfg defines (e.g. "SIGN_REQUIRED=1").
+func (b *luaBuilt) startDefines(t *testing.T, name, stirgateTOML string, children int, defines ...string) *kamtest.Kamailio {
+	t.Helper()
 	cfgPath := filepath.Join(b.dir, name+".toml")
 	if err := os.WriteFile(cfgPath, []byte(stirgateTOML), 0o644); err != nil {
 		t.Fatal(err)
@@ -180,12 +186,12 @@ func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) 
 	return kamtest.Start(t, kamtest.Options{
 		Config:   "kamailio-lua.cfg",
 		Children: children,
-		Defines: []string{
+		Defines: append([]string{
 			fmt.Sprintf("STIRGATE_CONFIG=%q", cfgPath),
 			fmt.Sprintf("STIRGATE_SCRIPT=%q", script),
 			`INTERNAL_SOURCES="127.0.0.1"`,
 			"LOG_RESULTS=1", // a line per verification, which the tests count
-		},
+		}, defines...),
 		Env: []string{
 			"LUA_CPATH=" + filepath.Join(b.dir, "?.so") + ";;",
 			"STIRGATE_LIBRARY=" + b.lib,
@@ -281,6 +287,46 @@ func TestLuaKamailio(t *testing.T) {
 	t.Run("diverted call and rich call data", func(t *testing.T) {
 		luaExtensions(t, b)
 	})
+	t.Run("sign_required answers a refusal", func(t *testing.T) {
+		luaSignRequired(t, b)
+	})
+}
+
+// luaSignRequired: with stirgate.sign_required = 1 an INVITE the signer
+// refuses (its Date is years old) is answered with the refusal's code
+// through the transaction; without it (the control) the same INVITE is
+// relayed unsigned.
+func luaSignRequired(t *testing.T, b *luaBuilt) {
+	const old = "Date: Mon, 01 Jan 2001 00:00:00 GMT"
+	ks := b.startDefines(t, "sign-required", b.toml(`mode = "relaxed"`, ""), 2, "SIGN_REQUIRED=1")
+	r := luaCall(t, ks, "127.0.0.1", "127.0.0.2:9", "sipp/uac_reject.xml", luaCaller, ";user=phone", old, "X-Case: sign_required")
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var finals []string
+	for _, m := range r.Received() {
+		if sl := kamtest.StartLine(m); strings.HasPrefix(sl, "SIP/2.0 ") && !strings.HasPrefix(sl, "SIP/2.0 1") {
+			finals = append(finals, sl)
+		}
+	}
+	if len(finals) == 0 || !strings.HasPrefix(finals[0], "SIP/2.0 403 ") {
+		t.Errorf("sign_required: final responses %q, want a 403", finals)
+	}
+
+	k := b.start(t, "sign-optional", b.toml(`mode = "relaxed"`, ""), 2)
+	carrier := luaUAS(t, luaCarrier, 1, true, time.Minute)
+	if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", old, "X-Case: sign_optional").Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invites(carrier.Wait())
+	if len(inv) != 1 || len(kamtest.Header(inv[0], "Identity")) != 0 {
+		t.Errorf("control: %d INVITEs relayed, want 1 without Identity", len(inv))
+	}
+	for _, kk := range []*kamtest.Kamailio{k, ks} {
+		if err := kk.Healthy(); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // gatewayStart starts one Kamailio gateway (app_lua, native module, KEMI)
