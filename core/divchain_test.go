@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,23 +150,30 @@ func TestVerifyDivConformance(t *testing.T) {
 		{name: "stale div", identity: []string{shaken, divert(t, fwd, []string{shaken}, hopTN(0), hopTN(1), testNow.Add(-2*time.Minute))}, target: target(1), result: stir.Fail, want: stir.ErrStaleIAT},
 		{name: "future div", identity: []string{shaken, divert(t, fwd, []string{shaken}, hopTN(0), hopTN(1), testNow.Add(2*time.Minute))}, target: target(1), result: stir.Fail, want: stir.ErrFutureIAT},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			v := f.verifier(tc.mod)
-			req := VerifyRequest{Identity: tc.identity, From: fromHdr, To: tc.to, Target: tc.target}
-			if req.To == "" {
-				req.To = toHdr
-			}
-			r := v.Verify(context.Background(), req)
-			checkResult(t, r, tc.result, tc.want)
-			var got []string
-			for _, d := range r.Div {
-				got = append(got, d.TN)
-			}
-			if strings.Join(got, ",") != strings.Join(tc.div, ",") {
-				t.Fatalf("div %v, want %v", got, tc.div)
-			}
-		})
+	// The links are checked in as many goroutines as there are processors
+	// beside the caller's: none with one, one per link with many. The
+	// table must come out the same whatever the split.
+	for _, procs := range []int{1, 2, 3, 8} {
+		prev := runtime.GOMAXPROCS(procs)
+		for _, tc := range tests {
+			t.Run(tc.name+",procs="+strconv.Itoa(procs), func(t *testing.T) {
+				v := f.verifier(tc.mod)
+				req := VerifyRequest{Identity: tc.identity, From: fromHdr, To: tc.to, Target: tc.target}
+				if req.To == "" {
+					req.To = toHdr
+				}
+				r := v.Verify(context.Background(), req)
+				checkResult(t, r, tc.result, tc.want)
+				var got []string
+				for _, d := range r.Div {
+					got = append(got, d.TN)
+				}
+				if strings.Join(got, ",") != strings.Join(tc.div, ",") {
+					t.Fatalf("div %v, want %v", got, tc.div)
+				}
+			})
+		}
+		runtime.GOMAXPROCS(prev)
 	}
 }
 

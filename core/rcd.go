@@ -87,7 +87,7 @@ func (v *Verifier) checkRCD(ctx context.Context, tok *passport.Token) (*stir.RCD
 }
 
 // addRCD puts the call's rich call data into claims: the request's, else
-// its customer's from policy, with an rcdi digest for the inline jCard and
+// its calling number's or customer's from policy, with an rcdi digest for the inline jCard and
 // for the content behind every URL, fetched (and cached) under the x5u
 // rules. Content that cannot be fetched fails the signature: a PASSporT
 // whose rcdi no verifier can match would fail everywhere.
@@ -95,8 +95,13 @@ func (s *Signer) addRCD(ctx context.Context, claims *passport.Claims, req SignRe
 	claims.Crn = req.Crn
 	r := req.RCD
 	if r == nil && s.opts.Policy != nil {
-		if p := s.opts.Policy.RCDFor(policy.Input{Customer: req.Customer, Source: req.Source}); p != nil {
+		// Per calling number first (claims.Orig is canonical by now), then
+		// the customer's; the policy's crn is the default call reason.
+		if p := s.opts.Policy.RCDFor(policy.Input{Customer: req.Customer, Source: req.Source, Orig: claims.Orig}); p != nil {
 			r = &RCD{Nam: p.Nam, Icn: p.Icn, Jcl: p.Jcl, Jcd: p.Jcd}
+			if claims.Crn == "" {
+				claims.Crn = p.Crn
+			}
 		}
 	}
 	if r == nil {

@@ -138,3 +138,41 @@ func TestRCDFromPolicy(t *testing.T) {
 		t.Fatal("policy rcd without nam accepted")
 	}
 }
+
+// Rich call data per calling number: the most specific rcd_number entry
+// of the customer is signed, else the customer's rcd; the policy's crn is
+// the call reason unless the request gives one.
+func TestRCDPerNumberFromPolicy(t *testing.T) {
+	f := newFixture(t)
+	pol, err := policy.New(policy.Options{Customers: []policy.Customer{
+		{Name: "acme", Numbers: []string{"1215555*"}, RCD: &policy.RCD{Nam: "ACME Corp", Crn: "General"},
+			RCDNumbers: []policy.NumberRCD{
+				{Numbers: []string{"1215555*"}, RCD: policy.RCD{Nam: "ACME Philadelphia"}},
+				{Numbers: []string{origTN}, RCD: policy.RCD{Nam: "ACME Front Desk", Crn: "Appointment"}},
+			}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.rcdSigner(pol)
+	ctx := context.Background()
+	tests := []struct {
+		orig, reqCrn, nam, crn string
+	}{
+		{origTN, "", "ACME Front Desk", "Appointment"},
+		{origTN, "Refund", "ACME Front Desk", "Refund"},
+		{"12155550122", "", "ACME Philadelphia", ""},
+		{"12675550122", "", "ACME Corp", "General"},
+	}
+	for _, tc := range tests {
+		res, err := s.Sign(ctx, SignRequest{Orig: tc.orig, Dest: []string{destTN}, Customer: "acme", Crn: tc.reqCrn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := strings.Replace(fromHdr, origTN, tc.orig, 1)
+		r := f.verifier(nil).Verify(ctx, VerifyRequest{Identity: []string{res.Identity}, From: from, To: toHdr})
+		if r.Result != stir.Pass || r.RCD == nil || r.RCD.Nam != tc.nam || r.RCD.Crn != tc.crn {
+			t.Fatalf("%+v: %+v %+v", tc, r, r.RCD)
+		}
+	}
+}

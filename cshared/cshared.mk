@@ -102,7 +102,7 @@ install-lib: lib
 # a Kamailio worker (see kamailio/README.md, "Fork model").
 lua: $(LUA_MODULE)
 
-$(LUA_MODULE): kamailio/lua/stirgate.c cshared/stirgate.h
+$(LUA_MODULE): kamailio/lua/stirgate.c kamailio/module/resultjson.c kamailio/module/resultjson.h cshared/stirgate.h
 	@mkdir -p $(dir $@)
 	@# Debian's hardening (lintian checks the packaged module): fortify,
 	@# stack protector, full RELRO, BIND_NOW.

@@ -169,6 +169,12 @@ cache_dir = %q
 // start runs kamailio-lua.cfg with the given stirgate configuration.
 func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio {
 	t.Helper()
+	return b.startDefines(t, name, stirgateTOML, children)
+}
+
+// startDefines is start with more cfg defines (e.g. "SIGN_REQUIRED=1").
+func (b *luaBuilt) startDefines(t *testing.T, name, stirgateTOML string, children int, defines ...string) *kamtest.Kamailio {
+	t.Helper()
 	cfgPath := filepath.Join(b.dir, name+".toml")
 	if err := os.WriteFile(cfgPath, []byte(stirgateTOML), 0o644); err != nil {
 		t.Fatal(err)
@@ -180,11 +186,12 @@ func (b *luaBuilt) start(t *testing.T, name, stirgateTOML string, children int) 
 	return kamtest.Start(t, kamtest.Options{
 		Config:   "kamailio-lua.cfg",
 		Children: children,
-		Defines: []string{
+		Defines: append([]string{
 			fmt.Sprintf("STIRGATE_CONFIG=%q", cfgPath),
 			fmt.Sprintf("STIRGATE_SCRIPT=%q", script),
 			`INTERNAL_SOURCES="127.0.0.1"`,
-		},
+			"LOG_RESULTS=1", // a line per verification, which the tests count
+		}, defines...),
 		Env: []string{
 			"LUA_CPATH=" + filepath.Join(b.dir, "?.so") + ";;",
 			"STIRGATE_LIBRARY=" + b.lib,
@@ -276,7 +283,50 @@ func one(t *testing.T, msg, name string) string {
 
 func TestLuaKamailio(t *testing.T) {
 	b := luaBuild(t)
-	gatewayCases(t, b, b.start, true)
+	gatewayCases(t, b, b.start, true, true)
+	t.Run("diverted call and rich call data", func(t *testing.T) {
+		luaExtensions(t, b)
+	})
+	t.Run("sign_required answers a refusal", func(t *testing.T) {
+		luaSignRequired(t, b)
+	})
+}
+
+// luaSignRequired: with stirgate.sign_required = 1 an INVITE the signer
+// refuses (its Date is years old) is answered with the refusal's code
+// through the transaction; without it (the control) the same INVITE is
+// relayed unsigned.
+func luaSignRequired(t *testing.T, b *luaBuilt) {
+	const old = "Date: Mon, 01 Jan 2001 00:00:00 GMT"
+	ks := b.startDefines(t, "sign-required", b.toml(`mode = "relaxed"`, ""), 2, "SIGN_REQUIRED=1")
+	r := luaCall(t, ks, "127.0.0.1", "127.0.0.2:9", "sipp/uac_reject.xml", luaCaller, ";user=phone", old, "X-Case: sign_required")
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var finals []string
+	for _, m := range r.Received() {
+		if sl := kamtest.StartLine(m); strings.HasPrefix(sl, "SIP/2.0 ") && !strings.HasPrefix(sl, "SIP/2.0 1") {
+			finals = append(finals, sl)
+		}
+	}
+	if len(finals) == 0 || !strings.HasPrefix(finals[0], "SIP/2.0 403 ") {
+		t.Errorf("sign_required: final responses %q, want a 403", finals)
+	}
+
+	k := b.start(t, "sign-optional", b.toml(`mode = "relaxed"`, ""), 2)
+	carrier := luaUAS(t, luaCarrier, 1, true, time.Minute)
+	if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", old, "X-Case: sign_optional").Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invites(carrier.Wait())
+	if len(inv) != 1 || len(kamtest.Header(inv[0], "Identity")) != 0 {
+		t.Errorf("control: %d INVITEs relayed, want 1 without Identity", len(inv))
+	}
+	for _, kk := range []*kamtest.Kamailio{k, ks} {
+		if err := kk.Healthy(); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // gatewayStart starts one Kamailio gateway (app_lua, native module, KEMI)
@@ -286,7 +336,11 @@ type gatewayStart func(t *testing.T, name, stirgateTOML string, children int) *k
 // gatewayCases are the cases every Kamailio gateway must answer alike,
 // whatever drives libstirgate. heavy adds the slow-x5u and load runs, which
 // depend on how the library is driven, not on the routing language.
-func gatewayCases(t *testing.T, b *luaBuilt, start gatewayStart, heavy bool) {
+// txFirst: the routing creates the transaction before verifying and logs
+// each verification ("stirgate: INVITE <Call-ID> checked: ..."), as
+// stirgate.lua does; the slow-x5u run then retransmits its INVITE and
+// proves it verified once.
+func gatewayCases(t *testing.T, b *luaBuilt, start gatewayStart, heavy, txFirst bool) {
 	k := start(t, "relaxed", b.toml(`mode = "relaxed"`, ""), 4)
 
 	t.Run("egress signs by policy", func(t *testing.T) {
@@ -437,7 +491,7 @@ func gatewayCases(t *testing.T, b *luaBuilt, start gatewayStart, heavy bool) {
 		return
 	}
 	t.Run("slow x5u host holds only its own worker", func(t *testing.T) {
-		luaSlowX5U(t, b, start)
+		luaSlowX5U(t, b, start, txFirst)
 	})
 
 	t.Run("load with 4 workers", func(t *testing.T) {
@@ -613,11 +667,21 @@ func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
 // INVITE goes on with 436. The [x5u] timeout is at its 30 s cap so that
 // it cannot end the fetch first on a loaded machine; that the timeout
 // ends a fetch is TestFetchDeadline's (cshared, the same library).
-func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
+//
+// txFirst (stirgate.lua): the INVITE is sent twice at once, the second a
+// retransmission of the first (uac_retrans.xml). It reaches Kamailio while
+// the first is held on the slow host, so a script that verified before
+// creating the transaction would verify it again in the other worker and
+// hold that worker too (the egress calls would then fail). The proof: one
+// request at the slow host, one "checked" line for the Call-ID, one INVITE
+// relayed. Gateways that verify first run uac.xml with -nr instead.
+func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart, txFirst bool) {
 	release := make(chan struct{})
 	fetching := make(chan struct{}, 1)
 	var abandoned atomic.Bool
+	var asked atomic.Int64
 	slow := testlog.NewTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		select {
 		case fetching <- struct{}{}:
 		default:
@@ -663,13 +727,17 @@ func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
 
 	inside := luaUAS(t, "127.0.0.1", 1, true, 120*time.Second)
 	carrier := luaUAS(t, luaCarrier, 0, false, 120*time.Second)
+	scenario, args := "sipp/uac_retrans.xml", []string{"-rsa", k.Addr}
+	if !txFirst {
+		// -nr: no INVITE retransmissions. These gateways verify before
+		// they create the transaction, so a retransmission reaching the
+		// other worker would be verified there too and hold it on the same
+		// host (for up to the x5u timeout).
+		scenario, args = "sipp/uac.xml", append(args, "-nr")
+	}
 	slowRun := kamtest.SIPp{
-		Scenario: "sipp/uac.xml", Remote: inside.Addr(), LocalIP: luaCarrier, Calls: 1, Timeout: 90 * time.Second,
-		// -nr: no INVITE retransmissions. The script verifies before it
-		// creates the transaction, so a retransmission reaching the other
-		// worker would be verified there too and hold it on the same host
-		// (for up to the x5u timeout); this test is about the first INVITE.
-		Name: "uac-slow", Args: []string{"-rsa", k.Addr, "-nr"},
+		Scenario: scenario, Remote: inside.Addr(), LocalIP: luaCarrier, Calls: 1, Timeout: 90 * time.Second,
+		Name: "uac-slow", Args: args, TraceMsg: true,
 		Keys: map[string]string{"caller": luaCaller, "callee": luaCallee, "from_params": ";user=phone",
 			"hdr1": "X-Case: slow", "hdr2": "Identity: " + sr.Identity},
 	}.Start(t)
@@ -702,6 +770,31 @@ func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
 	if f := one(t, inv[0], "From"); !strings.Contains(f, ";verstat=TN-Validation-Failed@") {
 		t.Errorf("From %q", f)
 	}
+	if txFirst {
+		var sent, retrans int
+		branch := ""
+		for _, m := range res.Sent() {
+			if strings.HasPrefix(kamtest.StartLine(m), "INVITE ") {
+				sent++
+				if v := kamtest.Header(m, "Via"); len(v) == 1 && v[0] == branch {
+					retrans++
+				} else if len(v) == 1 {
+					branch = v[0]
+				}
+			}
+		}
+		if sent < 2 || retrans < 1 {
+			t.Fatalf("the UAC sent %d INVITEs, %d of them retransmissions: the case did not happen", sent, retrans)
+		}
+		callID := one(t, inv[0], "Call-ID")
+		checked := regexp.MustCompile(`stirgate: INVITE `+regexp.QuoteMeta(callID)+` checked: result=(\w+)`).FindAllStringSubmatch(k.Log(), -1)
+		if len(checked) != 1 || checked[0][1] != "fail" {
+			t.Errorf("%d verifications logged for the call (%v) of %d INVITEs sent, want 1 (fail)", len(checked), checked, sent)
+		}
+		if n := asked.Load(); n != 1 {
+			t.Errorf("the slow x5u host was asked %d times, want 1", n)
+		}
+	}
 	carrier.Stop()
 	if err := k.Healthy(); err != nil {
 		t.Error(err)
@@ -715,4 +808,125 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// luaExtensions: the PASSporT extensions through app_lua. A diverted call
+// (SHAKEN + div Identity headers, RFC 8946, in either order) addressed to
+// the new target passes, with the diverting number exposed; the same call
+// retargeted elsewhere fails; a broken chain (the div diverts from a number
+// the SHAKEN call never reached) gets 438: a Reason in relaxed mode, the
+// reply in strict mode; a call with rich call data (RFC 9795) passes with
+// the verified name exposed and a verified Call-Info (RFC 9796) relayed.
+func luaExtensions(t *testing.T, b *luaBuilt) {
+	k := b.start(t, "ext", b.toml(`mode = "relaxed"`, ""), 2)
+	ctx := context.Background()
+	const newTarget = "+12155550141"
+	shaken := b.sign(t, luaCaller, time.Now())
+	div, err := b.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Dest: []string{newTarget}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Diverted from +12155550199, which the SHAKEN call never reached, to
+	// the callee, so that only the chain is wrong.
+	broken, err := b.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Div: "+12155550199", Dest: []string{luaCallee}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcd, err := b.signer.Sign(ctx, core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A", Trusted: true,
+		RCD: &core.RCD{Nam: "ACME Corp"}, Crn: "Appointment reminder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, scenario, target, hdr1, hdr2 string
+		verstat, reason, logged            string
+	}{
+		{"diverted, SHAKEN first", "sipp/uac_retarget.xml", newTarget, "Identity: " + shaken, "Identity: " + div.Identity,
+			"TN-Validation-Passed", "", `result=pass verstat=TN-Validation-Passed sip_code=0 error=nil div=12155550131 rcd_nam=nil`},
+		{"diverted, div first", "sipp/uac_retarget.xml", newTarget, "Identity: " + div.Identity, "Identity: " + shaken,
+			"TN-Validation-Passed", "", `result=pass verstat=TN-Validation-Passed sip_code=0 error=nil div=12155550131 rcd_nam=nil`},
+		{"diverted elsewhere", "sipp/uac_retarget.xml", "+12155550199", "Identity: " + shaken, "Identity: " + div.Identity,
+			"TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`, `result=fail verstat=TN-Validation-Failed sip_code=438 error=dest_mismatch div=nil`},
+		{"broken chain", "sipp/uac.xml", luaCallee, "Identity: " + broken.Identity, "Identity: " + shaken,
+			"TN-Validation-Failed", `SIP;cause=438;text="Invalid Identity Header"`, `result=fail verstat=TN-Validation-Failed sip_code=438 error=div_chain_broken div=nil`},
+		{"rcd", "sipp/uac.xml", luaCallee, "Identity: " + rcd.Identity, "X-Case: rcd",
+			"TN-Validation-Passed", "", `result=pass verstat=TN-Validation-Passed sip_code=0 error=nil div=nil rcd_nam=ACME Corp rcd_crn=Appointment reminder`},
+	}
+	inside := luaUAS(t, "127.0.0.1", len(cases), true, 2*time.Minute)
+	var callIDs []string
+	for _, c := range cases {
+		res := kamtest.SIPp{
+			Scenario: c.scenario, Remote: inside.Addr(), LocalIP: luaCarrier, Calls: 1, Timeout: 45 * time.Second,
+			Name: "uac", Args: []string{"-rsa", k.Addr}, TraceMsg: true,
+			Keys: map[string]string{"caller": luaCaller, "callee": luaCallee, "target": c.target, "from_params": ";user=phone", "hdr1": c.hdr1, "hdr2": c.hdr2},
+		}.Run(t)
+		if err := res.Err(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		sent := res.Sent()
+		if len(sent) == 0 {
+			t.Fatalf("%s: nothing sent", c.name)
+		}
+		callIDs = append(callIDs, one(t, sent[0], "Call-ID"))
+	}
+	res := inside.Wait()
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invites(res)
+	if len(inv) != len(cases) {
+		t.Fatalf("inside got %d INVITEs, want %d", len(inv), len(cases))
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if v := one(t, inv[i], "From"); !strings.Contains(v, ";verstat="+c.verstat+"@") {
+				t.Errorf("From %q, want verstat %s", v, c.verstat)
+			}
+			reasons := kamtest.Header(inv[i], "Reason")
+			if (c.reason == "" && len(reasons) != 0) || (c.reason != "" && (len(reasons) != 1 || reasons[0] != c.reason)) {
+				t.Errorf("Reason %q, want %q", reasons, c.reason)
+			}
+			re := regexp.MustCompile(`stirgate: INVITE ` + regexp.QuoteMeta(callIDs[i]) + ` checked: ` + regexp.QuoteMeta(c.logged))
+			if err := k.WaitLog(re, 10*time.Second); err != nil {
+				t.Errorf("log: %v", err)
+			}
+			ci := kamtest.Header(inv[i], "Call-Info")
+			if c.name != "rcd" {
+				if len(ci) != 0 {
+					t.Errorf("Call-Info %q on a call without verified rcd", ci)
+				}
+				return
+			}
+			if len(ci) != 1 {
+				t.Fatalf("Call-Info %q, want one", ci)
+			}
+			for _, want := range []string{"<data:application/json;base64,", ";purpose=jcard", `;call-reason="Appointment reminder"`, ";verified"} {
+				if !strings.Contains(ci[0], want) {
+					t.Errorf("Call-Info %q lacks %s", ci[0], want)
+				}
+			}
+		})
+	}
+	inside.Stop()
+
+	// Strict mode answers the broken chain with 438 itself.
+	ks := b.start(t, "ext-strict", b.toml(`mode = "strict"`, ""), 2)
+	r := luaCall(t, ks, luaCarrier, "127.0.0.1:9", "sipp/uac_reject.xml", luaCaller, ";user=phone", "Identity: "+shaken, "Identity: "+broken.Identity)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var finals []string
+	for _, m := range r.Received() {
+		if sl := kamtest.StartLine(m); strings.HasPrefix(sl, "SIP/2.0 ") && !strings.HasPrefix(sl, "SIP/2.0 1") {
+			finals = append(finals, sl)
+		}
+	}
+	if len(finals) == 0 || finals[0] != "SIP/2.0 438 Invalid Identity Header" {
+		t.Errorf("strict broken chain: final responses %q, want 438 Invalid Identity Header", finals)
+	}
+	for _, kk := range []*kamtest.Kamailio{k, ks} {
+		if err := kk.Healthy(); err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/internal/memcheck"
 )
 
@@ -40,7 +42,8 @@ func TestLuaAPI(t *testing.T) {
 	}
 	// Under valgrind a cold x5u fetch over TLS is slow: more time.
 	slowRelaxed, slowStrict := filepath.Join(b.dir, "api-relaxed-vg.toml"), filepath.Join(b.dir, "api-strict-vg.toml")
-	for path, text := range map[string]string{slowRelaxed: b.toml(`mode = "relaxed"`, ""), slowStrict: b.toml("mode = \"strict\"\nrequire_identity = true", "")} {
+	// ...and the extension tokens, signed once, must stay fresh through it.
+	for path, text := range map[string]string{slowRelaxed: b.toml("mode = \"relaxed\"\nmax_age = \"10m\"", ""), slowStrict: b.toml("mode = \"strict\"\nrequire_identity = true", "")} {
 		if err := os.WriteFile(path, []byte(strings.Replace(text, `timeout = "1s"`, `timeout = "20s"`, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -55,6 +58,7 @@ func TestLuaAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := "lua/test/api_test.lua"
+	ext := extensionTokens(t, b)
 	tests := []struct {
 		name string
 		cmd  *exec.Cmd
@@ -68,7 +72,7 @@ func TestLuaAPI(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cmd.Env = append(os.Environ(), append(tc.env, "STIRGATE_LIBRARY="+b.lib)...)
+			tc.cmd.Env = append(os.Environ(), append(append(tc.env, extensionTokens(t, b)...), "STIRGATE_LIBRARY="+b.lib)...)
 			out, err := tc.cmd.CombinedOutput()
 			t.Logf("%s", strings.TrimSpace(string(out)))
 			if err != nil {
@@ -88,8 +92,8 @@ func TestLuaAPI(t *testing.T) {
 	// build only) must be failed by valgrind, with the defect reported
 	// there, so the suppressions cannot hide the module's own errors and a
 	// valgrind that died early cannot pass.
-	vgEnv := []string{"LUA_PATH=" + filepath.Join(b.dir, "no-lua-modules", "?.lua"),
-		"API_TEST_NO_FORK=1", "STIRGATE_LIBRARY=" + b.lib}
+	vgEnv := append([]string{"LUA_PATH=" + filepath.Join(b.dir, "no-lua-modules", "?.lua"),
+		"API_TEST_NO_FORK=1", "STIRGATE_LIBRARY=" + b.lib}, ext...)
 	runVG := func(t *testing.T, env ...string) memcheck.Report {
 		t.Helper()
 		cmd, err := memcheck.Command(context.Background(), memcheck.Options{
@@ -129,6 +133,32 @@ func TestLuaAPI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// extensionTokens signs, as a carrier would, what api_test.lua verifies for
+// the PASSporT extensions: a SHAKEN PASSporT and a div (RFC 8946) that
+// diverts its call to +12155550141, a div diverting from a number the
+// SHAKEN call never reached (a broken chain), and a SHAKEN PASSporT with
+// rich call data (RFC 9795). They travel as environment variables.
+func extensionTokens(t *testing.T, b *luaBuilt) []string {
+	t.Helper()
+	ctx := context.Background()
+	shaken := b.sign(t, luaCaller, time.Now())
+	div, err := b.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Dest: []string{"+12155550141"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := b.signer.SignDiv(ctx, core.DivRequest{Identity: []string{shaken}, Div: "+12155550199", Dest: []string{"+12155550141"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcd, err := b.signer.Sign(ctx, core.SignRequest{Orig: luaCaller, Dest: []string{luaCallee}, Attest: "A", Trusted: true,
+		RCD: &core.RCD{Nam: "ACME \"Corp\" <Sales>"}, Crn: "Appointment reminder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"API_TEST_SHAKEN=" + shaken, "API_TEST_DIV=" + div.Identity, "API_TEST_DIV_BROKEN=" + broken.Identity,
+		"API_TEST_RCD=" + rcd.Identity}
 }
 
 // apiSummary is api_test.lua's closing line of a run with no failure.

@@ -63,7 +63,7 @@ func TestNativeKamailio(t *testing.T) {
 	b := luaBuild(t)
 	mod := nativeModule(t)
 	start := b.startNative(mod, "kamailio-native.cfg")
-	gatewayCases(t, b, start, true)
+	gatewayCases(t, b, start, true, false)
 
 	t.Run("library missing: calls go on, no inbound verstat survives", func(t *testing.T) {
 		nativeNoLibrary(t, b, mod)
@@ -158,7 +158,7 @@ func TestKEMIPythonKamailio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)), false)
+	gatewayCases(t, b, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script)), false, false)
 }
 
 // configHash is how the library names a configuration (core/config).

@@ -7,13 +7,25 @@
 -- From and P-Asserted-Identity (any verstat that arrived is removed first),
 -- strict mode ([verifier] mode = "strict") answers 428/436/437/438/403 with
 -- the reason, relaxed mode adds a Reason header; the call is relayed to
--- stirgate.inside. A Request-URI that does not name this proxy is routed as
--- it is instead of to carrier or inside.
+-- stirgate.inside. The Request-URI is the call's target: a diverted call
+-- (RFC 8946 div PASSporTs) verifies when its chain leads to it. A verified
+-- diversion and rich call data (RFC 9795) are exposed in
+-- $avp(stirgate_div) (the diverting numbers, comma-separated),
+-- $avp(stirgate_rcd_nam) and $avp(stirgate_rcd_crn); a Call-Info header
+-- (RFC 9796) carries the verified rich call data to the next hop. A
+-- Request-URI that does not name this proxy is routed as it is instead of
+-- to carrier or inside.
+--
+-- The transaction is created before signing or verifying, which may wait
+-- for a certificate fetch: a retransmission that arrives meanwhile, at this
+-- worker or another, is answered from the transaction, never verified
+-- again.
 --
 -- Settings are custom cfg variables of kamailio.cfg (see kamailio-lua.cfg):
 -- stirgate.config, stirgate.internal, stirgate.carrier, stirgate.inside,
--- stirgate.sign_required, stirgate.fail_closed. They can be changed at run
--- time with `kamcmd cfg.set_now_string stirgate carrier sip:...`.
+-- stirgate.sign_required, stirgate.fail_closed, stirgate.log_results. They
+-- can be changed at run time with
+-- `kamcmd cfg.set_now_string stirgate carrier sip:...`.
 --
 -- Fork safety: depending on the release, app_lua may run this file in
 -- Kamailio's main process too, before the workers are forked. Nothing here may start libstirgate at load time:
@@ -27,6 +39,11 @@ local sg, sg_path -- this process's handle, opened on first use
 
 local function setting(name)
 	return KSR.pv.get("$sel(cfg_get.stirgate." .. name .. ")")
+end
+
+-- flag reads a 0/1 setting; $sel gives its value as a string.
+local function flag(name)
+	return tonumber(setting(name)) == 1
 end
 
 local function handle()
@@ -94,8 +111,8 @@ local function egress_sign()
 	}
 	if r == nil then
 		KSR.warn("stirgate: INVITE " .. tostring(KSR.pv.get("$ci")) .. " not signed: " .. errtext(err) .. "\n")
-		if setting("sign_required") == 1 then
-			KSR.sl.sl_send_reply(err.sip_code or 500, err.reason or "Server Internal Error")
+		if flag("sign_required") then
+			KSR.tm.t_reply(err.sip_code or 500, err.reason or "Server Internal Error")
 			return false
 		end
 		return true
@@ -113,6 +130,26 @@ local function strip_verstat(v)
 	return (string.gsub(v, ";%s*[vV][eE][rR][sS][tT][aA][tT]%s*=[^;@>,]*", ""))
 end
 
+-- expose puts the verified extensions where the rest of the routing can
+-- read them, and logs the outcome when stirgate.log_results is 1.
+local function expose(r)
+	local div = r.div and table.concat(r.div, ",") or nil
+	local nam, crn = r.rcd and r.rcd.nam, r.rcd and r.rcd.crn
+	for name, v in pairs({stirgate_div = div, stirgate_rcd_nam = nam, stirgate_rcd_crn = crn}) do
+		KSR.pv.sets("$avp(" .. name .. ")", v)
+	end
+	if flag("log_results") then
+		-- Read back from the AVPs: what the rest of the routing sees.
+		local function avp(name)
+			return tostring(KSR.pv.get("$avp(" .. name .. ")"))
+		end
+		KSR.info("stirgate: INVITE " .. tostring(KSR.pv.get("$ci")) .. " checked: result=" .. r.result
+			.. " verstat=" .. tostring(r.verstat) .. " sip_code=" .. r.sip_code .. " error=" .. tostring(r.error)
+			.. " div=" .. avp("stirgate_div") .. " rcd_nam=" .. avp("stirgate_rcd_nam")
+			.. " rcd_crn=" .. avp("stirgate_rcd_crn") .. "\n")
+	end
+end
+
 -- ingress_verify checks the Identity headers and marks or rejects the
 -- call. It returns false when it has answered the request itself.
 local function ingress_verify()
@@ -120,11 +157,14 @@ local function ingress_verify()
 	-- $hdr(Identity) already returns both forms, in order.
 	local ids = headers("Identity", {})
 	local from, pai = hdr("From"), hdr("P-Asserted-Identity")
-	local r, err = handle():check{identity = ids, from = from, pai = pai, to = hdr("To"), date = hdr("Date")}
+	-- target: after a diversion the last div PASSporT names the
+	-- Request-URI, which the To header no longer does.
+	local r, err = handle():check{identity = ids, from = from, pai = pai, to = hdr("To"), date = hdr("Date"),
+		target = KSR.pv.get("$ru")}
 	if r == nil then
 		KSR.err("stirgate: INVITE " .. tostring(KSR.pv.get("$ci")) .. " not verified: " .. errtext(err) .. "\n")
-		if setting("fail_closed") == 1 then
-			KSR.sl.sl_send_reply(500, "Server Internal Error")
+		if flag("fail_closed") then
+			KSR.tm.t_reply(500, "Server Internal Error")
 			return false
 		end
 		if from ~= nil and strip_verstat(from) ~= from then
@@ -135,9 +175,10 @@ local function ingress_verify()
 		end
 		return true
 	end
+	expose(r)
 	if r.reject then
 		KSR.info("stirgate: INVITE " .. tostring(KSR.pv.get("$ci")) .. " rejected " .. r.reject_code .. " " .. tostring(r.error) .. "\n")
-		KSR.sl.sl_send_reply(r.reject_code, r.reject_reason)
+		KSR.tm.t_reply(r.reject_code, r.reject_reason)
 		return false
 	end
 	if r.from ~= nil and r.from ~= from then
@@ -148,6 +189,9 @@ local function ingress_verify()
 	end
 	if r.reason_header ~= nil then
 		KSR.hdr.append("Reason: " .. r.reason_header .. "\r\n")
+	end
+	if r.call_info ~= nil then
+		KSR.hdr.append("Call-Info: " .. r.call_info .. "\r\n")
 	end
 	return true
 end
@@ -189,6 +233,18 @@ function ksr_request_route()
 	KSR.rr.record_route()
 	local internal = from_internal()
 	if KSR.is_INVITE() then
+		-- The transaction first: a retransmission that arrives while this
+		-- INVITE is signed or verified (a certificate fetch may take
+		-- seconds) matches it in t_check_trans above, in any worker, and
+		-- is absorbed by it (answered with its reply once there is one)
+		-- instead of being verified again. Replies go through it (t_reply).
+		local rc = KSR.tm.t_newtran()
+		if rc == 0 then
+			return -- a retransmission that won the race: absorbed
+		elseif rc < 0 then
+			KSR.sl.sl_reply_error()
+			return
+		end
 		local go_on
 		if internal then
 			go_on = egress_sign()

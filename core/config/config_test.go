@@ -9,6 +9,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/stirgate/stirgate/core/policy"
 	"github.com/stirgate/stirgate/core/x5u"
 )
 
@@ -179,4 +180,46 @@ func TestBuild(t *testing.T) {
 	}
 	var nilServices *Services
 	nilServices.Close()
+}
+
+// [[policy.customer.rcd_number]] decodes (the rcd keys sit beside numbers)
+// and reaches the policy: the most specific entry wins, else the
+// customer's [policy.customer.rcd].
+func TestPolicyRCDPerNumber(t *testing.T) {
+	c, err := Parse([]byte(`
+[policy]
+[[policy.customer]]
+name = "acme"
+numbers = ["1202555*"]
+[policy.customer.rcd]
+nam = "ACME Corp"
+crn = "Your order"
+[[policy.customer.rcd_number]]
+numbers = ["12025550100-12025550199"]
+nam = "ACME Sales"
+icn = "https://cdn.example.com/sales.png"
+[[policy.customer.rcd_number]]
+numbers = ["12025550150"]
+nam = "ACME Front Desk"
+crn = "Appointment"
+`), "cfg.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for orig, want := range map[string]policy.RCD{
+		"12025550150": {Nam: "ACME Front Desk", Crn: "Appointment"},
+		"12025550120": {Nam: "ACME Sales", Icn: "https://cdn.example.com/sales.png"},
+		"12025559999": {Nam: "ACME Corp", Crn: "Your order"},
+	} {
+		if got := p.RCDFor(policy.Input{Customer: "acme", Orig: orig}); got == nil || *got != want {
+			t.Errorf("%s: got %+v, want %+v", orig, got, want)
+		}
+	}
+	if _, err := Parse([]byte("[policy]\n[[policy.customer]]\nname = \"acme\"\n[[policy.customer.rcd_number]]\nnumbers = [\"1\"]\nname = \"x\"\n"), "cfg.toml"); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Fatalf("a misspelt rcd_number key: %v", err)
+	}
 }

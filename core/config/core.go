@@ -185,8 +185,13 @@ type Customer struct {
 	Numbers []string `toml:"numbers"`
 	Sources []string `toml:"sources"`
 	// RCD is [policy.customer.rcd]: rich call data (RFC 9795) signed
-	// for the customer's calls: nam, icn, jcl, jcd (jCard JSON text).
+	// for the customer's calls: nam, icn, jcl, jcd (jCard JSON text), and
+	// crn, the call reason when a request gives none.
 	RCD *policy.RCD `toml:"rcd"`
+	// RCDNumbers is [[policy.customer.rcd_number]]: rich call data for
+	// some calling numbers (numbers = [...], then the rcd keys). The most
+	// specific entry covering the calling number wins; others use RCD.
+	RCDNumbers []policy.NumberRCD `toml:"rcd_number"`
 	// AttestOverride lets the customer choose its calls' attestation (an
 	// HTTP attest, AGI attest= or SIP Attestation field is used as given).
 	// Off (default), a requested level may only lower what policy grants.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/stirgate/stirgate/core/stir"
@@ -29,6 +30,11 @@ type Customer struct {
 	// RCD is the rich call data (RFC 9795) signed for the customer's calls
 	// when a request brings none; nil signs none.
 	RCD *RCD
+	// RCDNumbers give some of the customer's calling numbers their own
+	// rich call data (a department's name, a branch's logo). The most
+	// specific entry covering the calling number replaces RCD whole;
+	// a number no entry covers falls back to RCD.
+	RCDNumbers []NumberRCD
 	// AttestOverride lets this customer choose the attestation of its
 	// calls (a request's attest is used as given, even above what the
 	// numbers earn). Off, a request may only lower the level.
@@ -53,13 +59,33 @@ const (
 	RuleRequestedLower = "requested_lower" // the request asked for less than the policy grants
 )
 
-// RCD is a customer's rich call data: display name, logo URL, and a jCard
-// inline (JSON text) or by URL.
+// RCD is a customer's rich call data: display name, logo URL, a jCard
+// inline (JSON text) or by URL, and the call reason signed when a request
+// gives none.
 type RCD struct {
 	Nam string
 	Icn string
 	Jcl string
 	Jcd string
+	Crn string
+}
+
+// NumberRCD is rich call data for the calling numbers it lists: exact
+// TNs, prefixes ("1202555*") or ranges ("12025550100-12025550199"), the
+// same forms as Customer.Numbers.
+type NumberRCD struct {
+	Numbers []string
+	RCD
+}
+
+func (r *RCD) check() error {
+	if r.Nam == "" {
+		return fmt.Errorf("rcd needs nam (RFC 9795)")
+	}
+	if r.Jcd != "" && r.Jcl != "" {
+		return fmt.Errorf("rcd has both jcd and jcl")
+	}
+	return nil
 }
 
 // Options configures a Policy.
@@ -106,10 +132,21 @@ type Policy struct {
 
 type customer struct {
 	Customer
-	exact   map[string]bool
-	prefix  []string
-	ranges  []tnRange
+	numSet
 	sources matcher
+	rcdNums []numberRCD
+}
+
+type numberRCD struct {
+	set numSet
+	rcd *RCD
+}
+
+// numSet is a set of TNs: exact, by prefix and by range.
+type numSet struct {
+	exact  map[string]bool
+	prefix []string
+	ranges []tnRange
 }
 
 type tnRange struct{ lo, hi string }
@@ -134,19 +171,32 @@ func New(opts Options) (*Policy, error) {
 			return nil, fmt.Errorf("policy customer %q: defined twice", c.Name)
 		}
 		if c.RCD != nil {
-			if c.RCD.Nam == "" {
-				return nil, fmt.Errorf("policy customer %q: rcd needs nam (RFC 9795)", c.Name)
-			}
-			if c.RCD.Jcd != "" && c.RCD.Jcl != "" {
-				return nil, fmt.Errorf("policy customer %q: rcd has both jcd and jcl", c.Name)
+			if err := c.RCD.check(); err != nil {
+				return nil, fmt.Errorf("policy customer %q: %w", c.Name, err)
 			}
 			p.hasRCD = true
 		}
-		cc := &customer{Customer: c, exact: map[string]bool{}}
+		cc := &customer{Customer: c, numSet: numSet{exact: map[string]bool{}}}
 		for _, n := range c.Numbers {
 			if err := cc.addNumber(n); err != nil {
 				return nil, fmt.Errorf("policy customer %q: %w", c.Name, err)
 			}
+		}
+		for j, nr := range c.RCDNumbers {
+			if err := nr.RCD.check(); err != nil {
+				return nil, fmt.Errorf("policy customer %q rcd_number %d: %w", c.Name, j+1, err)
+			}
+			if len(nr.Numbers) == 0 {
+				return nil, fmt.Errorf("policy customer %q rcd_number %d: numbers is empty", c.Name, j+1)
+			}
+			e := numberRCD{set: numSet{exact: map[string]bool{}}, rcd: &c.RCDNumbers[j].RCD}
+			for _, n := range nr.Numbers {
+				if err := e.set.addNumber(n); err != nil {
+					return nil, fmt.Errorf("policy customer %q rcd_number %d: %w", c.Name, j+1, err)
+				}
+			}
+			cc.rcdNums = append(cc.rcdNums, e)
+			p.hasRCD = true
 		}
 		if cc.sources, err = newMatcher(c.Sources); err != nil {
 			return nil, fmt.Errorf("policy customer %q: %w", c.Name, err)
@@ -169,7 +219,7 @@ func digits(s string) bool {
 	return true
 }
 
-func (c *customer) addNumber(n string) error {
+func (c *numSet) addNumber(n string) error {
 	switch {
 	case strings.HasSuffix(n, "*") && digits(strings.TrimSuffix(n, "*")):
 		c.prefix = append(c.prefix, strings.TrimSuffix(n, "*"))
@@ -189,8 +239,8 @@ func (c *customer) addNumber(n string) error {
 	return nil
 }
 
-// Owns reports whether tn is one of the customer's numbers.
-func (c *customer) owns(tn string) bool {
+// Owns reports whether tn is in the set.
+func (c *numSet) owns(tn string) bool {
 	if c.exact[tn] {
 		return true
 	}
@@ -208,26 +258,74 @@ func (c *customer) owns(tn string) bool {
 	return false
 }
 
-// RCDFor returns the rich call data of the customer a call belongs to
-// (named, or found by source), or nil.
+// span is how many TNs of tn's length the entry that matched tn covers,
+// or 0 when none matches: the smaller, the more specific. An exact TN
+// covers 1, a prefix 10^(digits it leaves open), a range its width.
+func (c *numSet) span(tn string) uint64 {
+	if c.exact[tn] {
+		return 1
+	}
+	best := uint64(0)
+	better := func(n uint64) {
+		if best == 0 || n < best {
+			best = n
+		}
+	}
+	for _, p := range c.prefix {
+		if strings.HasPrefix(tn, p) {
+			n := uint64(1)
+			for i := len(p); i < len(tn) && n < 1e18; i++ {
+				n *= 10
+			}
+			better(n)
+			break // longest first: the first hit is this set's narrowest prefix
+		}
+	}
+	for _, r := range c.ranges {
+		if len(tn) == len(r.lo) && r.lo <= tn && tn <= r.hi {
+			lo, _ := strconv.ParseUint(r.lo, 10, 64)
+			hi, _ := strconv.ParseUint(r.hi, 10, 64)
+			better(hi - lo + 1)
+		}
+	}
+	return best
+}
+
+// RCDFor returns the rich call data of a call: that of the customer's
+// most specific rcd_number entry covering in.Orig (the first listed on a
+// tie), else the customer's own; nil when the call has no customer (named,
+// or found by source) or the customer no rcd.
 func (p *Policy) RCDFor(in Input) *RCD {
 	if p == nil || !p.hasRCD {
 		return nil
 	}
+	var c *customer
 	if in.Customer != "" {
-		if c := p.byName[in.Customer]; c != nil {
-			return c.RCD
-		}
-		return nil
-	}
-	if in.Source != "" {
-		for _, c := range p.customers {
-			if c.sources.match(in.Source) {
-				return c.RCD
+		c = p.byName[in.Customer]
+	} else if in.Source != "" {
+		for _, cc := range p.customers {
+			if cc.sources.match(in.Source) {
+				c = cc
+				break
 			}
 		}
 	}
-	return nil
+	if c == nil {
+		return nil
+	}
+	var best *RCD
+	bestSpan := uint64(0)
+	if in.Orig != "" {
+		for _, e := range c.rcdNums {
+			if n := e.set.span(in.Orig); n != 0 && (bestSpan == 0 || n < bestSpan) {
+				best, bestSpan = e.rcd, n
+			}
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return c.RCD
 }
 
 // Decide picks the attestation for one call. It returns

@@ -85,3 +85,76 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestRCDPerNumber(t *testing.T) {
+	cust := &RCD{Nam: "ACME Corp", Crn: "General"}
+	p, err := New(Options{Customers: []Customer{
+		{Name: "acme", Numbers: []string{"1202555*"}, Sources: []string{"192.0.2.10"}, RCD: cust,
+			RCDNumbers: []NumberRCD{
+				{Numbers: []string{"1202555*"}, RCD: RCD{Nam: "ACME DC"}},
+				{Numbers: []string{"12025550100-12025550199"}, RCD: RCD{Nam: "ACME Sales", Crn: "Offer"}},
+				{Numbers: []string{"12025550150"}, RCD: RCD{Nam: "ACME Front Desk"}},
+				{Numbers: []string{"120255501*"}, RCD: RCD{Nam: "ACME tie, listed later"}},
+				{Numbers: []string{"13035550100-13035550109", "130355501*"}, RCD: RCD{Nam: "ACME Denver"}},
+			}},
+		{Name: "numbers-only", RCDNumbers: []NumberRCD{{Numbers: []string{"14155550000"}, RCD: RCD{Nam: "Globex"}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   Input
+		nam  string // "" = nil
+	}{
+		{"exact beats range and prefixes", Input{Customer: "acme", Orig: "12025550150"}, "ACME Front Desk"},
+		{"range (100 numbers) beats the longer prefix on a tie, listed first", Input{Customer: "acme", Orig: "12025550151"}, "ACME Sales"},
+		{"short prefix", Input{Customer: "acme", Orig: "12025559999"}, "ACME DC"},
+		{"range edge high", Input{Customer: "acme", Orig: "12025550199"}, "ACME Sales"},
+		{"range just past: prefix", Input{Customer: "acme", Orig: "12025550200"}, "ACME DC"},
+		{"one entry, narrower of its two forms", Input{Customer: "acme", Orig: "13035550105"}, "ACME Denver"},
+		{"one entry, wider form", Input{Customer: "acme", Orig: "13035550155"}, "ACME Denver"},
+		{"no entry: customer's rcd", Input{Customer: "acme", Orig: "19995550000"}, "ACME Corp"},
+		{"no calling number: customer's rcd", Input{Customer: "acme"}, "ACME Corp"},
+		{"customer by source", Input{Source: "192.0.2.10:5060", Orig: "12025550150"}, "ACME Front Desk"},
+		{"no customer rcd, number listed", Input{Customer: "numbers-only", Orig: "14155550000"}, "Globex"},
+		{"no customer rcd, number not listed", Input{Customer: "numbers-only", Orig: "14155550001"}, ""},
+		{"unknown customer", Input{Customer: "nobody", Orig: "12025550150"}, ""},
+		{"unknown source", Input{Source: "192.0.2.99", Orig: "12025550150"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := p.RCDFor(tc.in)
+			got := ""
+			if r != nil {
+				got = r.Nam
+			}
+			if got != tc.nam {
+				t.Fatalf("RCDFor(%+v) = %q, want %q", tc.in, got, tc.nam)
+			}
+		})
+	}
+	if r := p.RCDFor(Input{Customer: "acme", Orig: "12025550120"}); r.Crn != "Offer" {
+		t.Fatalf("entry's crn: %+v", r)
+	}
+	if r := p.RCDFor(Input{Customer: "acme", Orig: "12025550150"}); r.Crn != "" {
+		t.Fatalf("a number's entry replaces the customer's rcd whole, crn included: %+v", r)
+	}
+	if r := p.RCDFor(Input{Customer: "acme", Orig: "19995550000"}); r != cust {
+		t.Fatalf("fallback: %+v", r)
+	}
+}
+
+func TestRCDPerNumberRefused(t *testing.T) {
+	for name, nr := range map[string]NumberRCD{
+		"no nam":        {Numbers: []string{"12025550100"}},
+		"jcd and jcl":   {Numbers: []string{"12025550100"}, RCD: RCD{Nam: "x", Jcd: "[]", Jcl: "https://a/b"}},
+		"no numbers":    {RCD: RCD{Nam: "x"}},
+		"bad number":    {Numbers: []string{"+1202555*"}, RCD: RCD{Nam: "x"}},
+		"reverse range": {Numbers: []string{"12025550199-12025550100"}, RCD: RCD{Nam: "x"}},
+	} {
+		if _, err := New(Options{Customers: []Customer{{Name: "acme", RCDNumbers: []NumberRCD{nr}}}}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

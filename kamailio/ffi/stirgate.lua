@@ -6,7 +6,14 @@
 --   local stirgate = require "stirgate"           -- this file
 --   local sg = stirgate.open("/etc/stirgate/stirgate.toml")  -- loads nothing
 --   local sig, err = sg:sign{from=..., pai=..., to=..., call_id=..., source=...}
---   local r, err = sg:check{identity={...}, from=..., pai=..., to=..., date=...}
+--   local r, err = sg:check{identity={...}, from=..., pai=..., to=..., date=...,
+--                           target=...}   -- the Request-URI: a diverted call's target
+--
+-- On a pass, r.div lists the diverting numbers of a verified diversion
+-- chain (RFC 8946) and r.rcd holds the verified rich call data (RFC 9795:
+-- nam, crn, icn, jcl); r.call_info is the Call-Info header value (RFC 9796)
+-- to add when the call goes on. A libstirgate without stirgate_check_call
+-- (before the extensions) is still used: target is then ignored.
 --
 -- Fork safety: libstirgate starts a Go runtime, which does not survive
 -- fork(). ffi.load runs on the first call that needs the library, never at
@@ -60,6 +67,13 @@ int stirgate_check(int h, const char *const *identity, int n_identity,
                    const char *from, const char *pai, const char *to,
                    const char *date, stirgate_result *res);
 void stirgate_result_free(stirgate_result *res);
+typedef struct stirgate_verify_request {
+    const char *const *identity; int n_identity;
+    const char *from; const char *pai; const char *to; const char *date;
+    const char *target;
+} stirgate_verify_request;
+int stirgate_check_call(int h, const stirgate_verify_request *req,
+                        stirgate_result *res, char **call_info);
 
 int getpid(void);
 ]]
@@ -75,6 +89,7 @@ local outcomes = {[0] = "pass", [1] = "none", [2] = "fail"}
 
 local library -- path set by M.library
 local lib, lib_pid
+local check_call -- lib.stirgate_check_call, or false in an older library
 
 -- load returns the library namespace, or nil and a message.
 local function load()
@@ -91,6 +106,9 @@ local function load()
 		return nil, "load " .. path .. ": " .. tostring(l)
 	end
 	lib, lib_pid = l, ffi.C.getpid()
+	-- A missing symbol raises on access: probe once.
+	local has, fn = pcall(function() return l.stirgate_check_call end)
+	check_call = has and fn or false
 	return lib
 end
 
@@ -151,6 +169,183 @@ local function field(t, k)
 		error("stirgate: field '" .. k .. "' contains a NUL byte", 3)
 	end
 	return v
+end
+
+-- decode reads the JSON libstirgate writes (a result's json): objects,
+-- arrays, strings, numbers, literals. It returns the value, or nil on
+-- anything else; it never raises.
+local function decode(js)
+	local pos = 1
+	local value
+	local function ws()
+		pos = string.find(js, "[^ \t\r\n]", pos) or #js + 1
+	end
+	local function utf8(c)
+		if c < 0x80 then
+			return string.char(c)
+		elseif c < 0x800 then
+			return string.char(0xc0 + math.floor(c / 0x40), 0x80 + c % 0x40)
+		elseif c < 0x10000 then
+			return string.char(0xe0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
+		end
+		return string.char(0xf0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
+			0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
+	end
+	local esc = {['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t"}
+	local function str()
+		local out = {}
+		pos = pos + 1
+		while true do
+			local i = string.find(js, '["\\]', pos)
+			if i == nil then
+				return nil
+			end
+			out[#out + 1] = string.sub(js, pos, i - 1)
+			if string.sub(js, i, i) == '"' then
+				pos = i + 1
+				return table.concat(out)
+			end
+			local e = string.sub(js, i + 1, i + 1)
+			if e == "u" then
+				local c = tonumber(string.sub(js, i + 2, i + 5), 16)
+				if c == nil or not string.find(string.sub(js, i + 2, i + 5), "^%x%x%x%x$") then
+					return nil
+				end
+				pos = i + 6
+				if c >= 0xd800 and c <= 0xdbff and string.find(js, "^\\u[dD][c-fC-F]%x%x", pos) then
+					c = 0x10000 + (c - 0xd800) * 0x400 + (tonumber(string.sub(js, pos + 2, pos + 5), 16) - 0xdc00)
+					pos = pos + 6
+				elseif c >= 0xd800 and c <= 0xdfff then
+					c = 0xfffd -- a lone surrogate
+				end
+				out[#out + 1] = utf8(c)
+			elseif esc[e] then
+				out[#out + 1] = esc[e]
+				pos = i + 2
+			else
+				return nil
+			end
+		end
+	end
+	local function seq(close, item)
+		pos = pos + 1
+		ws()
+		if string.sub(js, pos, pos) == close then
+			pos = pos + 1
+			return true
+		end
+		while true do
+			if not item() then
+				return false
+			end
+			ws()
+			local c = string.sub(js, pos, pos)
+			pos = pos + 1
+			if c == close then
+				return true
+			elseif c ~= "," then
+				return false
+			end
+			ws()
+		end
+	end
+	function value(depth)
+		if depth > 32 then
+			return nil
+		end
+		ws()
+		local c = string.sub(js, pos, pos)
+		if c == '"' then
+			return str()
+		elseif c == "{" then
+			local t = {}
+			local ok = seq("}", function()
+				if string.sub(js, pos, pos) ~= '"' then
+					return false
+				end
+				local k = str()
+				ws()
+				if k == nil or string.sub(js, pos, pos) ~= ":" then
+					return false
+				end
+				pos = pos + 1
+				local v = value(depth + 1)
+				t[k] = v
+				return v ~= nil
+			end)
+			return ok and t or nil
+		elseif c == "[" then
+			local t = {}
+			local ok = seq("]", function()
+				local v = value(depth + 1)
+				t[#t + 1] = v
+				return v ~= nil
+			end)
+			return ok and t or nil
+		end
+		local lit = string.match(js, "^[%w%.%+%-]+", pos)
+		if lit == nil then
+			return nil
+		end
+		pos = pos + #lit
+		if lit == "true" then
+			return true
+		elseif lit == "false" or lit == "null" then
+			return false -- null: present but empty; never nil, which means an error
+		end
+		return tonumber(lit)
+	end
+	local ok, v = pcall(value, 0)
+	if not ok then
+		return nil
+	end
+	return v
+end
+
+-- extensions sets r.div and r.rcd from a result's JSON, as the C module
+-- does: the diverting TNs, and the string claims of rcd with control
+-- characters dropped (a value may end up in a header).
+local function extensions(r, json)
+	local t = json and decode(json)
+	if type(t) ~= "table" then
+		return
+	end
+	if type(t.div) == "table" then
+		local div = {}
+		for _, d in ipairs(t.div) do
+			if type(d) == "table" and type(d.tn) == "string" and d.tn ~= "" then
+				div[#div + 1] = d.tn
+			end
+		end
+		if #div > 0 then
+			r.div = div
+		end
+	end
+	if type(t.rcd) == "table" then
+		local rcd
+		for _, k in ipairs({"nam", "crn", "icn", "jcl"}) do
+			local v = t.rcd[k]
+			if type(v) == "string" then
+				v = string.gsub(v, "%c", "")
+				if v ~= "" then
+					rcd = rcd or {}
+					rcd[k] = v
+				end
+			end
+		end
+		r.rcd = rcd
+	end
+end
+
+-- For tests: the div and rcd a result JSON gives, or nil when it does not
+-- decode.
+function M._extensions(json)
+	if decode(json) == nil then
+		return nil
+	end
+	local r = {}
+	extensions(r, json)
+	return r
 end
 
 local Handle = {}
@@ -265,18 +460,36 @@ local function identities(t)
 	return arr, n, v
 end
 
+-- run_check verifies with the call's target when the library can (else as
+-- before, target ignored). It returns the code, the result and the
+-- Call-Info value (or nil).
+local function run_check(l, h, ids, n, from, pai, to, date, target)
+	local res = ffi.new("stirgate_result")
+	if not check_call then
+		return l.stirgate_check(h, ids, n, from, pai, to, date, res), res
+	end
+	local vr = ffi.new("stirgate_verify_request")
+	vr.identity, vr.n_identity = ids, n
+	vr.from, vr.pai, vr.to, vr.date, vr.target = from, pai, to, date, target
+	local ci = ffi.new("char *[1]")
+	local rc = check_call(h, vr, res, ci)
+	local call_info = str(ci[0])
+	l.stirgate_free(ci[0])
+	return rc, res, call_info
+end
+
 function Handle:check(t)
 	if type(t) ~= "table" then
 		error("stirgate: check takes a table", 2)
 	end
 	local from, pai, to, date = field(t, "from"), field(t, "pai"), field(t, "to"), field(t, "date")
+	local target = field(t, "target")
 	local ids, n, anchor = identities(t)
 	local l, h = self:handle()
 	if l == nil then
 		return nil, h
 	end
-	local res = ffi.new("stirgate_result")
-	local rc = l.stirgate_check(h, ids, n, from, pai, to, date, res)
+	local rc, res, call_info = run_check(l, h, ids, n, from, pai, to, date, target)
 	local _ = anchor
 	if rc < 0 then
 		return nil, errtable(l, rc, h)
@@ -287,8 +500,9 @@ function Handle:check(t)
 		detail = str(res.detail), attest = str(res.attest), origid = str(res.origid),
 		orig = str(res.orig), dest = list(res.dest), x5u = str(res.x5u), spc = str(res.spc),
 		json = str(res.json), reject = res.reject ~= 0, reason_header = str(res.reason_header),
-		mark = str(res.mark), from = str(res.from), pai = str(res.pai),
+		mark = str(res.mark), from = str(res.from), pai = str(res.pai), call_info = call_info,
 	}
+	extensions(r, r.json)
 	if res.iat ~= 0 then
 		r.iat = tonumber(res.iat)
 	end
@@ -300,16 +514,28 @@ function Handle:check(t)
 end
 
 -- Handle:verify{...} returns the outcome ("pass", "none", "fail") and the
--- JSON of `stirgate verify`.
+-- JSON of `stirgate verify`; with target, of the check against it.
 function Handle:verify(t)
 	if type(t) ~= "table" then
 		error("stirgate: verify takes a table", 2)
 	end
 	local from, pai, to, date = field(t, "from"), field(t, "pai"), field(t, "to"), field(t, "date")
+	local target = field(t, "target")
 	local ids, n, anchor = identities(t)
 	local l, h = self:handle()
 	if l == nil then
 		return nil, h
+	end
+	if target ~= nil and check_call then
+		-- stirgate_verify has no target: the check's JSON has the same fields.
+		local rc, res = run_check(l, h, ids, n, from, pai, to, date, target)
+		local _ = anchor
+		if rc < 0 then
+			return nil, errtable(l, rc, h)
+		end
+		local json = str(res.json)
+		l.stirgate_result_free(res)
+		return outcomes[rc], json
 	end
 	local out = ffi.new("char *[1]")
 	local rc = l.stirgate_verify(h, ids, n, from, pai, to, date, out)

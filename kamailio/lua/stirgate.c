@@ -14,7 +14,14 @@
  *   local stirgate = require "stirgate"
  *   local sg = stirgate.open("/etc/stirgate/stirgate.toml")  -- loads nothing
  *   local sig, err = sg:sign{from=..., pai=..., to=..., call_id=..., source=...}
- *   local r, err = sg:check{identity={...}, from=..., pai=..., to=..., date=...}
+ *   local r, err = sg:check{identity={...}, from=..., pai=..., to=..., date=...,
+ *                           target=...}   -- the Request-URI: a diverted call's target
+ *
+ * On a pass, r.div lists the diverting numbers of a verified diversion
+ * chain (RFC 8946) and r.rcd holds the verified rich call data (RFC 9795:
+ * nam, crn, icn, jcl); r.call_info is the Call-Info header value (RFC 9796)
+ * to add when the call goes on. A libstirgate without stirgate_check_call
+ * (before the extensions) is still used: target is then ignored.
  *
  * Library failures return nil and an error table {code=-3, name="ECONFIG",
  * message="..."} (sign refusals add error, sip_code, reason, detail); wrong
@@ -30,6 +37,10 @@
 #include <lua.h>
 
 #include "stirgate.h"
+
+/* The result JSON reader of the native module (div and rcd of a result),
+ * compiled into this one file so that every build line stays one source. */
+#include "../module/resultjson.c"
 
 #define MT "stirgate.handle"
 #define DEFAULT_LIBRARY "libstirgate.so.1"
@@ -51,6 +62,9 @@ static struct {
 			const char *, const char *, char **);
 	int (*check)(int, const char *const *, int, const char *, const char *,
 			const char *, const char *, stirgate_result *);
+	/* NULL in a libstirgate older than the PASSporT extensions */
+	int (*check_call)(int, const stirgate_verify_request *, stirgate_result *,
+			char **);
 	void (*result_free)(stirgate_result *);
 } api;
 
@@ -111,6 +125,7 @@ static const char *load_api(void)
 	SYM(check, "stirgate_check");
 	SYM(result_free, "stirgate_result_free");
 #undef SYM
+	*(void **)(&api.check_call) = dlsym(dl, "stirgate_check_call");
 	/* Never dlclose: a Go runtime cannot be unloaded. */
 	api.dl = dl;
 	api.pid = getpid();
@@ -430,9 +445,58 @@ static const char *outcome_name(int rc)
 /* vreq is what sg:check{} and sg:verify{} read from their table. */
 typedef struct {
 	const char *from, *pai, *to, *date;
+	const char *target; /* Request-URI or number; NULL: To */
 	const char **ids;
 	int n;
 } vreq;
+
+/* run_check verifies q with the call's target when the library can (else
+ * as before, target ignored) and fills r; *call_info gets the Call-Info
+ * value of a pass with rich call data, or NULL. */
+static int run_check(int h, const vreq *q, stirgate_result *r, char **call_info)
+{
+	stirgate_verify_request vr;
+
+	*call_info = NULL;
+	if(api.check_call == NULL)
+		return api.check(h, q->ids, q->n, q->from, q->pai, q->to, q->date, r);
+	memset(&vr, 0, sizeof(vr));
+	vr.identity = q->ids;
+	vr.n_identity = q->n;
+	vr.from = q->from;
+	vr.pai = q->pai;
+	vr.to = q->to;
+	vr.date = q->date;
+	vr.target = q->target;
+	return api.check_call(h, &vr, r, call_info);
+}
+
+/* set_extensions stores div (array of diverting TNs) and rcd (table of
+ * its string claims) from a result JSON; both only on pass, as the JSON
+ * has them. */
+static void set_extensions(lua_State *L, const char *json)
+{
+	static const char *const keys[] = {"nam", "crn", "icn", "jcl"};
+	char buf[4096];
+	size_t i;
+	int made = 0;
+
+	if(json == NULL)
+		return;
+	if(result_div(json, buf, sizeof(buf)) > 0)
+		set_list(L, "div", buf);
+	for(i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if(result_rcd(json, keys[i], buf, sizeof(buf)) <= 0)
+			continue;
+		if(!made) {
+			lua_createtable(L, 0, 4);
+			made = 1;
+		}
+		set_str(L, keys[i], buf);
+	}
+	if(made)
+		lua_setfield(L, -2, "rcd");
+}
 
 /* read_vreq fills q from the table at index 2 and returns the handle, or 0
  * with nil and the error already pushed (q->ids then freed). */
@@ -445,6 +509,7 @@ static int read_vreq(lua_State *L, sg_handle *sh, vreq *q)
 	q->pai = opt_field(L, 2, "pai");
 	q->to = opt_field(L, 2, "to");
 	q->date = opt_field(L, 2, "date");
+	q->target = opt_field(L, 2, "target");
 	q->ids = identities(L, 2, &q->n);
 	h = handle_of(L, sh);
 	if(h == 0) {
@@ -454,22 +519,26 @@ static int read_vreq(lua_State *L, sg_handle *sh, vreq *q)
 	return h;
 }
 
-/* sg:check{identity=, from=, pai=, to=, date=}: the result and its
- * disposition as a table. */
+/* sg:check{identity=, from=, pai=, to=, date=, target=}: the result and
+ * its disposition as a table. */
 static int l_check(lua_State *L)
 {
 	sg_handle *sh = check_handle(L);
 	stirgate_result r;
+	char *call_info;
 	vreq q;
 	int h, rc;
 
+	memset(&q, 0, sizeof(q));
 	if((h = read_vreq(L, sh, &q)) == 0)
 		return 2;
-	rc = api.check(h, q.ids, q.n, q.from, q.pai, q.to, q.date, &r);
+	rc = run_check(h, &q, &r, &call_info);
 	free(q.ids);
-	if(rc < 0)
+	if(rc < 0) {
+		api.free(call_info);
 		return push_error(L, rc, h, NULL);
-	lua_createtable(L, 0, 24);
+	}
+	lua_createtable(L, 0, 27);
 	set_str(L, "result", outcome_name(rc));
 	set_int(L, "code", rc);
 	set_int(L, "sip_code", r.sip_code);
@@ -496,6 +565,9 @@ static int l_check(lua_State *L)
 	set_str(L, "mark", r.mark);
 	set_str(L, "from", r.from);
 	set_str(L, "pai", r.pai);
+	set_str(L, "call_info", call_info);
+	set_extensions(L, r.json);
+	api.free(call_info);
 	api.result_free(&r);
 	return 1;
 }
@@ -533,16 +605,30 @@ static void plant_defect(char *json)
 #endif
 
 /* sg:verify{...}: the outcome ("pass", "none", "fail") and the JSON of
- * `stirgate verify`. */
+ * `stirgate verify`. With a target, the JSON of the check against it (the
+ * same fields: stirgate_verify has no target). */
 static int l_verify(lua_State *L)
 {
 	sg_handle *sh = check_handle(L);
-	char *json = NULL;
+	stirgate_result r;
+	char *json = NULL, *call_info;
 	vreq q;
 	int h, rc;
 
+	memset(&q, 0, sizeof(q));
 	if((h = read_vreq(L, sh, &q)) == 0)
 		return 2;
+	if(q.target != NULL && api.check_call != NULL) {
+		rc = run_check(h, &q, &r, &call_info);
+		free(q.ids);
+		api.free(call_info);
+		if(rc < 0)
+			return push_error(L, rc, h, NULL);
+		lua_pushstring(L, outcome_name(rc));
+		lua_pushstring(L, r.json);
+		api.result_free(&r);
+		return 2;
+	}
 	rc = api.verify(h, q.ids, q.n, q.from, q.pai, q.to, q.date, &json);
 	free(q.ids);
 	if(rc < 0)

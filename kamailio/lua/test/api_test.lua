@@ -87,6 +87,43 @@ check(outcome == "pass" and has(json, '"verstat":"TN-Validation-Passed"'), "veri
 outcome, json = sg:verify{identity = {}, from = FROM, to = TO}
 check(outcome == "none" and has(json, '"result":"none"'), "verify none")
 
+-- PASSporT extensions (the tokens come from luaapi_test.go): a diverted
+-- call verifies against its target, the Request-URI; the verified
+-- diverting numbers and rich call data come back, on pass only.
+local SHAKEN, DIV, BROKEN, RCD = os.getenv("API_TEST_SHAKEN"), os.getenv("API_TEST_DIV"),
+	os.getenv("API_TEST_DIV_BROKEN"), os.getenv("API_TEST_RCD")
+check(SHAKEN and DIV and BROKEN and RCD, "extension tokens missing from the environment")
+local RETARGET = "sip:+12155550141@inside.example.net;user=phone"
+for _, ids in ipairs({{SHAKEN, DIV}, {DIV, SHAKEN}}) do
+	r, e = sg:check{identity = ids, from = FROM, pai = PAI, to = TO, target = RETARGET}
+	check(r and r.result == "pass" and r.verstat == "TN-Validation-Passed", "diverted call: " .. tostring(r and r.error or e and e.message))
+	check(r and type(r.div) == "table" and #r.div == 1 and r.div[1] == "12155550131", "div: " .. tostring(r and r.div and r.div[1]))
+	check(r and r.rcd == nil and r.call_info == nil and has(r.json, '"div":[{"tn":"12155550131"}]'), "diverted call without rcd")
+end
+r = sg:check{identity = {SHAKEN, DIV}, from = FROM, to = TO, target = "12155550141"}
+check(r and r.result == "pass", "a bare number as target")
+r = sg:check{identity = {SHAKEN, DIV}, from = FROM, to = TO, target = "sip:+12155550199@inside.example.net"}
+check(r and r.result == "fail" and r.error == "dest_mismatch" and r.div == nil, "diverted elsewhere: " .. tostring(r and r.error))
+r = sg:check{identity = {SHAKEN, DIV}, from = FROM, to = TO}
+check(r and r.result == "fail" and r.div == nil, "no target: the To header is the target, and the div names another")
+r = sg:check{identity = {SHAKEN, BROKEN}, from = FROM, to = TO, target = RETARGET}
+check(r and r.result == "fail" and r.sip_code == 438 and r.error == "div_chain_broken" and r.div == nil,
+	"broken chain: " .. tostring(r and r.error) .. " " .. tostring(r and r.sip_code))
+r = strict:check{identity = {BROKEN, SHAKEN}, from = FROM, to = TO, target = RETARGET}
+check(r and r.reject == true and r.reject_code == 438, "strict broken chain: " .. tostring(r and r.reject_code))
+outcome, json = sg:verify{identity = {DIV, SHAKEN}, from = FROM, to = TO, target = RETARGET}
+check(outcome == "pass" and has(json, '"div":[{"tn":"12155550131"}]'), "verify with a target: " .. tostring(json))
+
+r = sg:check{identity = RCD, from = FROM, pai = PAI, to = TO, target = "sip:+12155550131@inside.example.net"}
+check(r and r.result == "pass" and r.div == nil, "rcd call: " .. tostring(r and r.error))
+check(r and type(r.rcd) == "table" and r.rcd.nam == 'ACME "Corp" <Sales>' and r.rcd.crn == "Appointment reminder",
+	"rcd claims: " .. tostring(r and r.rcd and r.rcd.nam))
+check(r and has(r.call_info, "<data:application/json;base64,") and has(r.call_info, ";purpose=jcard")
+	and has(r.call_info, ';call-reason="Appointment reminder"') and has(r.call_info, ";verified"), "Call-Info: " .. tostring(r and r.call_info))
+local tampered = string.gsub(RCD, "%.", ".e", 1)
+r = sg:check{identity = tampered, from = FROM, to = TO}
+check(r and r.result == "fail" and r.rcd == nil and r.call_info == nil, "tampered rcd call: no claims")
+
 -- Bad input: wrong types raise; limits are errors; garbage is a result.
 check(not pcall(sg.sign, sg, "not a table"), "sign of a string raises")
 check(not pcall(sg.sign, sg, {orig = 12155550121, dest = "2155550131"}), "number field raises")
