@@ -15,12 +15,30 @@
 # (kamailio/module/README.md); the result is in $stirgate(...), read with
 # KSR.pv.get. Fork safety is the module's business: it loads libstirgate in
 # the SIP workers only, so this script may run in the main process too.
+#
+# The transaction is created (KSR.tm.t_newtran) before signing or
+# verifying, which may wait for a certificate fetch: a retransmission that
+# arrives meanwhile, at this worker or another, is answered from the
+# transaction, never verified again. Replies go through it (KSR.tm.t_reply;
+# the module's strict-mode reject uses sl's send_reply, which is stateful
+# once a transaction exists).
 
 import KSR
 
 
 def setting(name):
     return KSR.pv.get("$sel(cfg_get.stirgate." + name + ")")
+
+
+# flag reads a 0/1 setting, whichever type $sel gives its value in.
+def flag(name):
+    return str(setting(name)).strip() == "1"
+
+
+# pv reads a pseudo-variable for a log line: <null> for $null.
+def pv(name):
+    v = KSR.pv.get(name)
+    return "<null>" if v is None else str(v)
 
 
 def from_internal():
@@ -48,9 +66,9 @@ class kamailio:
         if rc in (-1, -2):
             KSR.warn("stirgate: INVITE %s not signed: %s: %s\n" % (
                 KSR.pv.get("$ci"), KSR.pv.get("$stirgate(error)"), KSR.pv.get("$stirgate(detail)")))
-            if setting("sign_required") == 1:
-                KSR.sl.sl_send_reply(KSR.pv.get("$stirgate(sip_code)") or 500,
-                                     KSR.pv.get("$stirgate(reason)") or "Server Internal Error")
+            if flag("sign_required"):
+                KSR.tm.t_reply(int(KSR.pv.get("$stirgate(sip_code)") or 500),
+                               KSR.pv.get("$stirgate(reason)") or "Server Internal Error")
                 return False
         return True
 
@@ -58,6 +76,10 @@ class kamailio:
     # has been answered here (rejected in strict mode).
     def ingress(self):
         rc = KSR.stirgate.check()
+        if flag("log_results"):
+            KSR.info("stirgate: INVITE %s checked: result=%s verstat=%s sip_code=%s error=%s div=%s rcd_nam=%s rcd_crn=%s\n" % (
+                KSR.pv.get("$ci"), pv("$stirgate(result)"), pv("$stirgate(verstat)"), pv("$stirgate(sip_code)"),
+                pv("$stirgate(error)"), pv("$stirgate(div)"), pv("$stirgate(rcd_nam)"), pv("$stirgate(rcd_crn)")))
         if rc == -1:
             KSR.info("stirgate: INVITE %s rejected %s %s\n" % (
                 KSR.pv.get("$ci"), KSR.pv.get("$stirgate(sip_code)"), KSR.pv.get("$stirgate(error)")))
@@ -65,8 +87,8 @@ class kamailio:
         if rc == -2:
             KSR.err("stirgate: INVITE %s not verified: %s: %s\n" % (
                 KSR.pv.get("$ci"), KSR.pv.get("$stirgate(error)"), KSR.pv.get("$stirgate(detail)")))
-            if setting("fail_closed") == 1:
-                KSR.sl.sl_send_reply(500, "Server Internal Error")
+            if flag("fail_closed"):
+                KSR.tm.t_reply(500, "Server Internal Error")
                 return False
         return True
 
@@ -88,12 +110,23 @@ class kamailio:
             if KSR.tm.t_check_trans() > 0:
                 relay()
             return 1
-        # A retransmission is absorbed here, so it is signed or verified once.
+        # A retransmission of a request whose transaction exists is absorbed
+        # here (answered from the transaction), never signed or verified again.
         if KSR.tm.t_check_trans() == 0:
             return 1
         KSR.rr.record_route()
         internal = from_internal()
         if KSR.is_INVITE():
+            # The transaction first: a retransmission that arrives while this
+            # INVITE is signed or verified (a certificate fetch may take
+            # seconds) matches it in t_check_trans above, in any worker, and
+            # is absorbed instead of being verified again.
+            rc = KSR.tm.t_newtran()
+            if rc == 0:
+                return 1  # a retransmission that won the race: absorbed
+            if rc < 0:
+                KSR.sl.sl_reply_error()
+                return 1
             go_on = self.egress() if internal else self.ingress()
             if not go_on:
                 return 1
