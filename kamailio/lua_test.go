@@ -674,10 +674,11 @@ func luaLoad(t *testing.T, b *luaBuilt, k *kamtest.Kamailio) {
 // egress calls would then fail). The proof: one request at the slow host,
 // one "checked" line for the Call-ID (the gateway must log its
 // verifications), one INVITE relayed. The control was run by hand for each
-// gateway (stirgate.lua, kamailio-native.cfg, stirgate.py): with the
-// transaction created after verifying, as they once did, this test fails
-// (the slow host is asked twice and the egress calls find both workers
-// held).
+// gateway (stirgate.lua, kamailio-native.cfg, stirgate.py, the t_newtran
+// call removed so that t_relay creates the transaction after verifying, as
+// they once did): this test fails, the retransmission holding the other
+// worker on the slow host until the 30 s fetch timeout, so that the egress
+// calls could not complete before it.
 func luaSlowX5U(t *testing.T, b *luaBuilt, startGW gatewayStart) {
 	release := make(chan struct{})
 	fetching := make(chan struct{}, 1)
