@@ -288,17 +288,19 @@ func TestLuaKamailio(t *testing.T) {
 		luaExtensions(t, b)
 	})
 	t.Run("sign_required answers a refusal", func(t *testing.T) {
-		luaSignRequired(t, b)
+		signRequired(t, func(t *testing.T, name, stirgateTOML string, children int) *kamtest.Kamailio {
+			return b.startDefines(t, name, stirgateTOML, children, "SIGN_REQUIRED=1")
+		}, b.start, b)
 	})
 }
 
-// luaSignRequired: with stirgate.sign_required = 1 an INVITE the signer
-// refuses (its Date is years old) is answered with the refusal's code
-// through the transaction; without it (the control) the same INVITE is
-// relayed unsigned.
-func luaSignRequired(t *testing.T, b *luaBuilt) {
+// signRequired: with stirgate.sign_required = 1 (required starts such a
+// gateway) an INVITE the signer refuses (its Date is years old) is answered
+// with the refusal's code through the transaction; without it (optional,
+// the control) the same INVITE is relayed unsigned.
+func signRequired(t *testing.T, required, optional gatewayStart, b *luaBuilt) {
 	const old = "Date: Mon, 01 Jan 2001 00:00:00 GMT"
-	ks := b.startDefines(t, "sign-required", b.toml(`mode = "relaxed"`, ""), 2, "SIGN_REQUIRED=1")
+	ks := required(t, "sign-required", b.toml(`mode = "relaxed"`, ""), 2)
 	r := luaCall(t, ks, "127.0.0.1", "127.0.0.2:9", "sipp/uac_reject.xml", luaCaller, ";user=phone", old, "X-Case: sign_required")
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
@@ -313,7 +315,7 @@ func luaSignRequired(t *testing.T, b *luaBuilt) {
 		t.Errorf("sign_required: final responses %q, want a 403", finals)
 	}
 
-	k := b.start(t, "sign-optional", b.toml(`mode = "relaxed"`, ""), 2)
+	k := optional(t, "sign-optional", b.toml(`mode = "relaxed"`, ""), 2)
 	carrier := luaUAS(t, luaCarrier, 1, true, time.Minute)
 	if err := luaCall(t, k, "127.0.0.1", carrier.Addr(), "sipp/uac.xml", luaCaller, ";user=phone", old, "X-Case: sign_optional").Err(); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,10 @@ func TestNativeKamailio(t *testing.T) {
 	t.Run("diverted call and rich call data", func(t *testing.T) {
 		nativeExtensions(t, b, b.startNative(mod, "kamailio-native.cfg", "LOG_RESULTS"))
 	})
+
+	t.Run("sign_required answers a refusal", func(t *testing.T) {
+		signRequired(t, b.startNative(mod, "kamailio-native.cfg", "SIGN_REQUIRED=1"), start, b)
+	})
 }
 
 // nativeExtensions: a diverted call (SHAKEN + div, RFC 8946) whose
@@ -166,6 +170,9 @@ func TestKEMIPythonKamailio(t *testing.T) {
 	// depends on where the script creates the transaction.
 	t.Run("slow x5u host holds only its own worker", func(t *testing.T) {
 		luaSlowX5U(t, b, start)
+	})
+	t.Run("sign_required answers a refusal", func(t *testing.T) {
+		signRequired(t, b.startNative(mod, "kamailio-python.cfg", fmt.Sprintf("STIRGATE_SCRIPT=%q", script), "SIGN_REQUIRED=1"), start, b)
 	})
 }
 
