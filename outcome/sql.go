@@ -289,15 +289,17 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 			return err
 		}
 	}
+	// Prepared before the transaction: SQLite's one connection is the
+	// transaction's until it ends.
+	prepared, err := s.upsertStmt(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer tx.Rollback()
-	prepared, err := s.upsertStmt(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	// On the connection it was prepared on (SQLite has one), the
 	// transaction's copy reuses the prepared statement.
 	stmt := tx.StmtContext(ctx, prepared)

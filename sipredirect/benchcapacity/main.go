@@ -37,6 +37,7 @@ import (
 	"github.com/stirgate/stirgate/core"
 	"github.com/stirgate/stirgate/core/config"
 	"github.com/stirgate/stirgate/internal/capbench"
+	"github.com/stirgate/stirgate/outcome"
 )
 
 // Targets of the issue "Capacity of one node": the server path may cost
@@ -141,7 +142,7 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		{"signed 302", "sign.xml", raw.Sign, signTarget, "raw sign"},
 		{"verified 302", "verify_load.xml", raw.Verify, verifyTarget, "raw verify"},
 	}
-	step := 0
+	step, answered := 0, 0
 	load := func(scenario string, rate, secs int) (capbench.LoadResult, time.Duration, error) {
 		step++
 		keys := map[string]string{}
@@ -162,6 +163,7 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 			return r, 0, err
 		}
 		c1, err := capbench.SettledCPU([]int{srv.cmd.Process.Pid})
+		answered += r.OK
 		return r, c1 - c0, err
 	}
 
@@ -240,7 +242,32 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		}
 		fmt.Printf("%-14s highest clean rate %5d/s (p99 %.1f ms); first to saturate %s\n", k.name, b.rate, ms(b.p99), limit)
 	}
+	// The CPU counted must include recording every answer: a writer that
+	// fell behind or stopped would look cheap.
+	srv.stop()
+	n, err := recorded(ctx, filepath.Join(tmp, "outcomes.db"))
+	if err != nil {
+		return missed, err
+	}
+	if n < answered {
+		return missed, fmt.Errorf("the store holds %d outcomes for %d answered INVITEs", n, answered)
+	}
+	fmt.Printf("outcomes recorded: %d for %d answered INVITEs\n", n, answered)
 	return missed, nil
+}
+
+// recorded counts the outcomes in the server's store.
+func recorded(ctx context.Context, path string) (int, error) {
+	st, err := outcome.Open(ctx, outcome.Options{Driver: "sqlite", Path: path})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	r, err := st.Report(ctx, outcome.Filter{})
+	if err != nil {
+		return 0, err
+	}
+	return r.Total, nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -301,6 +328,9 @@ mode = "auto"
 }
 
 func (s *server) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
