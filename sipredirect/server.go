@@ -71,15 +71,15 @@ type Server struct {
 	tx      *txCache
 	sem     chan struct{}
 
-	udp  []boundUDP
-	tcp  []boundTCP
-	wg   sync.WaitGroup // in-flight requests and connection readers
+	udp []boundUDP
+	tcp []boundTCP
+	wg  sync.WaitGroup // in-flight requests and connection readers
 
 	// jobs hands a request to an idle worker; workers counts them.
 	jobs    chan func()
 	workers sync.WaitGroup
-	base context.Context
-	stop context.CancelFunc
+	base    context.Context
+	stop    context.CancelFunc
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}

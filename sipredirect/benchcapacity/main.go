@@ -186,8 +186,13 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if r.Failed > 0 || r.OK == 0 {
-			return false, fmt.Errorf("%s CPU step: %d ok, %d failed (%v)\n%s", k.name, r.OK, r.Failed, r.Err, r.Output)
+		if r.OK == 0 {
+			return false, fmt.Errorf("%s CPU step: no call answered (%v)\n%s", k.name, r.Err, r.Output)
+		}
+		if r.Failed > 0 {
+			// On a busy host a few answers come after SIPp's 2 s; their CPU
+			// is spread over the others, which overstates the cost a little.
+			fmt.Printf("warning: %s CPU step: %d of %d calls failed (%v)\n", k.name, r.Failed, r.Calls, r.Err)
 		}
 		cpuRows[i] = cpuRow{cpu / time.Duration(r.OK), r, cpu}
 	}
