@@ -208,8 +208,24 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		}
 		fmt.Printf("%-14s %7d %8.2fs %12.1f %12.1f %7.2f× %7.2f× %s (%s)\n", k.name, c.r.OK, c.cpu.Seconds(), us(c.perCall), us(k.raw), ratio, k.target, verdict, k.rawName)
 	}
-	fmt.Printf("CPU-bound ceiling of this server on %d cores: signed %.0f/s, verified %.0f/s\n\n",
-		cores, float64(cores)*float64(time.Second)/float64(cpuRows[0].perCall), float64(cores)*float64(time.Second)/float64(cpuRows[1].perCall))
+	// Who saturates first, from CPU per call rather than from a noisy
+	// breaking point: SIPp is one thread (one core at most); the server
+	// and SIPp share the host's cores.
+	fmt.Println("\nwho saturates first, from CPU per call (SIPp's from its rusage):")
+	for i, k := range kinds {
+		c := cpuRows[i]
+		sippPer := c.r.SIPpCPU / time.Duration(c.r.OK)
+		sippMax := float64(time.Second) / float64(sippPer)                           // SIPp's one core full
+		shared := float64(cores) * float64(time.Second) / float64(c.perCall+sippPer) // the cores full, both on them
+		alone := float64(cores) * float64(time.Second) / float64(c.perCall)          // server alone on the cores
+		first := "the server"
+		if sippMax < shared {
+			first = "SIPp"
+		}
+		fmt.Printf("%-14s server %.1f µs, SIPp %.1f µs per call: SIPp's core is full at %.0f/s, the %d shared cores at %.0f/s: %s saturates first (server alone on %d cores: %.0f/s)\n",
+			k.name, us(c.perCall), us(sippPer), sippMax, cores, shared, first, cores, alone)
+	}
+	fmt.Println()
 
 	fmt.Printf("== rate steps (%d s each; clean = every call answered, none failed, p99 < %s)\n", o.stepSecs, o.p99)
 	fmt.Printf("%-14s %7s %7s %7s %8s %8s %8s %9s %9s %10s\n", "answer", "rate/s", "ok", "failed", "p50 ms", "p99 ms", "max ms", "server %", "SIPp %", "µs/INVITE")
