@@ -71,11 +71,15 @@ type Server struct {
 	tx      *txCache
 	sem     chan struct{}
 
-	udp  []boundUDP
-	tcp  []boundTCP
-	wg   sync.WaitGroup // in-flight requests and connection readers
-	base context.Context
-	stop context.CancelFunc
+	udp []boundUDP
+	tcp []boundTCP
+	wg  sync.WaitGroup // in-flight requests and connection readers
+
+	// jobs hands a request to an idle worker; workers counts them.
+	jobs    chan func()
+	workers sync.WaitGroup
+	base    context.Context
+	stop    context.CancelFunc
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -138,6 +142,7 @@ func Listen(o ServerOptions) (*Server, error) {
 		conns:  map[net.Conn]struct{}{},
 		perSrc: map[netip.Addr]int{},
 		done:   make(chan struct{}),
+		jobs:   make(chan func()),
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.handler.Store(o.Handler)
@@ -227,7 +232,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeSockets()
 	finished := make(chan struct{})
-	go func() { s.wg.Wait(); close(finished) }()
+	go func() { s.wg.Wait(); s.workers.Wait(); close(finished) }()
 	select {
 	case <-finished:
 		s.stop()
@@ -283,15 +288,66 @@ func (s *Server) readUDP(u boundUDP) {
 				s.o.Logger.Debug("sip udp write", "to", dst, "error", err)
 			}
 		}
+		if !maybeInvite(data) {
+			// ACK, OPTIONS, CANCEL and the rest are answered from the
+			// message alone, without signing, verifying or waiting: here,
+			// rather than woken on a worker. Every call has an ACK, so
+			// this halves the hand-offs between threads (make
+			// bench-capacity).
+			s.process(data, src, u.mode, true, write)
+			continue
+		}
 		select {
 		case s.sem <- struct{}{}:
 			s.wg.Add(1)
-			go func() {
+			s.dispatch(func() {
 				defer func() { <-s.sem; s.wg.Done() }()
 				s.process(data, src, u.mode, true, write)
-			}()
+			})
 		default:
 			s.overload(data, src, write)
+		}
+	}
+}
+
+// maybeInvite reports whether a datagram may be an INVITE: the request
+// line, after any keep-alive CRLFs, starts with the method. Anything else
+// (another method, a response, garbage) needs no worker.
+func maybeInvite(b []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(b, "\r\n"), []byte("INVITE"))
+}
+
+// workerIdle is how long a worker waits for another request before it
+// ends.
+const workerIdle = 10 * time.Second
+
+// dispatch runs job on an idle worker, or on a new one. A worker outlives
+// its request because a goroutine grows its stack to the depth of ECDSA
+// signing: a new goroutine per request paid for that growth (copying the
+// stack) every time, 8% of a busy server's CPU (make bench-capacity).
+// Concurrency stays bounded by the caller's semaphore (MaxInflight).
+func (s *Server) dispatch(job func()) {
+	select {
+	case s.jobs <- job:
+	default:
+		s.workers.Add(1)
+		go s.worker(job)
+	}
+}
+
+func (s *Server) worker(job func()) {
+	defer s.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		job()
+		idle.Reset(workerIdle)
+		select {
+		case job = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.done: // the sockets are closed: no request comes
+			return
 		}
 	}
 }
@@ -487,10 +543,10 @@ func (s *Server) serveTCP(c *net.TCPConn, srcAddr netip.Addr, mode Mode) {
 		select {
 		case s.sem <- struct{}{}:
 			s.wg.Add(1)
-			go func() {
+			s.dispatch(func() {
 				defer func() { <-s.sem; s.wg.Done() }()
 				s.process(msg, src, mode, false, write)
-			}()
+			})
 		default:
 			s.overload(msg, src, write)
 		}

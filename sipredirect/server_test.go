@@ -404,3 +404,25 @@ func TestServerMaxConns(t *testing.T) {
 		t.Fatalf("second connection: %v, want EOF", err)
 	}
 }
+
+// TestMaybeInvite: only what may be an INVITE goes to a worker; the rest
+// is answered on the reader, so a misjudged INVITE would sign there.
+func TestMaybeInvite(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{invite("m-1"), true},
+		{"\r\n\r\n" + invite("m-2"), true}, // keep-alive CRLFs before it
+		{"ACK sip:a@b SIP/2.0\r\n\r\n", false},
+		{"OPTIONS sip:a@b SIP/2.0\r\n\r\n", false},
+		{"CANCEL sip:a@b SIP/2.0\r\n\r\n", false},
+		{"SIP/2.0 200 OK\r\n\r\n", false},
+		{"invite sip:a@b SIP/2.0\r\n\r\n", false}, // methods are case-sensitive (RFC 3261 §7.1)
+		{"", false},
+	} {
+		if got := maybeInvite([]byte(tc.msg)); got != tc.want {
+			t.Errorf("maybeInvite(%.30q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}
