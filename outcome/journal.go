@@ -143,11 +143,21 @@ func (j *journal) finishLocked(seq int64, g *journalGen) {
 	}
 }
 
-// backlog reports whether files wait to be read into the store.
+// backlog reports whether records wait to be read into the store: files
+// queued for it, and records only the journal holds in a segment not yet
+// sealed (they join collect at the seal, which may be SealEvery away).
 func (j *journal) backlog() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return len(j.collect) > 0
+	if len(j.collect) > 0 {
+		return true
+	}
+	for _, g := range j.gens {
+		if g.lost {
+			return true
+		}
+	}
+	return false
 }
 
 // replay reads the files waiting to be read into st, in order, and stops at
