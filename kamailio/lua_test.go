@@ -277,6 +277,7 @@ func one(t *testing.T, msg, name string) string {
 func TestLuaKamailio(t *testing.T) {
 	b := luaBuild(t)
 	gatewayCases(t, b, b.start, true)
+	t.Run("tenants", func(t *testing.T) { luaTenants(t, b) })
 }
 
 // gatewayStart starts one Kamailio gateway (app_lua, native module, KEMI)
