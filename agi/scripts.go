@@ -172,6 +172,7 @@ func (s *Server) sign(ctx context.Context, sess *Session, svc Service, judged fu
 		vars[4].value = e.Name
 		vars[5].value = signOutcome(e)
 		out.Result, out.ErrorName, out.SIPCode, out.Reason = vars[5].value, e.Name, e.SIPCode, e.Reason
+		out.SetRefused(signErr)
 		s.log.Info("agi sign: not signed", "uniqueid", out.UniqueID, "result", out.Result, "err", signErr)
 	} else {
 		vars[0].value, vars[1].value = res.Identity, res.Date

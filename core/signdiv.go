@@ -74,21 +74,26 @@ func (s *Signer) SignDiv(ctx context.Context, req DivRequest) (*SignResult, erro
 	}
 	// A diversion is the diverting network's own statement, signed with
 	// the default tenant's credential (its customer's tenant when named).
-	t, err := s.tenantFor(s.opts.Policy.TenantOf(req.Customer))
+	who := SignError{Tenant: s.opts.Policy.TenantOf(req.Customer), Customer: req.Customer}
+	t, err := s.tenantFor(who.Tenant)
+	if who.Tenant == "" {
+		who.Tenant = DefaultTenant
+	}
 	if err != nil {
-		return nil, err
+		return nil, who.wrap(err)
 	}
 	cr := t.at(now)
+	who.SPC = cr.c.SPC
 	if err := s.canSign(t, cr, now); err != nil {
-		return nil, err
+		return nil, who.wrap(err)
 	}
 	if err := mayVouchFor(cr, div); err != nil {
-		return nil, err
+		return nil, who.wrap(err)
 	}
 	claims := passport.Claims{Dest: dest, IAT: now.Unix(), Orig: root.Orig, Div: div, HI: req.HI}
 	tok, err := passport.Sign(cr.divHeader, claims, cr.c.Key)
 	if err != nil {
-		return nil, err
+		return nil, who.wrap(err)
 	}
 	return &SignResult{
 		Identity: identity.FormatPpt(tok, cr.x5u, passport.PptDiv),

@@ -151,14 +151,36 @@ func (s *Signer) Credential() *certs.SigningCredential {
 }
 
 // Sign signs one call. Failures are *stir.Error values with a Signing-side
-// name (sign_input_invalid, sign_date_out_of_window, sign_not_allowed, ...).
+// name (sign_input_invalid, sign_date_out_of_window, sign_not_allowed, ...),
+// found by stir.As / errors.As and matched by errors.Is. A call refused
+// after it was attributed to a customer or tenant (an expired tenant
+// certificate, a tenant not configured, a stale Date from a known
+// customer) returns a *SignError wrapping that *stir.Error and naming
+// whom the signature was for, so that the refusal is recorded like a
+// signature (outcome.Outcome.SetRefused). The result is always nil with
+// an error: nothing half-signed leaves the Signer.
 func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error) {
+	var who SignError
+	res, err := s.sign(ctx, req, &who)
+	if err != nil {
+		return nil, who.wrap(err)
+	}
+	return res, nil
+}
+
+func (s *Signer) sign(ctx context.Context, req SignRequest, who *SignError) (*SignResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, stir.ErrInternal.With("context", err)
 	}
-	orig, dest, err := s.numbers(req)
-	if err != nil {
-		return nil, err
+	orig, dest, nerr := s.numbers(req)
+	// The attribution does not need the numbers (a customer is known by
+	// name or source): a refused call is recorded against it all the same.
+	dec, derr := s.attestation(req, orig)
+	who.attribute(dec, derr)
+	if nerr != nil {
+		// Which rule would have decided depends on the calling number.
+		who.Rule = ""
+		return nil, nerr
 	}
 	now := req.At
 	if now.IsZero() {
@@ -179,10 +201,8 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	} else {
 		date = FormatDate(now)
 	}
-
-	dec, err := s.attestation(req, orig)
-	if err != nil {
-		return nil, err
+	if derr != nil {
+		return nil, derr
 	}
 	t, err := s.tenantFor(dec.tenant)
 	if err != nil {
@@ -191,6 +211,7 @@ func (s *Signer) Sign(ctx context.Context, req SignRequest) (*SignResult, error)
 	// The signing time picks the credential: every process switches to a
 	// tenant's next one at the same instant.
 	cr := t.at(now)
+	who.SPC = cr.c.SPC
 	if err := s.canSign(t, cr, iat); err != nil {
 		return nil, err
 	}
@@ -263,14 +284,18 @@ type decision struct {
 // and SignResult.Attest says which level was used.
 func (s *Signer) attestation(req SignRequest, orig string) (decision, error) {
 	out := decision{attest: req.Attest, origid: req.OrigID}
+	var attestErr error
 	if out.attest != "" {
 		if _, err := stir.ParseAttestation(string(out.attest)); err != nil {
-			return decision{}, stir.ErrSignInput.With("attest", err)
+			attestErr = stir.ErrSignInput.With("attest", err)
 		}
 	}
 	if s.opts.Policy == nil {
 		// No policy: the embedding program decides, as documented on
 		// SignerOptions.Policy. Every config-built signer has a policy.
+		if attestErr != nil {
+			return decision{}, attestErr
+		}
 		if out.attest == "" {
 			return decision{}, stir.ErrSignNotAllowed.Withf("no attestation given and no policy configured")
 		}
@@ -282,6 +307,10 @@ func (s *Signer) attestation(req SignRequest, orig string) (decision, error) {
 		out.origid = d.OrigID
 	}
 	out.customer, out.tenant = d.Customer, d.Tenant
+	if attestErr != nil {
+		// Attributed (SignError), but refused.
+		return decision{customer: d.Customer, tenant: d.Tenant, rule: d.Rule}, attestErr
+	}
 	switch {
 	case req.Trusted && out.attest != "":
 		out.why, out.rule = "chosen by the local caller", policy.RuleTrustedCaller

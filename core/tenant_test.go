@@ -184,12 +184,14 @@ func TestTenantRefusals(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		source, tenant string // tenant "" = signed by blue
+		// The refusal's SignError: whom the call was for.
+		customer, rule, spc string
 	}{
-		{"192.0.2.1", ""},
-		{"192.0.2.3", DefaultTenant},    // customer without tenant, no default
-		{"198.51.100.7", DefaultTenant}, // gateway traffic, no default
-		{"192.0.2.4", "old"},
-		{"192.0.2.5", "early"},
+		{"192.0.2.1", "", "", "", ""},
+		{"192.0.2.3", DefaultTenant, "gamma", policy.RuleCustomer, ""}, // customer without tenant, no default
+		{"198.51.100.7", DefaultTenant, "", policy.RuleGateway, ""},    // gateway traffic, no default
+		{"192.0.2.4", "old", "stale", policy.RuleCustomer, "1004"},     // expired
+		{"192.0.2.5", "early", "future", policy.RuleCustomer, "1005"},  // not yet valid
 	} {
 		res, err := s.Sign(context.Background(), SignRequest{Orig: origTN, Dest: []string{destTN}, Source: tc.source})
 		if tc.tenant == "" {
@@ -202,6 +204,25 @@ func TestTenantRefusals(t *testing.T) {
 		if !errors.As(err, &se) || se.Name != stir.ErrSignCertInvalid.Name || !strings.Contains(se.Error(), `tenant "`+tc.tenant+`"`) {
 			t.Errorf("%s: %v, want %s naming tenant %q", tc.source, err, stir.ErrSignCertInvalid.Name, tc.tenant)
 		}
+		var who *SignError
+		if !errors.As(err, &who) || who.Tenant != tc.tenant || who.Customer != tc.customer || who.Rule != tc.rule || who.SPC != tc.spc {
+			t.Errorf("%s: refusal attributed to %+v, want tenant %q customer %q rule %q spc %q", tc.source, who, tc.tenant, tc.customer, tc.rule, tc.spc)
+		} else if !errors.Is(err, stir.ErrSignCertInvalid) || who.Error() != se.Error() {
+			t.Errorf("%s: SignError %q does not read as its *stir.Error %q", tc.source, who, se)
+		}
+	}
+	// A call no rule attributes (no customer, no gateway, no default
+	// attestation) is refused with the bare *stir.Error: it was no one's.
+	_, err = s.Sign(context.Background(), SignRequest{Orig: origTN, Dest: []string{destTN}, Source: "203.0.113.1"})
+	var who *SignError
+	if !errors.Is(err, stir.ErrSignNotAllowed) || errors.As(err, &who) {
+		t.Errorf("unattributed call: %v (%+v), want a bare sign_not_allowed", err, who)
+	}
+	// A bad calling number from a known customer: attributed, no rule
+	// (the rule depends on the number).
+	_, err = s.Sign(context.Background(), SignRequest{Orig: "not-a-number", Dest: []string{destTN}, Source: "192.0.2.1"})
+	if !errors.Is(err, stir.ErrSignInput) || !errors.As(err, &who) || who.Customer != "acme" || who.Tenant != "blue" || who.Rule != "" {
+		t.Errorf("bad number from acme: %v (%+v)", err, who)
 	}
 
 	bad := blue.tenant()

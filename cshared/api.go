@@ -301,7 +301,7 @@ func sign(h int, in signIn) (*core.SignResult, error) {
 		if e == nil {
 			e = stir.ErrInternal.With("", err)
 		}
-		st.rec.Signed(req, nil, e)
+		st.rec.Signed(req, nil, err)
 		return nil, &apiError{code: codeSign, msg: err.Error(), sign: e}
 	}
 	st.rec.Signed(req, res, nil)

@@ -371,12 +371,12 @@ func (a *API) signing(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 		a.o.Logger.Info("http sign refused", "client", in.Client, "source", in.Source, "error", e.Name, "detail", e.Error())
-		a.o.Logger.Info("http sign refused", "error", e.Name, "detail", e.Error())
 		a.record(r, outcome.KindSign, func(o *outcome.Outcome) {
 			if in.Client != "" {
 				o.Client = in.Client
 			}
 			o.Result, o.ErrorName, o.Reason, o.SIPCode, o.Orig, o.Dest = "unsigned", e.Name, e.Error(), e.SIPCode, in.Orig, strings.Join(in.Dest, ",")
+			o.SetRefused(err)
 		})
 		a.fail(w, r, status, e)
 		return

@@ -292,6 +292,7 @@ func TestLuaKamailio(t *testing.T) {
 			return b.startDefines(t, name, stirgateTOML, children, "SIGN_REQUIRED=1")
 		}, b.start, b)
 	})
+	t.Run("tenants", func(t *testing.T) { luaTenants(t, b) })
 }
 
 // signRequired: with stirgate.sign_required = 1 (required starts such a

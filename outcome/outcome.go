@@ -5,6 +5,7 @@ package outcome
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -111,6 +112,19 @@ func (o *Outcome) SetExtensions(r *stir.Result) {
 	if r.RCD != nil {
 		o.RCDNam, o.RCDCrn = r.RCD.Nam, r.RCD.Crn
 	}
+}
+
+// SetRefused copies whom a refused signature was for into o: tenant,
+// SPC, customer and rule, when the signer had attributed the call before
+// refusing it (a *core.SignError); otherwise it leaves o as it is. Every
+// surface that records a sign failure calls it, so the arrangement
+// records count a tenant's refusals beside its signatures.
+func (o *Outcome) SetRefused(err error) {
+	var se *core.SignError
+	if !errors.As(err, &se) {
+		return
+	}
+	o.Tenant, o.Customer, o.Rule, o.SPC = se.Tenant, se.Customer, se.Rule, se.SPC
 }
 
 // SetSigned copies what a signature decided into o: tenant, SPC,

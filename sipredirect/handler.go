@@ -431,6 +431,7 @@ func (h *Handler) unsigned(c call, err error, start time.Time) *Answer {
 	h.observe("sign", start, "unsigned", e.Name)
 	h.record(c, outcome.KindSign, func(o *outcome.Outcome) {
 		o.Result, o.ErrorName, o.Reason, o.SIPCode = "unsigned", e.Name, e.Error(), e.SIPCode
+		o.SetRefused(err)
 	})
 	if !errors.Is(e, stir.ErrAlreadySigned) {
 		h.o.Logger.Info("not signed", "call_id", r.CallID, "error", e.Name, "detail", e.Error())

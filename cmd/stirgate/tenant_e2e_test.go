@@ -464,9 +464,18 @@ func TestTenantsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	os, err := st.Query(context.Background(), outcome.Filter{Kind: outcome.KindSign, Result: "signed", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// delta's refusal is recorded against whom it was for.
+	refused, err := st.Query(context.Background(), outcome.Filter{Kind: outcome.KindSign, Result: "unsigned", Limit: 1000})
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(refused) != 1 || refused[0].Tenant != "old" || refused[0].Customer != "delta" || refused[0].SPC != "1004" ||
+		refused[0].ErrorName != "sign_cert_invalid" || refused[0].Client != "delta-api" {
+		t.Errorf("refusal records %+v, want one for tenant old, customer delta", refused)
 	}
 	if len(os) != signed {
 		t.Fatalf("%d sign records, want %d", len(os), signed)

@@ -204,11 +204,7 @@ func (l *library) getIdentity(origTN, destTN, attest, origID, x5uURL string, k k
 	}
 	r, err := s.Sign(context.Background(), req)
 	if err != nil {
-		se := stir.As(err)
-		if se == nil {
-			se = stir.ErrInternal.With("", err)
-		}
-		e.rec.Signed(req, nil, se)
+		e.rec.Signed(req, nil, err)
 		return "", codeOf(err)
 	}
 	e.rec.Signed(req, r, nil)

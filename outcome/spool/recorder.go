@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"strconv"
@@ -132,16 +133,25 @@ func (r *Recorder) Verified(res *stir.Result) {
 	r.w.Record(o)
 }
 
-// Signed records one signing, done (res) or refused (err).
-func (r *Recorder) Signed(req core.SignRequest, res *core.SignResult, err *stir.Error) {
+// Signed records one signing, done (res) or refused (err, as the Signer
+// returned it: a *core.SignError names whom the refused call was for).
+func (r *Recorder) Signed(req core.SignRequest, res *core.SignResult, err error) {
 	if r == nil {
 		return
 	}
 	o := r.base("sign")
 	o.Peer = req.Source
 	if err != nil {
-		o.Result, o.ErrorName, o.Reason, o.SIPCode = "unsigned", err.Name, err.Error(), err.SIPCode
+		e := stir.As(err)
+		if e == nil {
+			e = stir.ErrInternal.With("", err)
+		}
+		o.Result, o.ErrorName, o.Reason, o.SIPCode = "unsigned", e.Name, e.Error(), e.SIPCode
 		o.Orig, o.Dest = req.Orig, strings.Join(req.Dest, ",")
+		var se *core.SignError
+		if errors.As(err, &se) {
+			o.Tenant, o.Customer, o.Rule, o.SPC = se.Tenant, se.Customer, se.Rule, se.SPC
+		}
 	} else {
 		o.Result, o.Attest, o.OrigID, o.Orig, o.Dest = "signed", string(res.Attest), res.OrigID, res.Orig, strings.Join(res.Dest, ",")
 		o.Tenant, o.Customer, o.Rule, o.SPC, o.X5U = res.Tenant, res.Customer, res.Rule, res.SPC, res.X5U
