@@ -137,14 +137,17 @@ func floorTo(v, w int64) int64 {
 
 func ceilTo(v, w int64) int64 { return -floorTo(-v, w) }
 
-const rollupUpsert = `INSERT INTO outcome_rollup (width_ms, bucket_ms, dim, dkey, system, kind, result, attest, error_name, n)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+const (
+	rollupHead = `INSERT INTO outcome_rollup (width_ms, bucket_ms, dim, dkey, system, kind, result, attest, error_name, n) VALUES `
+	rollupTail = `
 	ON CONFLICT (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)
 	DO UPDATE SET n = outcome_rollup.n + excluded.n`
+	rollupChunk = 500
+)
 
-// apply writes d in tx. Rows are updated in one sorted order, so that two
-// PostgreSQL nodes writing at once lock them in the same order (no
-// deadlock between their transactions).
+// applyDeltas writes d in tx, in multi-row statements. Rows are updated
+// in one sorted order, so that two PostgreSQL nodes writing at once lock
+// them in the same order (no deadlock between their transactions).
 func (s *sqlStore) applyDeltas(ctx context.Context, tx *sql.Tx, d deltas) error {
 	keys := make([]rkey, 0, len(d))
 	for k, n := range d {
@@ -152,17 +155,15 @@ func (s *sqlStore) applyDeltas(ctx context.Context, tx *sql.Tx, d deltas) error 
 			keys = append(keys, k)
 		}
 	}
-	if len(keys) == 0 {
-		return nil
-	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	stmt, err := tx.PrepareContext(ctx, s.rebind(rollupUpsert))
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, k := range keys {
-		if _, err := stmt.ExecContext(ctx, k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, d[k]); err != nil {
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), rollupChunk)]
+		keys = keys[len(chunk):]
+		args := make([]any, 0, 10*len(chunk))
+		for _, k := range chunk {
+			args = append(args, k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, d[k])
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(rollupHead+tuples(10, len(chunk))+rollupTail), args...); err != nil {
 			return err
 		}
 	}

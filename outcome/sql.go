@@ -3,13 +3,11 @@ package outcome
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -280,10 +278,15 @@ func keep(col string) string {
 	return fmt.Sprintf("%[1]s = CASE WHEN outcomes.%[1]s <> '' THEN outcomes.%[1]s ELSE excluded.%[1]s END", col)
 }
 
-var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
+const upsertHead = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
 	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source,
 	peer, profile, mode, client, div, rcd_nam, rcd_crn)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES `
+
+// upsertCols is the number of values upsertArgs gives.
+const upsertCols = 27
+
+var upsertTail = `
 	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
 	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
 	strings.Join([]string{
@@ -327,12 +330,6 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 			return err
 		}
 	}
-	if s.postgres {
-		// Rows are locked in one order (see the advisory lock below);
-		// a stable sort keeps a key's writes in their order.
-		os = append([]Outcome(nil), os...)
-		sort.SliceStable(os, func(i, j int) bool { return rowKey(os[i]) < rowKey(os[j]) })
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -350,49 +347,81 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 func rowKey(o Outcome) string { return o.System + "\x1f" + o.UniqueID + "\x1f" + o.Kind }
 
 // recordTx upserts os and moves the rollup by the difference: a merge
-// uncounts the row as it was and counts it as it is now.
+// uncounts the row as it was and counts it as it is now. Statements are
+// multi-row (a chunk of distinct keys each), so a batch costs a few round
+// trips, not a few per outcome.
 func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error {
-	old, err := tx.PrepareContext(ctx, s.rebind(`SELECT `+factCols+` FROM outcomes WHERE system = ? AND uniqueid = ? AND kind = ?`))
-	if err != nil {
-		return err
-	}
-	defer old.Close()
-	up, err := tx.PrepareContext(ctx, s.rebind(upsertSQL+` RETURNING `+factCols))
-	if err != nil {
-		return err
-	}
-	defer up.Close()
-	var lock *sql.Stmt
 	if s.postgres {
 		// Two nodes merging the same key at once would both read "no row
 		// yet" and both count it: the key's lock makes the second wait for
-		// the first to commit. (SQLite has one writer.)
-		if lock, err = tx.PrepareContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`); err != nil {
+		// the first to commit. All of a batch's keys are locked at once,
+		// in one order, so that two batches cannot deadlock. (SQLite has
+		// one writer.)
+		keys := make([]string, 0, len(os))
+		for _, o := range os {
+			keys = append(keys, rowKey(o))
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(h) FROM
+			(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS l`, keys); err != nil {
 			return err
 		}
-		defer lock.Close()
 	}
 	d := deltas{}
-	for _, o := range os {
-		if lock != nil {
-			if _, err := lock.ExecContext(ctx, rowKey(o)); err != nil {
-				return err
-			}
+	for len(os) > 0 {
+		// A chunk ends before a key it already has: one statement may
+		// not change a row twice.
+		seen := map[string]bool{}
+		n := 0
+		for n < len(os) && n < recordChunk && !seen[rowKey(os[n])] {
+			seen[rowKey(os[n])] = true
+			n++
 		}
-		var was fact
-		switch err := was.scan(old.QueryRowContext(ctx, o.System, o.UniqueID, o.Kind)); {
-		case err == nil:
-			d.add(&was, -1)
-		case !errors.Is(err, sql.ErrNoRows):
+		chunk := os[:n]
+		os = os[n:]
+		args := make([]any, 0, 3*len(chunk))
+		for _, o := range chunk {
+			args = append(args, o.System, o.UniqueID, o.Kind)
+		}
+		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT `+factCols+` FROM outcomes WHERE (system, uniqueid, kind) IN (VALUES `+
+			tuples(3, len(chunk))+`)`), args...)
+		if err := scanFacts(rows, err, d, -1); err != nil {
 			return err
 		}
-		var is fact
-		if err := is.scan(up.QueryRowContext(ctx, upsertArgs(o)...)); err != nil {
+		args = args[:0]
+		for _, o := range chunk {
+			args = append(args, upsertArgs(o)...)
+		}
+		rows, err = tx.QueryContext(ctx, s.rebind(upsertHead+tuples(upsertCols, len(chunk))+upsertTail+` RETURNING `+factCols), args...)
+		if err := scanFacts(rows, err, d, 1); err != nil {
 			return err
 		}
-		d.add(&is, 1)
 	}
 	return s.applyDeltas(ctx, tx, d)
+}
+
+// recordChunk bounds the rows of one statement (27 parameters each, well
+// under SQLite's and PostgreSQL's limits).
+const recordChunk = 500
+
+func scanFacts(rows *sql.Rows, err error, d deltas, sign int64) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f fact
+		if err := f.scan(rows); err != nil {
+			return err
+		}
+		d.add(&f, sign)
+	}
+	return rows.Err()
+}
+
+// tuples is "(?, ?), (?, ?)" for rows of width placeholders.
+func tuples(width, rows int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
 }
 
 // where builds the WHERE clause of f. Gap records are excluded unless asked

@@ -1,0 +1,17 @@
+package outcome
+
+import "testing"
+
+// NewPostgresDB is newPostgresDB for the external test package (the scale
+// benchmark, which also drives outcome/web).
+func NewPostgresDB(tb testing.TB) string {
+	tb.Helper()
+	if pgErr != nil {
+		tb.Fatalf("PostgreSQL test server did not start: %v", pgErr)
+	}
+	dsn, err := pg.NewDB(tb.Context(), tb.Name())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dsn
+}
