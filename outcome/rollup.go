@@ -39,6 +39,10 @@ type dimension struct {
 	// failuresOnly keeps an unbounded column (calling numbers) to the rows
 	// the dashboard ranks by it: failed verifications.
 	failuresOnly bool
+	// coarse rows leave attest and error_name empty: fewer rows for a
+	// column with many values, at the price of reading raw rows when a
+	// read filters or groups by those.
+	coarse bool
 }
 
 var dimensions = []dimension{
@@ -46,7 +50,7 @@ var dimensions = []dimension{
 	{name: "spc", col: "spc"},
 	{name: "x5u_host", col: "x5u", host: true},
 	{name: "peer", col: "peer"},
-	{name: "fail_orig", col: "orig", failuresOnly: true},
+	{name: "fail_orig", col: "orig", failuresOnly: true, coarse: true},
 }
 
 func dimensionNamed(name string) (dimension, bool) {
@@ -120,9 +124,13 @@ func (d deltas) add(f *fact, n int64) {
 				continue
 			}
 		}
+		attest, errorName := f.attest, f.errorName
+		if dim.coarse {
+			attest, errorName = "", ""
+		}
 		for _, w := range levels {
 			k := rkey{width: w, bucket: floorTo(f.ts, w), dim: dim.name, dkey: key,
-				system: f.system, kind: f.kind, result: f.result, attest: f.attest, errorName: f.errorName}
+				system: f.system, kind: f.kind, result: f.result, attest: attest, errorName: errorName}
 			d[k] += n
 		}
 	}
@@ -302,8 +310,11 @@ func (s *sqlStore) cube(ctx context.Context, f Filter, dim string, c cols) (map[
 			useRollup = false
 		}
 	}
+	if d, ok := dimensionNamed(rdim); ok && d.coarse && (f.Attest != "" || f.ErrorName != "" || c.attest || c.errorName) {
+		useRollup = false
+	}
 	out := map[cell]int{}
-	segs := []segment{{0, openEnd, 0}}
+	var segs []segment
 	if useRollup {
 		segs = plan(f, c.hour)
 	} else {

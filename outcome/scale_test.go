@@ -196,8 +196,10 @@ func (s *sqlStore) newLoader(ctx context.Context) (*loader, error) {
 		return l, err
 	}
 	// A bulk load's own settings: a large page cache for this connection.
-	if _, err := l.conn.ExecContext(ctx, `PRAGMA cache_size = -262144`); err != nil {
-		return nil, err
+	for _, q := range []string{`PRAGMA cache_size = -262144`, `PRAGMA temp_store = MEMORY`} {
+		if _, err := l.conn.ExecContext(ctx, q); err != nil {
+			return nil, err
+		}
 	}
 	l.tx, err = l.conn.BeginTx(ctx, nil)
 	return l, err

@@ -139,26 +139,29 @@ var migrations = []string{
 	12: `ALTER TABLE outcomes ADD COLUMN rcd_crn TEXT NOT NULL DEFAULT ''`,
 	// The dashboard's rollup (rollup.go): counts per hour and per day, in
 	// total and per breakdown dimension; backfilled from the rows there
-	// are (migrationHooks). A unique index, not a primary key, so that a
-	// column can join the key later.
+	// are (migrationHooks). On SQLite the table is its key (WITHOUT ROWID,
+	// see sqliteSuffix): a scan reads counts from the key's b-tree alone.
 	14: `CREATE TABLE outcome_rollup (
+		dim        TEXT   NOT NULL,
 		width_ms   BIGINT NOT NULL,
 		bucket_ms  BIGINT NOT NULL,
-		dim        TEXT   NOT NULL,
-		dkey       TEXT   NOT NULL,
 		system     TEXT   NOT NULL,
 		kind       TEXT   NOT NULL,
 		result     TEXT   NOT NULL,
 		attest     TEXT   NOT NULL,
 		error_name TEXT   NOT NULL,
-		n          BIGINT NOT NULL
-	);
-	CREATE UNIQUE INDEX outcome_rollup_key ON outcome_rollup (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)`,
+		dkey       TEXT   NOT NULL,
+		n          BIGINT NOT NULL,
+		PRIMARY KEY (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)
+	)`,
 	// Keyset paging of the calls list, newest first (Filter.After); it
 	// serves every time range that (ts) served.
 	15: `CREATE INDEX outcomes_ts_key ON outcomes (ts, system, uniqueid, kind);
 	DROP INDEX outcomes_ts`,
 }
+
+// sqliteSuffix ends the first statement of a migration on SQLite only.
+var sqliteSuffix = map[int]string{14: " WITHOUT ROWID"}
 
 // migrationHooks run in a migration's transaction after its statements.
 var migrationHooks = map[int]func(s *sqlStore, ctx context.Context, tx *sql.Tx) error{
@@ -218,9 +221,12 @@ func (s *sqlStore) migrateOne(ctx context.Context, conn *sql.Conn, v int) error 
 		return nil
 	}
 	// A migration may hold several statements, each ending a line with ";".
-	for _, stmt := range strings.Split(migrations[v], ";\n") {
+	for i, stmt := range strings.Split(migrations[v], ";\n") {
 		if strings.TrimSpace(stmt) == "" {
 			continue
+		}
+		if i == 0 && !s.postgres {
+			stmt += sqliteSuffix[v]
 		}
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
