@@ -264,3 +264,18 @@ func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out, nil
 }
+
+// Systems lists the systems with outcomes matching f, in order: the
+// dashboard's system picker.
+func (s *sqlStore) Systems(ctx context.Context, f Filter) ([]string, error) {
+	cube, err := s.cube(ctx, f, "", cols{system: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(cube))
+	for c := range cube {
+		out = append(out, c.system)
+	}
+	sort.Strings(out)
+	return out, nil
+}
