@@ -63,6 +63,13 @@ func BenchmarkDashboardScale(b *testing.B) {
 		seeding := time.Since(t0)
 		record(backend, "seed (rows and rollup, bulk)", seeding)
 		b.Logf("%s: seeded %d rows in %v", backend, n, seeding)
+		raw, err := outcome.RawCount(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r, err := st.Report(ctx, outcome.Filter{}); err != nil || r.Total != raw {
+			b.Fatalf("%s: the rollup counts %d calls, the rows %d (%v)", backend, r.Total, raw, err)
+		}
 
 		h := web.Handler(web.Options{Store: st, Now: nowFn, Certs: func() []web.CertInfo {
 			return []web.CertInfo{{Name: "sp", NotAfter: end.Add(90 * 24 * time.Hour)}}

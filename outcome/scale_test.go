@@ -114,7 +114,8 @@ func (m *mix) outcome(i int, at time.Time) Outcome {
 
 // SeedScale loads n outcomes spread evenly over the 30 days before end,
 // in time order, with their rollup. It bypasses RecordBatch: the rows are
-// new, so the rollup is the count of what is loaded, flushed day by day.
+// new, so the rollup is the count of what is loaded, flushed day by day
+// with the day's rows.
 func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 	s := st.(*sqlStore)
 	m := newMix(uint64(n))
@@ -133,7 +134,10 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 			rows = append(rows, []any{k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, v})
 		}
 		clear(d)
-		return l.load(ctx, "outcome_rollup", rollupCols, rows)
+		if err := l.load(ctx, "outcome_rollup", rollupCols, rows); err != nil {
+			return err
+		}
+		return l.checkpoint(ctx)
 	}
 	batch := make([][]any, 0, 1000)
 	for i := range n {
@@ -173,8 +177,8 @@ var (
 	rollupCols = []string{"width_ms", "bucket_ms", "dim", "dkey", "system", "kind", "result", "attest", "error_name", "n"}
 )
 
-// loader writes rows in bulk: COPY on PostgreSQL, 100-row INSERTs in one
-// transaction on SQLite.
+// loader writes rows in bulk: COPY on PostgreSQL, 100-row prepared
+// INSERTs in one transaction per day on SQLite.
 type loader struct {
 	s    *sqlStore
 	conn *sql.Conn
@@ -244,6 +248,21 @@ func (l *loader) load(ctx context.Context, table string, cols []string, rows [][
 		full.Close()
 	}
 	return nil
+}
+
+// checkpoint commits a day's rows on SQLite and begins the next day's
+// transaction: a month in one transaction would grow the WAL without
+// bound (no checkpoint can run inside it) and spill the page cache.
+func (l *loader) checkpoint(ctx context.Context) error {
+	if l.tx == nil {
+		return nil
+	}
+	if err := l.tx.Commit(); err != nil {
+		return err
+	}
+	var err error
+	l.tx, err = l.conn.BeginTx(ctx, nil)
+	return err
 }
 
 func (l *loader) commit(ctx context.Context) error {
