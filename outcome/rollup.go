@@ -13,9 +13,9 @@ import (
 // combination of the low-cardinality columns every aggregate reads
 // (system, kind, result, attest, error_name), once without a breakdown and
 // once per breakdown dimension (dim, dkey: the SPC, the certificate host,
-// the trunk...). Buckets are hours and days: a 30-day report reads ~30 day
-// rows per combination, the partial days at its edges read hours, and the
-// partial hours at its very edges read raw rows (see cube).
+// the trunk...). Buckets are hours, days and weeks: a 30-day report reads
+// about four week rows per combination, the days and hours at its edges,
+// and raw rows for the partial hours at its very edges (see plan).
 //
 // The rollup is written in the transaction that writes the outcomes, as a
 // delta: a merge into an existing row subtracts that row's old contribution
@@ -24,12 +24,16 @@ import (
 // Adding a breakdown (say, per tenant) is a new entry in dimensions, a
 // case in fact.get and a backfill; no schema change. Adding a column that
 // every aggregate filters on is an ALTER TABLE ... ADD COLUMN with a
-// default plus rebuilding the unique index outcome_rollup_key with it.
+// default plus rebuilding the table with the column in its primary key.
 
-const dayMS = 24 * hourMS
+const (
+	dayMS  = 24 * hourMS
+	weekMS = 7 * dayMS // from the epoch's Thursday: whole days, that is all it needs
+)
 
-// levels are the bucket widths, finest first.
-var levels = []int64{hourMS, dayMS}
+// levels are the bucket widths, finest first, each a multiple of the one
+// before.
+var levels = []int64{hourMS, dayMS, weekMS}
 
 // dimension is one breakdown of the rollup.
 type dimension struct {
@@ -249,8 +253,10 @@ type segment struct{ lo, hi, width int64 }
 // openEnd stands for "no until": later than any stored time.
 const openEnd = int64(1) << 62
 
-// plan splits [since, until) into raw edges, whole hours and whole days.
-// A cube by hour reads no days.
+// plan splits [since, until) into raw edges and then, level by level,
+// whole buckets of each width: a month is four weeks, a few days and
+// hours at either side, and the partial hours at the very edges. A cube by
+// hour reads hours only.
 func plan(f Filter, byHour bool) []segment {
 	lo, hi := int64(0), openEnd
 	if !f.Since.IsZero() {
@@ -262,7 +268,11 @@ func plan(f Filter, byHour bool) []segment {
 	if lo >= hi {
 		return nil
 	}
-	hs, he := ceilTo(lo, hourMS), floorTo(hi, hourMS)
+	widths := levels
+	if byHour {
+		widths = levels[:1]
+	}
+	hs, he := ceilTo(lo, widths[0]), floorTo(hi, widths[0])
 	if hs >= he {
 		return []segment{{lo, hi, 0}}
 	}
@@ -272,15 +282,23 @@ func plan(f Filter, byHour bool) []segment {
 			out = append(out, segment{a, b, w})
 		}
 	}
-	push(lo, hs, 0)
-	ds, de := ceilTo(hs, dayMS), floorTo(he, dayMS)
-	if byHour || ds >= de {
-		push(hs, he, hourMS)
-	} else {
-		push(hs, ds, hourMS)
-		push(ds, de, dayMS)
-		push(de, he, hourMS)
+	// level covers [a, b), both aligned to widths[i], with the coarsest
+	// buckets that fit.
+	var level func(a, b int64, i int)
+	level = func(a, b int64, i int) {
+		if i+1 < len(widths) {
+			na, nb := ceilTo(a, widths[i+1]), floorTo(b, widths[i+1])
+			if na < nb {
+				push(a, na, widths[i])
+				level(na, nb, i+1)
+				push(nb, b, widths[i])
+				return
+			}
+		}
+		push(a, b, widths[i])
 	}
+	push(lo, hs, 0)
+	level(hs, he, 0)
 	push(he, hi, 0)
 	return out
 }

@@ -31,7 +31,8 @@ func TestRollupMatchesRaw(t *testing.T) {
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(1, 2))
 			base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-			span := 5 * 24 * time.Hour
+			// Three weeks: every level of the rollup is read.
+			span := 21 * 24 * time.Hour
 			pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 			random := func(id int) Outcome {
 				o := Outcome{
@@ -58,7 +59,7 @@ func TestRollupMatchesRaw(t *testing.T) {
 				}
 				return o
 			}
-			const n = 1500
+			const n = 2500
 			var written []Outcome
 			for i := 0; i < n; i += 50 {
 				batch := make([]Outcome, 0, 51)
@@ -102,6 +103,8 @@ func TestRollupMatchesRaw(t *testing.T) {
 				{cut.Add(-time.Hour), cut.Add(50 * time.Hour)},
 				{base.Add(30*time.Hour + 5*time.Minute), base.Add(30*time.Hour + 55*time.Minute)},
 				{base.Add(49*time.Hour + 1*time.Millisecond), time.Time{}},
+				{base.Add(-3 * 24 * time.Hour), base.Add(19*24*time.Hour + 5*time.Hour + 7*time.Minute)},
+				{cut, base.Add(16 * 24 * time.Hour)},
 			}
 			filters := []Filter{
 				{}, {System: "pbx2"}, {Kind: KindVerify}, {Kind: KindSign}, {Result: "fail"}, {ErrorName: "stale_iat"},
@@ -241,5 +244,46 @@ func TestQueryKeyset(t *testing.T) {
 				t.Errorf("keyset pages %v\noffset %v", ids(byKey), ids(byOffset))
 			}
 		})
+	}
+}
+
+// TestPlan: the segments of a period tile it exactly, in order, each
+// rollup segment on whole buckets of its width, raw rows only for the
+// partial hours at either end.
+func TestPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		lo := int64(1_700_000_000_000) + rng.Int64N(60*dayMS)
+		hi := lo + rng.Int64N(40*dayMS)
+		var f Filter
+		if rng.IntN(10) > 0 {
+			f.Since = fromMS(lo)
+		} else {
+			lo = 0
+		}
+		if rng.IntN(10) > 0 {
+			f.Until = fromMS(hi)
+		} else {
+			hi = openEnd
+		}
+		byHour := rng.IntN(4) == 0
+		segs := plan(f, byHour)
+		at := lo
+		for _, s := range segs {
+			if s.lo != at || s.hi <= s.lo {
+				t.Fatalf("[%d, %d) byHour=%v: %+v does not tile", lo, hi, byHour, segs)
+			}
+			noWholeHour := ceilTo(lo, hourMS) >= floorTo(hi, hourMS)
+			if s.width == 0 && !noWholeHour && !(s.lo == lo && s.hi <= ceilTo(lo, hourMS)) && !(s.hi == hi && s.lo >= floorTo(hi, hourMS)) {
+				t.Fatalf("[%d, %d): raw segment %+v beyond the partial hours", lo, hi, s)
+			}
+			if s.width != 0 && (s.lo%s.width != 0 || s.hi%s.width != 0 || byHour && s.width != hourMS) {
+				t.Fatalf("[%d, %d) byHour=%v: segment %+v not on its buckets", lo, hi, byHour, s)
+			}
+			at = s.hi
+		}
+		if lo < hi && at != hi {
+			t.Fatalf("[%d, %d): segments end at %d", lo, hi, at)
+		}
 	}
 }

@@ -501,6 +501,13 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	}
 	limit = min(limit, MaxLimit)
 	w, args := where(f)
+	if !s.postgres {
+		// "Newest first, on this system" is a backward walk of the
+		// (ts, key) index that stops after a page; SQLite would rather
+		// take the system's rows from the primary key and sort them all
+		// (seconds at 10 million rows). The unary + keeps the key out.
+		w = strings.Replace(w, "system = ?", "+system = ?", 1)
+	}
 	if c := f.After; c != nil {
 		// Keyset paging on outcomes_ts_key, in its order.
 		w += " AND (ts, system, uniqueid, kind) < (?, ?, ?, ?)"
@@ -542,9 +549,9 @@ const pruneBatch = 10000
 // is uncounted row by row.
 func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
 	cut := ms(before)
-	day := floorTo(cut, dayMS)
-	// Rows of whole days before the cut: their rollup buckets all go below.
-	n, err := s.pruneRows(ctx, day, false, 0)
+	// Rows before the coarsest bucket the cut falls in: their rollup
+	// buckets all end before the cut and go whole below.
+	n, err := s.pruneRows(ctx, floorTo(cut, levels[len(levels)-1]), false, 0)
 	if err != nil {
 		return n, err
 	}
