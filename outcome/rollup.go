@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -339,13 +340,44 @@ func (s *sqlStore) cube(ctx context.Context, f Filter, dim string, c cols) (map[
 		// The raw rows over the whole period: the filter's own bounds.
 		segs = []segment{{-1, -1, 0}}
 	}
+	// One statement: a branch per segment, each on its own index range,
+	// added up outside (one round trip, one plan).
+	var (
+		branches []string
+		args     []any
+		host     bool
+	)
 	for _, sg := range segs {
-		var err error
+		var (
+			q string
+			a []any
+		)
 		if sg.width == 0 {
-			err = s.cubeRaw(ctx, f, dim, c, sg, out)
+			var h bool
+			q, a, h = cubeRaw(f, dim, c, sg)
+			host = host || h
 		} else {
-			err = s.cubeRollup(ctx, f, rdim, fval[rdim], c, sg, out)
+			q, a = cubeRollup(f, rdim, fval[rdim], c, sg)
 		}
+		branches, args = append(branches, q), append(args, a...)
+	}
+	if d, ok := dimensionNamed(dim); ok && d.host {
+		// Raw branches group by URL; the rollup's keys are hosts already
+		// (hostOf of a host is the host).
+		host = true
+	}
+	if len(branches) > 0 {
+		sel := c.selectList("h", "k")
+		q := `SELECT ` + strings.Join(append(sel, "SUM(n)"), ", ") + ` FROM (` + strings.Join(branches, " UNION ALL ") + `) AS segs`
+		if len(sel) > 0 {
+			q += ` GROUP BY ` + strings.Join(sel, ", ")
+		}
+		rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		err = c.scanIntoNullable(rows, host, out)
+		rows.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
@@ -399,7 +431,9 @@ func (c cols) scanInto(rows *sql.Rows, host bool, out map[cell]int) error {
 	return rows.Err()
 }
 
-func (s *sqlStore) cubeRollup(ctx context.Context, f Filter, dim, dkey string, c cols, sg segment, out map[cell]int) error {
+// cubeRollup is the branch of a rollup segment: the selected columns as
+// h, system, ..., k, and n.
+func cubeRollup(f Filter, dim, dkey string, c cols, sg segment) (string, []any) {
 	conds := []string{"dim = ?", "width_ms = ?", "bucket_ms >= ?", "bucket_ms < ?"}
 	args := []any{dim, sg.width, sg.lo, sg.hi}
 	if dkey != "" {
@@ -407,24 +441,26 @@ func (s *sqlStore) cubeRollup(ctx context.Context, f Filter, dim, dkey string, c
 	}
 	fc, fa := filterConds(f, false)
 	conds, args = append(conds, fc...), append(args, fa...)
-	sel := c.selectList("bucket_ms", "dkey")
-	q := `SELECT ` + strings.Join(append(sel, "SUM(n)"), ", ") + ` FROM outcome_rollup WHERE ` + strings.Join(conds, " AND ")
+	return branch(c, "bucket_ms", "dkey", "SUM(n)", "outcome_rollup", conds), args
+}
+
+// branch is one segment's grouped SELECT, its columns named as the outer
+// query adds them up.
+func branch(c cols, hourExpr, keyExpr, count, table string, conds []string) string {
+	sel := c.selectList(hourExpr, keyExpr)
+	named := c.selectList(hourExpr+" AS h", keyExpr+" AS k")
+	q := `SELECT ` + strings.Join(append(named, count+" AS n"), ", ") + ` FROM ` + table + ` WHERE ` + strings.Join(conds, " AND ")
 	if len(sel) > 0 {
 		q += ` GROUP BY ` + strings.Join(sel, ", ")
 	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	return c.scanIntoNullable(rows, out)
+	return q
 }
 
-// scanIntoNullable is scanInto for SUM, which is NULL over no rows when
+// scanIntoNullable scans the outer sums; SUM is NULL over no rows when
 // nothing is grouped.
-func (c cols) scanIntoNullable(rows *sql.Rows, out map[cell]int) error {
+func (c cols) scanIntoNullable(rows *sql.Rows, host bool, out map[cell]int) error {
 	if c != (cols{}) {
-		return c.scanInto(rows, false, out)
+		return c.scanInto(rows, host, out)
 	}
 	for rows.Next() {
 		var n sql.NullInt64
@@ -436,7 +472,9 @@ func (c cols) scanIntoNullable(rows *sql.Rows, out map[cell]int) error {
 	return rows.Err()
 }
 
-func (s *sqlStore) cubeRaw(ctx context.Context, f Filter, dim string, c cols, sg segment, out map[cell]int) error {
+// cubeRaw is the branch of a raw segment; host says its keys are URLs
+// whose host is the key.
+func cubeRaw(f Filter, dim string, c cols, sg segment) (string, []any, bool) {
 	var (
 		conds []string
 		args  []any
@@ -457,25 +495,13 @@ func (s *sqlStore) cubeRaw(ctx context.Context, f Filter, dim string, c cols, sg
 		keyExpr = "orig"
 		conds = append(conds, "orig <> ''")
 	default:
-		d, ok := dimensionNamed(dim)
-		if !ok {
-			return fmt.Errorf("no dimension %q", dim)
-		}
+		d, _ := dimensionNamed(dim)
 		keyExpr, host = d.col, d.host
 		conds = append(conds, d.col+" <> ''")
 		if d.failuresOnly {
 			conds = append(conds, "result IN ('fail', 'error')")
 		}
 	}
-	sel := c.selectList("ts / "+fmt.Sprint(hourMS)+" * "+fmt.Sprint(hourMS), keyExpr)
-	q := `SELECT ` + strings.Join(append(sel, "COUNT(*)"), ", ") + ` FROM outcomes WHERE ` + strings.Join(conds, " AND ")
-	if len(sel) > 0 {
-		q += ` GROUP BY ` + strings.Join(sel, ", ")
-	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	return c.scanInto(rows, host, out)
+	hourExpr := "ts / " + strconv.FormatInt(hourMS, 10) + " * " + strconv.FormatInt(hourMS, 10)
+	return branch(c, hourExpr, keyExpr, "COUNT(*)", "outcomes", conds), args, host
 }
