@@ -128,12 +128,16 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 	defer l.close()
 	d := deltas{}
 	day := int64(math.MinInt64)
-	flush := func() error {
-		rows := make([][]any, 0, len(d))
+	// flush writes the rollup rows whose buckets ended by upTo (a day
+	// flushes its hours and itself; a week waits for its last day).
+	flush := func(upTo int64) error {
+		var rows [][]any
 		for k, v := range d {
-			rows = append(rows, []any{k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, v})
+			if k.bucket+k.width <= upTo {
+				rows = append(rows, []any{k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, v})
+				delete(d, k)
+			}
 		}
-		clear(d)
 		if err := l.load(ctx, "outcome_rollup", rollupCols, rows); err != nil {
 			return err
 		}
@@ -146,7 +150,7 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 		f := factOf(o)
 		if dd := floorTo(f.ts, dayMS); dd != day {
 			if len(d) > 0 {
-				if err := flush(); err != nil {
+				if err := flush(dd); err != nil {
 					return err
 				}
 			}
@@ -164,7 +168,7 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 	if err := l.load(ctx, "outcomes", outcomeCols, batch); err != nil {
 		return err
 	}
-	if err := flush(); err != nil {
+	if err := flush(openEnd); err != nil {
 		return err
 	}
 	return l.commit(ctx)
