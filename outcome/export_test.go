@@ -23,3 +23,10 @@ func RawCount(st Store) (int, error) {
 	err := st.(*sqlStore).db.QueryRow(`SELECT COUNT(*) FROM outcomes WHERE kind <> 'gap'`).Scan(&n)
 	return n, err
 }
+
+// RollupRows counts the rollup's rows, for the benchmark's report.
+func RollupRows(st Store) (int, error) {
+	var n int
+	err := st.(*sqlStore).db.QueryRow(`SELECT COUNT(*) FROM outcome_rollup`).Scan(&n)
+	return n, err
+}

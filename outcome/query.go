@@ -2,10 +2,12 @@ package outcome
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,8 +50,37 @@ var unsignedResults = map[string]bool{"none": true, "unsigned": true}
 
 func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 	r := &Report{Since: f.Since, Until: f.Until}
-	all, err := s.cube(ctx, f, "", cols{system: true, kind: true, result: true, attest: true, errorName: true})
-	if err != nil {
+	fails := f
+	fails.Result = "fail"
+	// The report's five reads are independent: PostgreSQL answers them
+	// on connections of their own at once (SQLite's one connection takes
+	// them in turn).
+	var (
+		all, hosts, origins, gaps map[cell]int
+		wg                        sync.WaitGroup
+		errs                      [5]error
+	)
+	for i, read := range []func() error{
+		func() (err error) {
+			all, err = s.cube(ctx, f, "", cols{system: true, kind: true, result: true, attest: true, errorName: true})
+			return err
+		},
+		func() (err error) { hosts, err = s.cube(ctx, fails, "x5u_host", cols{key: true}); return err },
+		func() (err error) { origins, err = s.cube(ctx, fails, "fail_orig", cols{key: true}); return err },
+		func() (err error) { r.Hourly, err = s.hourly(ctx, f); return err },
+		func() (err error) {
+			gaps, err = s.cube(ctx, Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}, "", cols{})
+			return err
+		},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = read()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
 	r.ByResult = counts(all, func(c cell) (string, bool) { return c.result, true }, 0)
@@ -65,30 +96,13 @@ func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
 	r.ByAttest = counts(all, func(c cell) (string, bool) { return c.attest, c.attest != "" }, 0)
 	r.ByNode = counts(all, func(c cell) (string, bool) { return c.system, true }, 0)
 	r.ByError = counts(all, func(c cell) (string, bool) { return c.errorName, c.errorName != "" }, 0)
-	fails := f
-	fails.Result = "fail"
-	hosts, err := s.cube(ctx, fails, "x5u_host", cols{key: true})
-	if err != nil {
-		return nil, err
-	}
 	r.TopX5UHosts = counts(hosts, func(c cell) (string, bool) { return c.key, true }, TopN)
-	origins, err := s.cube(ctx, fails, "fail_orig", cols{key: true})
-	if err != nil {
-		return nil, err
-	}
 	r.TopOrigins = counts(origins, func(c cell) (string, bool) { return c.key, true }, TopN)
-	if r.Hourly, err = s.hourly(ctx, f); err != nil {
-		return nil, err
-	}
 	if f.Kind == "" || f.Kind == KindVerify {
 		r.Inbound = side(all, KindVerify)
 	}
 	if f.Kind == "" || f.Kind == KindSign {
 		r.Outbound = side(all, KindSign)
-	}
-	gaps, err := s.cube(ctx, Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}, "", cols{})
-	if err != nil {
-		return nil, err
 	}
 	r.Gaps = gaps[cell{}]
 	return r, nil

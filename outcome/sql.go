@@ -141,6 +141,8 @@ var migrations = []string{
 	// total and per breakdown dimension; backfilled from the rows there
 	// are (migrationHooks). On SQLite the table is its key (WITHOUT ROWID,
 	// see sqliteSuffix): a scan reads counts from the key's b-tree alone.
+	// n is an INTEGER: PostgreSQL sums those in a machine word (a BIGINT
+	// sum is NUMERIC); a bucket holds at most a week of one combination.
 	14: `CREATE TABLE outcome_rollup (
 		dim        TEXT   NOT NULL,
 		width_ms   BIGINT NOT NULL,
@@ -151,7 +153,7 @@ var migrations = []string{
 		attest     TEXT   NOT NULL,
 		error_name TEXT   NOT NULL,
 		dkey       TEXT   NOT NULL,
-		n          BIGINT NOT NULL,
+		n          INTEGER NOT NULL,
 		PRIMARY KEY (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)
 	)`,
 	// Keyset paging of the calls list, newest first (Filter.After); it
