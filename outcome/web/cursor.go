@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stirgate/stirgate/outcome"
 )
@@ -36,3 +37,5 @@ func decodeCursor(v string) (*outcome.Cursor, error) {
 	}
 	return c, nil
 }
+
+func timeMS(v int64) time.Time { return time.UnixMilli(v).UTC() }

@@ -131,8 +131,6 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 	return f, nil
 }
 
-func timeMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
-
 // OutcomeJSON is the wire form of one outcome on /outcomes.
 type OutcomeJSON struct {
 	Time        time.Time  `json:"time"`
