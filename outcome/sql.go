@@ -8,10 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -27,13 +25,9 @@ type sqlStore struct {
 	postgres bool
 	log      *slog.Logger
 	now      func() time.Time
-
-	// upsert is upsertSQL prepared once: parsing and planning it again for
-	// every batch cost a busy redirect server more CPU than its ECDSA
-	// signatures (make bench-capacity). Prepared on first use, so that a
-	// store that was down at open still works once it is up.
-	upsertMu sync.Mutex
-	upsert   *sql.Stmt
+	// noRollup answers every read from raw rows: the reference the
+	// rollup is tested against.
+	noRollup bool
 }
 
 func openSQLite(ctx context.Context, opts Options) (*sqlStore, error) {
@@ -149,6 +143,37 @@ var migrations = []string{
 	13: `ALTER TABLE outcomes ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
 		ALTER TABLE outcomes ADD COLUMN customer TEXT NOT NULL DEFAULT '';
 		ALTER TABLE outcomes ADD COLUMN rule TEXT NOT NULL DEFAULT ''`,
+	// The dashboard's rollup (rollup.go): counts per hour and per day, in
+	// total and per breakdown dimension; backfilled from the rows there
+	// are (migrationHooks). On SQLite the table is its key (WITHOUT ROWID,
+	// see sqliteSuffix): a scan reads counts from the key's b-tree alone.
+	// n is an INTEGER: PostgreSQL sums those in a machine word (a BIGINT
+	// sum is NUMERIC); a bucket holds at most a week of one combination.
+	14: `CREATE TABLE outcome_rollup (
+		dim        TEXT   NOT NULL,
+		width_ms   BIGINT NOT NULL,
+		bucket_ms  BIGINT NOT NULL,
+		system     TEXT   NOT NULL,
+		kind       TEXT   NOT NULL,
+		result     TEXT   NOT NULL,
+		attest     TEXT   NOT NULL,
+		error_name TEXT   NOT NULL,
+		dkey       TEXT   NOT NULL,
+		n          INTEGER NOT NULL,
+		PRIMARY KEY (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)
+	)`,
+	// Keyset paging of the calls list, newest first (Filter.After); it
+	// serves every time range that (ts) served.
+	15: `CREATE INDEX outcomes_ts_key ON outcomes (ts, system, uniqueid, kind);
+	DROP INDEX outcomes_ts`,
+}
+
+// sqliteSuffix ends the first statement of a migration on SQLite only.
+var sqliteSuffix = map[int]string{14: " WITHOUT ROWID"}
+
+// migrationHooks run in a migration's transaction after its statements.
+var migrationHooks = map[int]func(s *sqlStore, ctx context.Context, tx *sql.Tx) error{
+	14: (*sqlStore).backfillRollup,
 }
 
 // SchemaVersion is the version a freshly migrated store reports.
@@ -178,6 +203,11 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: migrations table: %w", err)
 	}
 	for v := 1; v < len(migrations); v++ {
+		if migrations[v] == "" {
+			// A number kept for a migration of another branch: nothing to
+			// apply, and nothing recorded, so that it runs once it lands.
+			continue
+		}
 		if err := s.migrateOne(ctx, conn, v); err != nil {
 			return fmt.Errorf("store: migration %d: %w", v, err)
 		}
@@ -198,8 +228,22 @@ func (s *sqlStore) migrateOne(ctx context.Context, conn *sql.Conn, v int) error 
 	if n > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-		return err
+	// A migration may hold several statements, each ending a line with ";".
+	for i, stmt := range strings.Split(migrations[v], ";\n") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if i == 0 && !s.postgres {
+			stmt += sqliteSuffix[v]
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if hook := migrationHooks[v]; hook != nil {
+		if err := hook(s, ctx, tx); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, s.now().Unix()); err != nil {
 		return err
@@ -248,10 +292,15 @@ func keep(col string) string {
 	return fmt.Sprintf("%[1]s = CASE WHEN outcomes.%[1]s <> '' THEN outcomes.%[1]s ELSE excluded.%[1]s END", col)
 }
 
-var upsertSQL = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
+const upsertHead = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
 	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source,
 	peer, profile, mode, client, div, rcd_nam, rcd_crn, tenant, customer, rule)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES `
+
+// upsertCols is the number of values upsertArgs gives.
+const upsertCols = 30
+
+var upsertTail = `
 	ON CONFLICT (system, uniqueid, kind) DO UPDATE SET
 	ts = CASE WHEN outcomes.ts = 0 OR (excluded.ts <> 0 AND excluded.ts < outcomes.ts) THEN excluded.ts ELSE outcomes.ts END, ` +
 	strings.Join([]string{
@@ -296,25 +345,13 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 			return err
 		}
 	}
-	// Prepared before the transaction: SQLite's one connection is the
-	// transaction's until it ends.
-	prepared, err := s.upsertStmt(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer tx.Rollback()
-	// On the connection it was prepared on (SQLite has one), the
-	// transaction's copy reuses the prepared statement.
-	stmt := tx.StmtContext(ctx, prepared)
-	defer stmt.Close()
-	for _, o := range os {
-		if _, err := stmt.ExecContext(ctx, upsertArgs(o)...); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+	if err := s.recordTx(ctx, tx, os); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -322,34 +359,109 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 	return nil
 }
 
-// upsertStmt returns the prepared upsert, preparing it on first use.
-func (s *sqlStore) upsertStmt(ctx context.Context) (*sql.Stmt, error) {
-	s.upsertMu.Lock()
-	defer s.upsertMu.Unlock()
-	if s.upsert == nil {
-		st, err := s.db.PrepareContext(ctx, s.rebind(upsertSQL))
-		if err != nil {
-			return nil, err
+func rowKey(o Outcome) string { return o.System + "\x1f" + o.UniqueID + "\x1f" + o.Kind }
+
+// recordTx upserts os and moves the rollup by the difference: a merge
+// uncounts the row as it was and counts it as it is now. Statements are
+// multi-row (a chunk of distinct keys each), so a batch costs a few round
+// trips, not a few per outcome.
+func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error {
+	if s.postgres {
+		// Two nodes merging the same key at once would both read "no row
+		// yet" and both count it: the key's lock makes the second wait for
+		// the first to commit. All of a batch's keys are locked at once,
+		// in one order, so that two batches cannot deadlock. (SQLite has
+		// one writer.)
+		keys := make([]string, 0, len(os))
+		for _, o := range os {
+			keys = append(keys, rowKey(o))
 		}
-		s.upsert = st
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(h) FROM
+			(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS l`, keys); err != nil {
+			return err
+		}
 	}
-	return s.upsert, nil
+	d := deltas{}
+	for len(os) > 0 {
+		// A chunk ends before a key it already has: one statement may
+		// not change a row twice.
+		seen := map[string]bool{}
+		n := 0
+		for n < len(os) && n < recordChunk && !seen[rowKey(os[n])] {
+			seen[rowKey(os[n])] = true
+			n++
+		}
+		chunk := os[:n]
+		os = os[n:]
+		args := make([]any, 0, 3*len(chunk))
+		for _, o := range chunk {
+			args = append(args, o.System, o.UniqueID, o.Kind)
+		}
+		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT `+factCols+` FROM outcomes WHERE (system, uniqueid, kind) IN (VALUES `+
+			tuples(3, len(chunk))+`)`), args...)
+		if err := scanFacts(rows, err, d, -1); err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, o := range chunk {
+			args = append(args, upsertArgs(o)...)
+		}
+		rows, err = tx.QueryContext(ctx, s.rebind(upsertHead+tuples(upsertCols, len(chunk))+upsertTail+` RETURNING `+factCols), args...)
+		if err := scanFacts(rows, err, d, 1); err != nil {
+			return err
+		}
+	}
+	return s.applyDeltas(ctx, tx, d)
+}
+
+// recordChunk bounds the rows of one statement (27 parameters each, well
+// under SQLite's and PostgreSQL's limits).
+const recordChunk = 500
+
+func scanFacts(rows *sql.Rows, err error, d deltas, sign int64) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f fact
+		if err := f.scan(rows); err != nil {
+			return err
+		}
+		d.add(&f, sign)
+	}
+	return rows.Err()
+}
+
+// tuples is "(?, ?), (?, ?)" for rows of width placeholders.
+func tuples(width, rows int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
 }
 
 // where builds the WHERE clause of f. Gap records are excluded unless asked
 // for by kind, so that reports count calls only.
 func where(f Filter) (string, []any) {
-	var (
-		conds []string
-		args  []any
-	)
-	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
+	conds, args := timeConds(f)
+	fc, fa := filterConds(f, true)
+	return " WHERE " + strings.Join(append(conds, fc...), " AND "), append(args, fa...)
+}
+
+func timeConds(f Filter) (conds []string, args []any) {
 	if !f.Since.IsZero() {
-		add("ts >= ?", ms(f.Since))
+		conds, args = append(conds, "ts >= ?"), append(args, ms(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("ts < ?", ms(f.Until))
+		conds, args = append(conds, "ts < ?"), append(args, ms(f.Until))
 	}
+	return conds, args
+}
+
+// filterConds are the conditions of f but time. The rollup has the
+// columns up to attest; raw adds the breakdown columns, which the rollup
+// keeps as (dim, dkey) instead.
+func filterConds(f Filter, raw bool) (conds []string, args []any) {
+	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
 	if f.System != "" {
 		add("system = ?", f.System)
 	}
@@ -366,6 +478,9 @@ func where(f Filter) (string, []any) {
 	}
 	if f.Attest != "" {
 		add("attest = ?", f.Attest)
+	}
+	if !raw {
+		return conds, args
 	}
 	if f.SPC != "" {
 		add("spc = ?", f.SPC)
@@ -385,7 +500,7 @@ func where(f Filter) (string, []any) {
 		conds = append(conds, `(x5u LIKE ? ESCAPE '\' OR x5u LIKE ? ESCAPE '\')`)
 		args = append(args, "%://"+h+"/%", "%://"+h+":%")
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return conds, args
 }
 
 const columns = `system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest, result, verstat, attest,
@@ -399,8 +514,23 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	}
 	limit = min(limit, MaxLimit)
 	w, args := where(f)
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+columns+` FROM outcomes`+w+
-		` ORDER BY ts DESC, system, uniqueid, kind LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(max(f.Offset, 0))), args...)
+	if !s.postgres {
+		// "Newest first, on this system" is a backward walk of the
+		// (ts, key) index that stops after a page; SQLite would rather
+		// take the system's rows from the primary key and sort them all
+		// (seconds at 10 million rows). The unary + keeps the key out.
+		w = strings.Replace(w, "system = ?", "+system = ?", 1)
+	}
+	if c := f.After; c != nil {
+		// Keyset paging on outcomes_ts_key, in its order.
+		w += " AND (ts, system, uniqueid, kind) < (?, ?, ?, ?)"
+		args = append(args, ms(c.Time), c.System, c.UniqueID, c.Kind)
+	}
+	q := `SELECT ` + columns + ` FROM outcomes` + w + ` ORDER BY ts DESC, system DESC, uniqueid DESC, kind DESC LIMIT ` + strconv.Itoa(limit)
+	if f.Offset > 0 {
+		q += ` OFFSET ` + strconv.Itoa(f.Offset)
+	}
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -424,313 +554,99 @@ func (s *sqlStore) Query(ctx context.Context, f Filter) ([]Outcome, error) {
 	return out, rows.Err()
 }
 
-// countBy groups the rows of f by expr, largest first.
-func (s *sqlStore) countBy(ctx context.Context, expr, extra string, f Filter, limit int) ([]Count, error) {
-	w, args := where(f)
-	if extra != "" {
-		w += " AND " + extra
-	}
-	q := `SELECT ` + expr + `, COUNT(*) AS n FROM outcomes` + w + ` GROUP BY ` + expr + ` ORDER BY n DESC, ` + expr
-	if limit > 0 {
-		q += ` LIMIT ` + strconv.Itoa(limit)
-	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+// pruneBatch bounds the rows one DELETE removes: a retention run over
+// millions of rows never holds one long transaction or lock.
+const pruneBatch = 10000
+
+// Prune deletes outcomes older than before, in batches, and the rollup
+// with them: whole buckets before the cut go; the bucket the cut falls in
+// is uncounted row by row.
+func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
+	cut := ms(before)
+	// Rows before the coarsest bucket the cut falls in: their rollup
+	// buckets all end before the cut and go whole below.
+	n, err := s.pruneRows(ctx, floorTo(cut, levels[len(levels)-1]), false, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return n, err
 	}
-	defer rows.Close()
-	out := []Count{}
-	for rows.Next() {
-		var c Count
-		if err := rows.Scan(&c.Key, &c.N); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// Unsigned results: a verifier saw no Identity ("none"), or a signer did
-// not sign ("unsigned").
-var unsignedResults = map[string]bool{"none": true, "unsigned": true}
-
-func (s *sqlStore) Report(ctx context.Context, f Filter) (*Report, error) {
-	r := &Report{Since: f.Since, Until: f.Until}
-	var err error
-	if r.ByResult, err = s.countBy(ctx, "result", "", f, 0); err != nil {
-		return nil, err
-	}
-	for _, c := range r.ByResult {
-		r.Total += c.N
-		if unsignedResults[c.Key] {
-			r.Unsigned += c.N
-		}
-	}
-	if r.Total > 0 {
-		r.UnsignedShare = float64(r.Unsigned) / float64(r.Total)
-	}
-	if r.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
-		return nil, err
-	}
-	if r.ByNode, err = s.countBy(ctx, "system", "", f, 0); err != nil {
-		return nil, err
-	}
-	if r.ByError, err = s.countBy(ctx, "error_name", "error_name <> ''", f, 0); err != nil {
-		return nil, err
-	}
-	fails := f
-	fails.Result = "fail"
-	x5us, err := s.countBy(ctx, "x5u", "x5u <> ''", fails, 0)
+	m, err := s.pruneRows(ctx, cut, true, cut)
+	n += m
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	r.TopX5UHosts = topHosts(x5us)
-	if r.TopOrigins, err = s.countBy(ctx, "orig", "orig <> ''", fails, TopN); err != nil {
-		return nil, err
-	}
-	if r.Hourly, err = s.hourly(ctx, f); err != nil {
-		return nil, err
-	}
-	if f.Kind == "" || f.Kind == KindVerify {
-		if r.Inbound, err = s.side(ctx, f, KindVerify); err != nil {
-			return nil, err
-		}
-	}
-	if f.Kind == "" || f.Kind == KindSign {
-		if r.Outbound, err = s.side(ctx, f, KindSign); err != nil {
-			return nil, err
-		}
-	}
-	gaps := Filter{Since: f.Since, Until: f.Until, System: f.System, Kind: KindGap}
-	gc, err := s.countBy(ctx, "kind", "", gaps, 0)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range gc {
-		r.Gaps += c.N
-	}
-	return r, nil
-}
-
-// side is one direction of a report.
-func (s *sqlStore) side(ctx context.Context, f Filter, kind string) (Side, error) {
-	f.Kind = kind
-	success, unsigned, failures := "pass", "none", "'fail', 'error'"
-	if kind == KindSign {
-		success, unsigned, failures = "signed", "unsigned", "'unsigned', 'error'"
-	}
-	var (
-		sd  Side
-		err error
-	)
-	if sd.ByResult, err = s.countBy(ctx, "result", "", f, 0); err != nil {
-		return sd, err
-	}
-	for _, c := range sd.ByResult {
-		sd.Total += c.N
-		switch c.Key {
-		case success:
-			sd.Succeeded += c.N
-		case unsigned:
-			sd.Unsigned += c.N
-		}
-		if strings.Contains(failures, "'"+c.Key+"'") {
-			sd.Failures += c.N
-		}
-	}
-	if sd.Total > 0 {
-		sd.SuccessShare = float64(sd.Succeeded) / float64(sd.Total)
-		sd.UnsignedShare = float64(sd.Unsigned) / float64(sd.Total)
-	}
-	if sd.ByAttest, err = s.countBy(ctx, "attest", "attest <> ''", f, 0); err != nil {
-		return sd, err
-	}
-	// Results are from a fixed list above, never from input.
-	if sd.ByError, err = s.countBy(ctx, "error_name", "error_name <> '' AND result IN ("+failures+")", f, 0); err != nil {
-		return sd, err
-	}
-	return sd, nil
-}
-
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-
-var groupColumns = map[GroupBy]string{BySPC: "spc", ByX5UHost: "x5u", ByPeer: "peer", BySystem: "system", ByOrig: "orig", ByTenant: "tenant"}
-
-func (s *sqlStore) Groups(ctx context.Context, f Filter, by GroupBy) ([]Group, error) {
-	col, ok := groupColumns[by]
-	if !ok {
-		return nil, fmt.Errorf("store: no grouping by %q", by)
-	}
-	w, args := where(f)
-	w += " AND " + col + " <> ''"
-	sum := func(cond string) string { return "SUM(CASE WHEN " + cond + " THEN 1 ELSE 0 END)" }
-	q := `SELECT ` + col + `, COUNT(*), ` + strings.Join([]string{
-		sum("result = 'pass'"), sum("result IN ('fail', 'error')"), sum("result = 'none'"),
-		sum("result = 'signed'"), sum("result = 'unsigned'"),
-		sum("attest = 'A'"), sum("attest = 'B'"), sum("attest = 'C'"),
-	}, ", ") + ` FROM outcomes` + w + ` GROUP BY ` + col
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	by2 := map[string]*Group{}
-	for rows.Next() {
-		var g Group
-		if err := rows.Scan(&g.Key, &g.Total, &g.Pass, &g.Fail, &g.None, &g.Signed, &g.Unsigned, &g.A, &g.B, &g.C); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		key := g.Key
-		if by == ByX5UHost {
-			key = hostOf(key)
-		}
-		if m := by2[key]; m != nil {
-			m.Total += g.Total
-			m.Pass += g.Pass
-			m.Fail += g.Fail
-			m.None += g.None
-			m.Signed += g.Signed
-			m.Unsigned += g.Unsigned
-			m.A += g.A
-			m.B += g.B
-			m.C += g.C
-		} else {
-			g.Key = key
-			by2[key] = &g
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	// The most frequent failure of each group.
-	errs := map[string]map[string]int{}
-	q = `SELECT ` + col + `, error_name, COUNT(*) FROM outcomes` + w +
-		` AND error_name <> '' AND result IN ('fail', 'error', 'unsigned') GROUP BY ` + col + `, error_name`
-	rows, err = s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	for rows.Next() {
-		var (
-			key, name string
-			n         int
-		)
-		if err := rows.Scan(&key, &name, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if by == ByX5UHost {
-			key = hostOf(key)
-		}
-		if errs[key] == nil {
-			errs[key] = map[string]int{}
-		}
-		errs[key][name] += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]Group, 0, len(by2))
-	for k, g := range by2 {
-		for name, n := range errs[k] {
-			if n > g.TopN || n == g.TopN && name < g.TopError {
-				g.TopError, g.TopN = name, n
+	for _, dim := range dimensions {
+		for _, w := range levels {
+			if _, err := s.db.ExecContext(ctx, s.rebind(`DELETE FROM outcome_rollup WHERE dim = ? AND width_ms = ? AND bucket_ms <= ?`),
+				dim.name, w, cut-w); err != nil {
+				return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 		}
-		out = append(out, *g)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Total != out[j].Total {
-			return out[i].Total > out[j].Total
-		}
-		return out[i].Key < out[j].Key
-	})
-	// Tenants are all listed: each is an arrangement the records account for.
-	if len(out) > TopN && by != ByTenant {
-		out = out[:TopN]
-	}
-	return out, nil
+	return n, nil
 }
 
-func hostOf(u string) string {
-	if p, err := url.Parse(u); err == nil && p.Host != "" {
-		return p.Hostname()
+// pruneRows deletes the rows before upTo in batches; with uncount, each
+// batch also takes the deleted rows out of the rollup buckets that end
+// after cut (the buckets before it are deleted whole).
+func (s *sqlStore) pruneRows(ctx context.Context, upTo int64, uncount bool, cut int64) (int64, error) {
+	sel := `rowid IN (SELECT rowid FROM outcomes WHERE ts < ? LIMIT ` + strconv.Itoa(pruneBatch) + `)`
+	if s.postgres {
+		sel = `ctid = ANY(ARRAY(SELECT ctid FROM outcomes WHERE ts < ? LIMIT ` + strconv.Itoa(pruneBatch) + `))`
 	}
-	return u
-}
-
-// topHosts folds x5u URLs into their hosts: one carrier publishes many
-// certificate URLs, and the operator asks "whose certificates fail".
-func topHosts(x5us []Count) []Count {
-	by := map[string]int{}
-	for _, c := range x5us {
-		host := c.Key
-		if u, err := url.Parse(c.Key); err == nil && u.Host != "" {
-			host = u.Hostname()
+	q := s.rebind(`DELETE FROM outcomes WHERE ` + sel)
+	var total int64
+	for {
+		var n int64
+		err := func() error {
+			if !uncount {
+				res, err := s.db.ExecContext(ctx, q, upTo)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			}
+			tx, err := s.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			rows, err := tx.QueryContext(ctx, q+` RETURNING `+factCols, upTo)
+			if err != nil {
+				return err
+			}
+			d := deltas{}
+			for rows.Next() {
+				var f fact
+				if err := f.scan(rows); err != nil {
+					rows.Close()
+					return err
+				}
+				d.add(&f, -1)
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for k := range d {
+				if k.bucket+k.width <= cut {
+					delete(d, k)
+				}
+			}
+			if err := s.applyDeltas(ctx, tx, d); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		by[host] += c.N
-	}
-	out := make([]Count, 0, len(by))
-	for k, n := range by {
-		out = append(out, Count{k, n})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].N != out[j].N {
-			return out[i].N > out[j].N
-		}
-		return out[i].Key < out[j].Key
-	})
-	if len(out) > TopN {
-		out = out[:TopN]
-	}
-	return out
-}
-
-const hourMS = int64(time.Hour / time.Millisecond)
-
-func (s *sqlStore) hourly(ctx context.Context, f Filter) ([]Hour, error) {
-	w, args := where(f)
-	q := `SELECT ts / ` + strconv.FormatInt(hourMS, 10) + ` AS h, kind, result, COUNT(*) FROM outcomes` + w +
-		` GROUP BY h, kind, result ORDER BY h, kind, result`
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	defer rows.Close()
-	out := []Hour{}
-	for rows.Next() {
-		var (
-			h            int64
-			kind, result string
-			n            int
-		)
-		if err := rows.Scan(&h, &kind, &result, &n); err != nil {
-			return nil, err
-		}
-		start := time.UnixMilli(h * hourMS).UTC()
-		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
-			out = append(out, Hour{Start: start, ByResult: map[string]int{}, Inbound: map[string]int{}, Outbound: map[string]int{}})
-		}
-		b := &out[len(out)-1]
-		b.ByResult[result] += n
-		b.Total += n
-		if kind == KindSign {
-			b.Outbound[result] += n
-		} else {
-			b.Inbound[result] += n
+		if n < pruneBatch {
+			return total, nil
 		}
 	}
-	return out, rows.Err()
-}
-
-func (s *sqlStore) Prune(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.rebind(`DELETE FROM outcomes WHERE ts < ?`), ms(before))
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return res.RowsAffected()
 }
 
 func (s *sqlStore) Ping(ctx context.Context) error {
@@ -744,11 +660,5 @@ func (s *sqlStore) Close() error {
 	if s == nil || s.db == nil {
 		return nil
 	}
-	s.upsertMu.Lock()
-	if s.upsert != nil {
-		_ = s.upsert.Close()
-		s.upsert = nil
-	}
-	s.upsertMu.Unlock()
 	return s.db.Close()
 }

@@ -63,6 +63,21 @@ type Filter struct {
 	X5UHost      string // the host of the x5u URL
 	Limit        int    // Query only: default 100, at most MaxLimit
 	Offset       int    // Query only: rows skipped, for paging
+	// After (Query only) continues newest-first after the row it names:
+	// keyset paging, as fast on page 10,000 as on page 1 (Offset reads
+	// and skips every row before).
+	After *Cursor
+}
+
+// Cursor names a row in Query's order (newest first): its time and key.
+type Cursor struct {
+	Time                   time.Time
+	System, UniqueID, Kind string
+}
+
+// CursorOf is the Cursor of o, for Filter.After.
+func CursorOf(o Outcome) *Cursor {
+	return &Cursor{Time: o.Time, System: o.System, UniqueID: o.UniqueID, Kind: o.Kind}
 }
 
 // MaxLimit caps one Query.
@@ -83,6 +98,10 @@ type Hour struct {
 	// and signings ("error" is found in both).
 	Inbound  map[string]int `json:"inbound"`
 	Outbound map[string]int `json:"outbound"`
+	// InboundErrors counts the hour's inbound failures (fail, error) by
+	// error name: the failure reasons over time, whose shares are of
+	// the hour's failures.
+	InboundErrors map[string]int `json:"inbound_errors,omitempty"`
 }
 
 // Side is one direction of a Report: inbound (verification) or outbound

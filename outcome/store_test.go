@@ -221,9 +221,11 @@ func testReport(t *testing.T, st Store, _ Options) {
 			Failures: 1, ByError: []Count{}},
 		Hourly: []Hour{
 			{Start: t0, ByResult: map[string]int{"pass": 2, "fail": 1}, Total: 3,
-				Inbound: map[string]int{"pass": 2, "fail": 1}, Outbound: map[string]int{}},
+				Inbound: map[string]int{"pass": 2, "fail": 1}, Outbound: map[string]int{},
+				InboundErrors: map[string]int{"x5u_fetch_failed": 1}},
 			{Start: t0.Add(time.Hour), ByResult: map[string]int{"fail": 2, "none": 1, "unsigned": 1}, Total: 4,
-				Inbound: map[string]int{"fail": 2, "none": 1}, Outbound: map[string]int{"unsigned": 1}},
+				Inbound: map[string]int{"fail": 2, "none": 1}, Outbound: map[string]int{"unsigned": 1},
+				InboundErrors: map[string]int{"x5u_fetch_failed": 1, "stale_iat": 1}},
 		},
 		Gaps: 1,
 	}
@@ -312,8 +314,14 @@ func TestPostgresNodesStartTogether(t *testing.T) {
 	}
 	defer st.Close()
 	var n int
-	if err := st.(*sqlStore).db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != SchemaVersion {
-		t.Errorf("%d migrations recorded, want %d (%v)", n, SchemaVersion, err)
+	want := 0
+	for _, m := range migrations {
+		if m != "" {
+			want++
+		}
+	}
+	if err := st.(*sqlStore).db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != want {
+		t.Errorf("%d migrations recorded, want %d (%v)", n, want, err)
 	}
 	if got := all(t, st); len(got) != 1 {
 		t.Errorf("%d rows, want 1", len(got))

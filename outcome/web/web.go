@@ -124,6 +124,11 @@ func (h *handler) filter(r *http.Request) (outcome.Filter, error) {
 		}
 		f.Offset = n
 	}
+	if v := q.Get("after"); v != "" {
+		if f.After, err = decodeCursor(v); err != nil {
+			return f, err
+		}
+	}
 	return f, nil
 }
 
@@ -274,30 +279,41 @@ func (h *handler) calls(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	with := func(k, v string) string {
+	// with is this page's query with kv (pairs) set, an empty value
+	// deleting its key.
+	with := func(kv ...string) string {
 		c := url.Values{}
 		for key, vs := range q {
 			c[key] = vs
 		}
 		c.Set("since", f.Since.UTC().Format(time.RFC3339))
-		if v == "" {
-			c.Del(k)
-		} else {
-			c.Set(k, v)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				c.Del(kv[i])
+			} else {
+				c.Set(kv[i], kv[i+1])
+			}
 		}
 		return c.Encode()
 	}
-	p := callsPage{From: f.Offset + 1, To: f.Offset + min(len(os), pageSize), Back: "/dashboard?" + with("offset", "")}
+	// Rows before this page: n= on a keyset page, offset= on an old link.
+	before := f.Offset
+	if f.After != nil {
+		before, _ = strconv.Atoi(q.Get("n"))
+		before = max(before, 0)
+	}
+	p := callsPage{From: before + 1, To: before + min(len(os), pageSize), Back: "/dashboard?" + with("offset", "", "after", "", "n", "")}
 	if len(os) > pageSize {
 		os = os[:pageSize]
-		p.Next = "/dashboard/calls?" + with("offset", strconv.Itoa(f.Offset+pageSize))
+		p.Next = "/dashboard/calls?" + with("offset", "", "after", encodeCursor(outcome.CursorOf(os[len(os)-1])), "n", strconv.Itoa(before+pageSize))
 	}
-	if f.Offset > 0 {
-		p.Prev = "/dashboard/calls?" + with("offset", strconv.Itoa(max(f.Offset-pageSize, 0)))
+	if before > 0 {
+		// Back to the newest calls: a keyset list pages forward only.
+		p.Prev = "/dashboard/calls?" + with("offset", "", "after", "", "n", "")
 	}
 	c := url.Values{}
 	for key, vs := range q {
-		if key != "offset" && key != "limit" {
+		if key != "offset" && key != "limit" && key != "after" && key != "n" {
 			c[key] = vs
 		}
 	}
@@ -363,6 +379,8 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 	v.Peers = groupRows(groups["peer"], f, "peer", "")
 	v.Systems = groupRows(groups["system"], f, "system", "")
 	v.Tenants = groupRows(groups["tenant"], f, "tenant", outcome.KindSign)
+	v.SystemList = h.systemChoices(ctx, f, rep)
+	v.SinceParam, v.UntilParam = rangeParam(r.URL.Query().Get("since"), h.opts.Window), r.URL.Query().Get("until")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// The page has no external anything; say so to the browser too.
@@ -437,6 +455,12 @@ type view struct {
 	SeriesH      float64
 	MaxHour      int
 	Certs        []certRow
+	// Reasons is the failure reasons over time chart.
+	Reasons reasonsChart
+	// SystemList feeds the system picker; SinceParam and UntilParam
+	// write the period back into the custom range form.
+	SystemList             []string
+	SinceParam, UntilParam string
 }
 
 // sideView is one direction's cards: calls, the success share (pass
@@ -650,6 +674,7 @@ func buildView(r *outcome.Report, certs []CertInfo, f outcome.Filter, now time.T
 			}
 		}
 	}
+	v.Reasons = buildReasons(r, f, v.SeriesW, v.SeriesH)
 	sort.Slice(certs, func(i, j int) bool { return certs[i].NotAfter.Before(certs[j].NotAfter) })
 	for _, c := range certs {
 		days := int(c.NotAfter.Sub(now).Hours() / 24)

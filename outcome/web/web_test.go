@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -498,3 +499,142 @@ func TestCallsExtensions(t *testing.T) {
 		t.Errorf("csv row %v", got)
 	}
 }
+
+// pickerFrame loads the dashboard in a 420 px and a 1400 px frame; in each
+// it reads the failure-reasons chart and the system picker, then picks
+// "pbx2" and submits the form as a person would, and reads the page that
+// comes back. Every reading includes the frame's scroll and viewport
+// widths. The readings are written as JSON into #out.
+const pickerFrame = `<!DOCTYPE html><html><body style="margin:0">
+<iframe id="narrow" src="/dashboard?since=6h" style="width:420px;height:900px;border:0"></iframe>
+<iframe id="wide" src="/dashboard?since=6h" style="width:1400px;height:900px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+var res = {narrow: [], wide: []};
+function read(d, w) {
+  var r = {scroll: d.documentElement.scrollWidth, inner: w.innerWidth, url: w.location.search,
+    total: (d.getElementById("in-total") || {}).textContent, shares: [], legend: [], options: []};
+  d.querySelectorAll("#fail-reasons rect[data-error]").forEach(function (e) {
+    r.shares.push(e.getAttribute("data-hour") + " " + e.getAttribute("data-error") + " " + e.getAttribute("data-n") + "/" + e.getAttribute("data-of") + " " + e.getAttribute("data-share"));
+  });
+  d.querySelectorAll("#fail-reasons [data-reason]").forEach(function (e) { r.legend.push(e.textContent.trim()); });
+  d.querySelectorAll("#system-pick option").forEach(function (e) { r.options.push(e.value + (e.selected ? "*" : "")); });
+  return r;
+}
+["narrow", "wide"].forEach(function (id) {
+  var f = document.getElementById(id);
+  f.addEventListener("load", function () {
+    var d = f.contentDocument;
+    res[id].push(read(d, f.contentWindow));
+    if (res[id].length === 1) {
+      d.getElementById("system-pick").value = "pbx2";
+      d.getElementById("range-form").submit();
+    }
+    if (res.narrow.length === 2 && res.wide.length === 2) {
+      document.getElementById("out").textContent = JSON.stringify(res);
+    }
+  });
+});
+</script></body></html>`
+
+// TestDashboardReasonsAndPicker: in headless Chromium at 420 and 1400 px,
+// the failure reasons per hour show each reason's share of the hour's
+// failures (not of its calls), the system picker lists the systems of the
+// period, and picking one reloads the page with that system's figures;
+// no horizontal scrolling before or after.
+func TestDashboardReasonsAndPicker(t *testing.T) {
+	bin := chromium(t)
+	st, err := outcome.Open(context.Background(), outcome.Options{Path: filepath.Join(t.TempDir(), "o.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var os []outcome.Outcome
+	add := func(system string, hour, n int, result, errName string) {
+		for range n {
+			os = append(os, outcome.Outcome{Time: time.Date(2026, 11, 23, hour, 5+len(os), 0, 0, time.UTC), System: system,
+				UniqueID: strconv.Itoa(len(os)), Kind: outcome.KindVerify, Result: result, ErrorName: errName})
+		}
+	}
+	// 10:00, pbx1: 4 failures (3 stale_iat), and passes that must not
+	// dilute the shares. 11:00: pbx1 1 bad_signature; pbx2 2 stale_iat,
+	// 1 internal_error, 5 passes. An outbound failure is not inbound.
+	add("pbx1", 10, 3, "fail", "stale_iat")
+	add("pbx1", 10, 1, "fail", "x5u_fetch_failed")
+	add("pbx1", 10, 4, "pass", "")
+	add("pbx1", 11, 1, "fail", "bad_signature")
+	add("pbx2", 11, 2, "fail", "stale_iat")
+	add("pbx2", 11, 1, "error", "internal_error")
+	add("pbx2", 11, 5, "pass", "")
+	os = append(os, outcome.Outcome{Time: time.Date(2026, 11, 23, 11, 50, 0, 0, time.UTC), System: "pbx3", UniqueID: "s1",
+		Kind: outcome.KindSign, Result: "unsigned", ErrorName: "tn_not_authorized"})
+	if err := st.RecordBatch(context.Background(), os); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler(Options{Store: st, Now: func() time.Time { return now }}))
+	mux.HandleFunc("GET /frame", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, pickerFrame)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--window-size=1500,1000",
+		"--virtual-time-budget=20000", "--dump-dom", srv.URL+"/frame")
+	cmd.Env = append(osEnviron(), "HOME="+profile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`<pre id="out">(\{.*\})</pre>`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no readings in the DOM:\n%.3000s\nstderr:\n%.2000s", out, stderr.String())
+	}
+	type reading struct {
+		Scroll, Inner           int
+		URL, Total              string
+		Shares, Legend, Options []string
+	}
+	var res map[string][]reading
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(string(m[1]), "&amp;", "&")), &res); err != nil {
+		t.Fatalf("%v: %s", err, m[1])
+	}
+	all := reading{Total: "17",
+		Shares: []string{"2026-11-23 10:00 stale_iat 3/4 75.0%", "2026-11-23 10:00 x5u_fetch_failed 1/4 25.0%",
+			"2026-11-23 11:00 stale_iat 2/4 50.0%", "2026-11-23 11:00 bad_signature 1/4 25.0%", "2026-11-23 11:00 internal_error 1/4 25.0%"},
+		Legend:  []string{"stale_iat 62.5%", "bad_signature 12.5%", "internal_error 12.5%", "x5u_fetch_failed 12.5%"},
+		Options: []string{"*", "pbx1", "pbx2", "pbx3"}}
+	pbx2 := reading{Total: "8",
+		Shares:  []string{"2026-11-23 11:00 stale_iat 2/3 66.7%", "2026-11-23 11:00 internal_error 1/3 33.3%"},
+		Legend:  []string{"stale_iat 66.7%", "internal_error 33.3%"},
+		Options: []string{"", "pbx1", "pbx2*", "pbx3"}}
+	for id, w := range map[string]int{"narrow": 420, "wide": 1400} {
+		rs := res[id]
+		if len(rs) != 2 {
+			t.Fatalf("%s: %d readings", id, len(rs))
+		}
+		for i, want := range []reading{all, pbx2} {
+			got := rs[i]
+			if got.Inner != w || got.Scroll > got.Inner {
+				t.Errorf("%s reading %d: page %d px in a %d px frame (want %d, no horizontal scrolling)", id, i, got.Scroll, got.Inner, w)
+			}
+			if got.Total != want.Total || !reflect.DeepEqual(got.Shares, want.Shares) || !reflect.DeepEqual(got.Legend, want.Legend) ||
+				!reflect.DeepEqual(got.Options, want.Options) {
+				t.Errorf("%s reading %d (%s):\n got %+v\nwant %+v", id, i, got.URL, got, want)
+			}
+		}
+		if !strings.Contains(rs[1].URL, "system=pbx2") {
+			t.Errorf("%s: the picker submitted %q", id, rs[1].URL)
+		}
+	}
+}
+
+// osEnviron is os.Environ for tests whose outcome slice is named os.
+func osEnviron() []string { return os.Environ() }
