@@ -51,6 +51,7 @@ func TestRollupMatchesRaw(t *testing.T) {
 					o.SPC = pick("123A", "456B", "")
 				} else {
 					o.Result = pick("signed", "signed", "unsigned", "error")
+					o.Tenant = pick("default", "blue", "green", "")
 				}
 				if o.Result == "fail" || o.Result == "error" || o.Result == "unsigned" || o.Result == "none" {
 					o.ErrorName = pick("stale_iat", "x5u_fetch_failed", "bad_signature", "")
@@ -108,7 +109,7 @@ func TestRollupMatchesRaw(t *testing.T) {
 			}
 			filters := []Filter{
 				{}, {System: "pbx2"}, {Kind: KindVerify}, {Kind: KindSign}, {Result: "fail"}, {ErrorName: "stale_iat"},
-				{Attest: "A"}, {SPC: "123A"}, {Peer: "otg-x"}, {X5UHost: "cert.a.example"}, {Orig: "12155550002"},
+				{Attest: "A"}, {SPC: "123A"}, {Peer: "otg-x"}, {Tenant: "blue"}, {Tenant: "green", Peer: "10.0.0.2"}, {X5UHost: "cert.a.example"}, {Orig: "12155550002"},
 				{SPC: "456B", Peer: "10.0.0.1"}, {System: "pbx1", Kind: KindVerify, SPC: "123A"},
 			}
 			check := func(stopEarly bool) (diffs int) {
@@ -132,7 +133,7 @@ func TestRollupMatchesRaw(t *testing.T) {
 						}
 						// Breakdowns: every dimension, under the filters that
 						// pick a different path each (the rest is Report's).
-						for _, by := range []GroupBy{BySPC, ByX5UHost, ByPeer, BySystem, ByOrig} {
+						for _, by := range []GroupBy{BySPC, ByX5UHost, ByPeer, BySystem, ByOrig, ByTenant} {
 							if fi%2 == 1 {
 								break
 							}
