@@ -73,6 +73,9 @@ func openPostgres(ctx context.Context, opts Options) (*sqlStore, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	db.SetMaxOpenConns(8)
+	// Keep them: a report reads on five at once, and a new PostgreSQL
+	// connection is a new server process (database/sql keeps two).
+	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return newSQLStore(ctx, db, true, opts)
 }
