@@ -101,6 +101,9 @@ func (m *mix) outcome(i int, at time.Time) Outcome {
 	o.Kind, o.Direction = KindSign, "outbound"
 	o.Orig = fmt.Sprintf("1%010d", r.Int64N(1e10))
 	o.Attest, o.SPC, o.X5U = attest(), "999Z", "https://certs.operator.example/sign.pem"
+	// A wholesale signer: three tenants, a customer each (FCC 24-120).
+	t := []string{"default", "blue", "green"}[r.IntN(3)]
+	o.Tenant, o.Customer, o.Rule = t, "cust-"+t, "customer_number"
 	switch p := r.IntN(100); {
 	case p < 95:
 		o.Result = "signed"
@@ -177,7 +180,7 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 var (
 	outcomeCols = strings.Fields(strings.ReplaceAll(`system, uniqueid, kind, ts, until_ts, linkedid, direction, orig, dest,
 	result, verstat, attest, origid, sip_code, error_name, reason, x5u, spc, hangup_cause, source,
-	peer, profile, mode, client, div, rcd_nam, rcd_crn`, ",", " "))
+	peer, profile, mode, client, div, rcd_nam, rcd_crn, tenant, customer, rule`, ",", " "))
 	rollupCols = []string{"width_ms", "bucket_ms", "dim", "dkey", "system", "kind", "result", "attest", "error_name", "n"}
 )
 
