@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stirgate/stirgate/internal/capbench"
 )
 
 // serveProcess starts `stirgate serve --config` with a lab PKI and one SIP
@@ -155,27 +157,8 @@ func runLoad(t *testing.T, target string, rate, seconds int) loadResult {
 // last line of SIPp's statistics file.
 func statCounts(t *testing.T, path string) (ok, failed int) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) < 2 {
-		return 0, 0
-	}
-	head := strings.Split(lines[0], ";")
-	last := strings.Split(lines[len(lines)-1], ";")
-	for i, h := range head {
-		if i >= len(last) {
-			break
-		}
-		switch h {
-		case "SuccessfulCall(C)":
-			ok, _ = strconv.Atoi(last[i])
-		case "FailedCall(C)":
-			failed, _ = strconv.Atoi(last[i])
-		}
-	}
+	// A run that wrote no statistics yet counts nothing.
+	ok, failed, _ = capbench.StatCounts(path)
 	return ok, failed
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stirgate/stirgate/core/certs"
+	"github.com/stirgate/stirgate/internal/capbench"
 	"github.com/stirgate/stirgate/outcome"
 )
 
@@ -282,23 +283,9 @@ func sippCall(t *testing.T, target, otg, orig string, calls, rate int, quit <-ch
 // last line of SIPp's statistics file.
 func statCounts(t *testing.T, path string) (ok, failed int) {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	ok, failed, err := capbench.StatCounts(path)
 	if err != nil {
 		t.Fatalf("sipp statistics: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	head := strings.Split(lines[0], ";")
-	last := strings.Split(lines[len(lines)-1], ";")
-	for i, h := range head {
-		if i >= len(last) {
-			break
-		}
-		switch h {
-		case "SuccessfulCall(C)":
-			ok, _ = strconv.Atoi(last[i])
-		case "FailedCall(C)":
-			failed, _ = strconv.Atoi(last[i])
-		}
 	}
 	return ok, failed
 }
