@@ -346,8 +346,10 @@ func (s *Server) admit(conn net.Conn) bool {
 		return true
 	}
 	s.mu.Unlock()
-	_ = conn.Close()
+	// Counted before the close: a peer that has seen its connection end
+	// then reads a count that includes it.
 	s.rejected.Add(1)
+	_ = conn.Close()
 	if reason == "closing" {
 		return false
 	}
