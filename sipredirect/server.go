@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stirgate/stirgate/internal/rawudp"
 	"io"
 	"log/slog"
 	"net"
@@ -91,6 +92,7 @@ type Server struct {
 
 type boundUDP struct {
 	conn *net.UDPConn
+	raw  *rawudp.Conn // reads and writes conn without waking the runtime's monitor
 	mode Mode
 }
 
@@ -159,7 +161,12 @@ func Listen(o ServerOptions) (*Server, error) {
 				var c *net.UDPConn
 				if c, err = net.ListenUDP("udp", a); err == nil {
 					_ = c.SetReadBuffer(4 << 20)
-					s.udp = append(s.udp, boundUDP{c, mode})
+					var raw *rawudp.Conn
+					if raw, err = rawudp.New(c); err == nil {
+						s.udp = append(s.udp, boundUDP{c, raw, mode})
+					} else {
+						_ = c.Close()
+					}
 				}
 			}
 			if err != nil {
@@ -265,7 +272,7 @@ func (s *Server) readUDP(u boundUDP) {
 	defer s.wg.Done()
 	buf := make([]byte, 65536)
 	for {
-		n, src, err := u.conn.ReadFromUDPAddrPort(buf)
+		n, src, err := u.raw.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -281,10 +288,10 @@ func (s *Server) readUDP(u boundUDP) {
 			continue
 		}
 		data := append([]byte(nil), buf[:n]...)
-		conn := u.conn
+		conn := u.raw
 		write := func(b []byte, r *Request) {
 			dst := udpDestination(r, src)
-			if _, err := conn.WriteToUDPAddrPort(b, dst); err != nil {
+			if _, err := conn.WriteTo(b, dst); err != nil {
 				s.o.Logger.Debug("sip udp write", "to", dst, "error", err)
 			}
 		}
