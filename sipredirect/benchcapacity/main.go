@@ -61,7 +61,7 @@ type options struct {
 
 func main() {
 	var o options
-	rates := flag.String("rates", "250,500,1000,1500,2000,3000,4000,6000", "rates (calls/s) of the latency steps, ascending")
+	rates := flag.String("rates", "250,500,1000,1500,2000,3000,4000,6000,8000,10000", "rates (calls/s) of the latency steps, ascending")
 	flag.StringVar(&o.bin, "bin", os.Getenv("STIRGATE_BIN"), "stirgate binary (default $STIRGATE_BIN)")
 	flag.StringVar(&o.scenarios, "scenarios", "sipredirect/testdata/sipp", "directory of the SIPp scenarios")
 	flag.IntVar(&o.cpuRate, "cpu-rate", 1000, "rate (calls/s) of the CPU steps")
