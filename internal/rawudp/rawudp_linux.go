@@ -54,18 +54,10 @@ func (u *Conn) readFrom(b []byte) (int, netip.AddrPort, error) {
 			r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd,
 				uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0,
 				uintptr(unsafe.Pointer(&sa.raw[0])), uintptr(unsafe.Pointer(&sl)))
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case syscall.EINTR:
+			if e == syscall.EINTR {
 				continue
-			case syscall.EAGAIN:
-				return false // wait on the poller, then call again
-			default:
-				callErr = e
-				return true
 			}
+			return done(r, e, &n, &callErr)
 		}
 	})
 	if err != nil {
@@ -112,18 +104,10 @@ func (u *Conn) writeTo(b []byte, dst netip.AddrPort) (int, error) {
 		for {
 			r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(p), uintptr(len(b)), 0,
 				uintptr(unsafe.Pointer(&sa.raw[0])), sl)
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case syscall.EINTR:
+			if e == syscall.EINTR {
 				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				callErr = e
-				return true
 			}
+			return done(r, e, &n, &callErr)
 		}
 	})
 	if err == nil {
@@ -166,6 +150,22 @@ func (u *Conn) encode(sa *sockaddr, dst netip.AddrPort) (uintptr, error) {
 	p.Port = htons(dst.Port())
 	p.Addr = a.As4()
 	return syscall.SizeofSockaddrInet4, nil
+}
+
+// done reads a socket call's result for the poller's callback: false
+// (wait for readiness, then call again) when the socket was not ready.
+// The call itself stays in its caller: a pointer converted to uintptr is
+// safe only in the argument list of the system call.
+func done(r uintptr, e syscall.Errno, n *int, err *error) bool {
+	switch e {
+	case 0:
+		*n = int(r)
+	case syscall.EAGAIN:
+		return false
+	default:
+		*err = e
+	}
+	return true
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
