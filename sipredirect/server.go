@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/stirgate/stirgate/internal/rawudp"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stirgate/stirgate/internal/rawudp"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.

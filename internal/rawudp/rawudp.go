@@ -39,9 +39,6 @@ func New(c *net.UDPConn) (*Conn, error) {
 	return u, nil
 }
 
-// UDPConn is the wrapped socket.
-func (u *Conn) UDPConn() *net.UDPConn { return u.c }
-
 // ReadFrom reads one datagram into b, as (*net.UDPConn).ReadFromUDPAddrPort
 // does: the source of an IPv4 datagram on a dual-stack socket is an
 // IPv4-mapped IPv6 address.
