@@ -70,7 +70,15 @@ func main() {
 	flag.DurationVar(&o.p99, "p99", 20*time.Millisecond, "latency limit of a clean step")
 	flag.DurationVar(&o.raw, "raw", 4*time.Second, "duration of each raw ECDSA measurement (half before, half after the CPU steps)")
 	flag.BoolVar(&o.enforce, "enforce", false, "exit 1 when a CPU ratio misses its target")
+	floorAddr := flag.String("floor-responder", "", "run as the transport floor responder on this UDP address (the benchmark starts it so)")
 	flag.Parse()
+	if *floorAddr != "" {
+		if err := floorMain(*floorAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "floor responder:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -143,7 +151,9 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		{"verified 302", "verify_load.xml", 0, verifyTarget, "raw verify"},
 	}
 	step, answered := 0, 0
-	load := func(scenario string, rate, secs int) (capbench.LoadResult, time.Duration, error) {
+	// loadOn runs one SIPp step against target and returns the CPU that
+	// process pid spent on it.
+	loadOn := func(target string, pid int, scenario string, rate, secs int) (capbench.LoadResult, time.Duration, error) {
 		step++
 		keys := map[string]string{}
 		if scenario == "verify_load.xml" {
@@ -153,18 +163,22 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 			}
 			keys["identity"] = id
 		}
-		c0, err := capbench.SettledCPU([]int{srv.cmd.Process.Pid})
+		c0, err := capbench.SettledCPU([]int{pid})
 		if err != nil {
 			return capbench.LoadResult{}, 0, err
 		}
 		r, err := capbench.Load{Scenario: filepath.Join(o.scenarios, scenario), Dir: filepath.Join(tmp, "sipp", strconv.Itoa(step)),
-			Target: srv.sipAddr, Rate: rate, Seconds: secs, Keys: keys}.Run(ctx)
+			Target: target, Rate: rate, Seconds: secs, Keys: keys}.Run(ctx)
 		if err != nil {
 			return r, 0, err
 		}
-		c1, err := capbench.SettledCPU([]int{srv.cmd.Process.Pid})
-		answered += r.OK
+		c1, err := capbench.SettledCPU([]int{pid})
 		return r, c1 - c0, err
+	}
+	load := func(scenario string, rate, secs int) (capbench.LoadResult, time.Duration, error) {
+		r, cpu, err := loadOn(srv.sipAddr, srv.cmd.Process.Pid, scenario, rate, secs)
+		answered += r.OK
+		return r, cpu, err
 	}
 
 	// Warm-up: the first verification fetches the x5u (from the server's
@@ -241,9 +255,10 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 	fmt.Printf("== rate steps (%d s each; clean = every call answered, none failed, p99 < %s)\n", o.stepSecs, o.p99)
 	fmt.Printf("%-14s %7s %7s %7s %8s %8s %8s %9s %9s %10s\n", "answer", "rate/s", "ok", "failed", "p50 ms", "p99 ms", "max ms", "server %", "SIPp %", "µs/INVITE")
 	type best struct {
-		rate  int
-		p99   time.Duration
-		limit string
+		rate    int
+		p99     time.Duration
+		limit   string
+		perCall time.Duration // the server's CPU per answered INVITE at rate
 	}
 	bests := make([]best, len(kinds))
 	for i, k := range kinds {
@@ -262,7 +277,7 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 				bests[i].limit = fmt.Sprintf("at %d/s: %s", rate, capbench.Saturation(r, cpu, cores))
 				break
 			}
-			bests[i].rate, bests[i].p99 = rate, r.P99
+			bests[i].rate, bests[i].p99, bests[i].perCall = rate, r.P99, per
 		}
 	}
 	fmt.Println()
@@ -274,6 +289,54 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		}
 		fmt.Printf("%-14s highest clean rate %5d/s (p99 %.1f ms); first to saturate %s\n", k.name, b.rate, ms(b.p99), limit)
 	}
+	fmt.Println()
+
+	// The transport floor (floor.go) at the CPU steps' rate and at each
+	// answer's highest clean rate, each the same SIPp step as the server's.
+	floor, err := startFloor(ctx)
+	if err != nil {
+		return missed, err
+	}
+	defer floor.stop()
+	floorStep := func(scenario string, rate, secs int) (time.Duration, error) {
+		r, cpu, err := loadOn(floor.addr, floor.cmd.Process.Pid, scenario, rate, secs)
+		if err != nil {
+			return 0, err
+		}
+		if r.OK == 0 || r.Failed > 0 {
+			return 0, fmt.Errorf("floor step %s at %d/s: %d answered, %d failed (%v)\n%s", scenario, rate, r.OK, r.Failed, r.Err, r.Output)
+		}
+		return cpu / time.Duration(r.OK), nil
+	}
+	for _, k := range kinds {
+		if _, err := floorStep(k.scenario, 50, 2); err != nil {
+			return missed, fmt.Errorf("floor warm-up: %w", err)
+		}
+	}
+	fmt.Printf("== transport floor: a responder that reads each INVITE and ACK through the same UDP layer and sends a canned 302,\n" +
+		"   with no parsing, signing, verifying or recording (same SIPp steps; floor+raw bounds the ratio any server reaches here)\n")
+	fmt.Printf("%-14s %7s %10s %10s %10s %12s %10s %14s\n", "answer", "rate/s", "floor µs", "raw µs", "server µs", "floor+raw", "server", "server−floor")
+	for i, k := range kinds {
+		type at struct {
+			rate, secs int
+			server     time.Duration
+		}
+		steps := []at{{o.cpuRate, o.cpuSecs, cpuRows[i].perCall}}
+		if b := bests[i]; b.rate > 0 && b.rate != o.cpuRate {
+			steps = append(steps, at{b.rate, o.stepSecs, b.perCall})
+		}
+		for _, st := range steps {
+			fl, err := floorStep(k.scenario, st.rate, st.secs)
+			if err != nil {
+				return missed, err
+			}
+			fmt.Printf("%-14s %7d %10.1f %10.1f %10.1f %11.2f× %9.2f× %13.2f×\n", k.name, st.rate, us(fl), us(k.raw), us(st.server),
+				float64(fl+k.raw)/float64(k.raw), float64(st.server)/float64(k.raw), float64(st.server-fl)/float64(k.raw))
+		}
+	}
+	floor.stop()
+	fmt.Println()
+
 	// The CPU counted must include recording every answer: a writer that
 	// fell behind or stopped would look cheap.
 	srv.stop()
