@@ -258,7 +258,11 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 		rate    int
 		p99     time.Duration
 		limit   string
-		perCall time.Duration // the server's CPU per answered INVITE at rate
+		// The highest step with no failed call (clean or not by p99) and
+		// the server's CPU per answered INVITE there: the transport floor
+		// is measured at it too.
+		busyRate int
+		busyPer  time.Duration
 	}
 	bests := make([]best, len(kinds))
 	for i, k := range kinds {
@@ -273,11 +277,14 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 			}
 			fmt.Printf("%-14s %7d %7d %7d %8.1f %8.1f %8.1f %8.0f%% %8.0f%% %10.1f\n", k.name, rate, r.OK, r.Failed,
 				ms(r.P50), ms(r.P99), ms(r.Max), 100*float64(cpu)/float64(r.Wall), 100*float64(r.SIPpCPU)/float64(r.Wall), us(per))
+			if r.Failed == 0 && r.OK > 0 {
+				bests[i].busyRate, bests[i].busyPer = rate, per
+			}
 			if !r.Clean(o.p99) {
 				bests[i].limit = fmt.Sprintf("at %d/s: %s", rate, capbench.Saturation(r, cpu, cores))
 				break
 			}
-			bests[i].rate, bests[i].p99, bests[i].perCall = rate, r.P99, per
+			bests[i].rate, bests[i].p99 = rate, r.P99
 		}
 	}
 	fmt.Println()
@@ -292,7 +299,8 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 	fmt.Println()
 
 	// The transport floor (floor.go) at the CPU steps' rate and at each
-	// answer's highest clean rate, each the same SIPp step as the server's.
+	// answer's highest step without a failed call, each the same SIPp step
+	// as the server's there.
 	floor, err := startFloor(ctx)
 	if err != nil {
 		return missed, err
@@ -322,8 +330,8 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 			server     time.Duration
 		}
 		steps := []at{{o.cpuRate, o.cpuSecs, cpuRows[i].perCall}}
-		if b := bests[i]; b.rate > 0 && b.rate != o.cpuRate {
-			steps = append(steps, at{b.rate, o.stepSecs, b.perCall})
+		if b := bests[i]; b.busyRate > 0 && b.busyRate != o.cpuRate {
+			steps = append(steps, at{b.busyRate, o.stepSecs, b.busyPer})
 		}
 		for _, st := range steps {
 			fl, err := floorStep(k.scenario, st.rate, st.secs)
