@@ -255,9 +255,9 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 	fmt.Printf("== rate steps (%d s each; clean = every call answered, none failed, p99 < %s)\n", o.stepSecs, o.p99)
 	fmt.Printf("%-14s %7s %7s %7s %8s %8s %8s %9s %9s %10s\n", "answer", "rate/s", "ok", "failed", "p50 ms", "p99 ms", "max ms", "server %", "SIPp %", "µs/INVITE")
 	type best struct {
-		rate    int
-		p99     time.Duration
-		limit   string
+		rate  int
+		p99   time.Duration
+		limit string
 		// The highest step with no failed call (clean or not by p99) and
 		// the server's CPU per answered INVITE there: the transport floor
 		// is measured at it too.
