@@ -81,8 +81,9 @@ type fact struct {
 // factCols are the outcomes columns scanned into a fact, in scanFact order.
 const factCols = `ts, system, kind, result, attest, error_name, x5u, spc, peer, orig, tenant`
 
-func (f *fact) scan(sc interface{ Scan(...any) error }) error {
-	return sc.Scan(&f.ts, &f.system, &f.kind, &f.result, &f.attest, &f.errorName, &f.x5u, &f.spc, &f.peer, &f.orig, &f.tenant)
+// scan reads a row of factCols, preceded by the columns of before.
+func (f *fact) scan(sc interface{ Scan(...any) error }, before ...any) error {
+	return sc.Scan(append(before, &f.ts, &f.system, &f.kind, &f.result, &f.attest, &f.errorName, &f.x5u, &f.spc, &f.peer, &f.orig, &f.tenant)...)
 }
 
 func (f *fact) get(col string) string {
@@ -158,12 +159,14 @@ const (
 	rollupTail = `
 	ON CONFLICT (dim, width_ms, bucket_ms, system, kind, result, attest, error_name, dkey)
 	DO UPDATE SET n = outcome_rollup.n + excluded.n`
-	rollupChunk = 500
+	// rollupWidth is the number of values of one rollup row.
+	rollupWidth = 10
 )
 
-// applyDeltas writes d in tx, in multi-row statements. Rows are updated
-// in one sorted order, so that two PostgreSQL nodes writing at once lock
-// them in the same order (no deadlock between their transactions).
+// applyDeltas writes d in tx, in multi-row statements of pieceSizes rows.
+// Rows are updated in one sorted order, so that two PostgreSQL nodes
+// writing at once lock them in the same order (no deadlock between their
+// transactions).
 func (s *sqlStore) applyDeltas(ctx context.Context, tx *sql.Tx, d deltas) error {
 	keys := make([]rkey, 0, len(d))
 	for k, n := range d {
@@ -172,18 +175,20 @@ func (s *sqlStore) applyDeltas(ctx context.Context, tx *sql.Tx, d deltas) error 
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), rollupChunk)]
-		keys = keys[len(chunk):]
-		args := make([]any, 0, 10*len(chunk))
-		for _, k := range chunk {
+	args := make([]any, 0, rollupWidth*min(len(keys), maxPiece))
+	return pieces(len(keys), func(lo, hi int) error {
+		args = args[:0]
+		for _, k := range keys[lo:hi] {
 			args = append(args, k.width, k.bucket, k.dim, k.dkey, k.system, k.kind, k.result, k.attest, k.errorName, d[k])
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind(rollupHead+tuples(10, len(chunk))+rollupTail), args...); err != nil {
+		st, err := s.stmt(ctx, tx, stmtKey{stRollup, hi - lo})
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		defer st.Close()
+		_, err = st.ExecContext(ctx, args...)
+		return err
+	})
 }
 
 func (a rkey) less(b rkey) bool {

@@ -160,7 +160,7 @@ func SeedScale(ctx context.Context, st Store, n int, end time.Time) error {
 			day = dd
 		}
 		d.add(&f, 1)
-		batch = append(batch, upsertArgs(o))
+		batch = append(batch, appendUpsertArgs(make([]any, 0, upsertCols), o))
 		if len(batch) == cap(batch) {
 			if err := l.load(ctx, "outcomes", outcomeCols, batch); err != nil {
 				return err

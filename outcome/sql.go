@@ -3,6 +3,7 @@ package outcome
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -28,6 +29,8 @@ type sqlStore struct {
 	// noRollup answers every read from raw rows: the reference the
 	// rollup is tested against.
 	noRollup bool
+	// stmts are the write path's statements (stmts.go).
+	stmts *stmtCache
 }
 
 func openSQLite(ctx context.Context, opts Options) (*sqlStore, error) {
@@ -81,7 +84,7 @@ func openPostgres(ctx context.Context, opts Options) (*sqlStore, error) {
 }
 
 func newSQLStore(ctx context.Context, db *sql.DB, postgres bool, opts Options) (*sqlStore, error) {
-	s := &sqlStore{db: db, postgres: postgres, log: opts.Logger, now: opts.Now}
+	s := &sqlStore{db: db, postgres: postgres, log: opts.Logger, now: opts.Now, stmts: &stmtCache{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -300,7 +303,7 @@ const upsertHead = `INSERT INTO outcomes (system, uniqueid, kind, ts, until_ts, 
 	peer, profile, mode, client, div, rcd_nam, rcd_crn, tenant, customer, rule)
 	VALUES `
 
-// upsertCols is the number of values upsertArgs gives.
+// upsertCols is the number of values appendUpsertArgs gives.
 const upsertCols = 30
 
 var upsertTail = `
@@ -332,10 +335,11 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func upsertArgs(o Outcome) []any {
-	return []any{o.System, o.UniqueID, o.Kind, ms(o.Time), ms(o.Until), o.LinkedID, o.Direction, o.Orig, o.Dest,
+// appendUpsertArgs appends the upsertCols values of o to args.
+func appendUpsertArgs(args []any, o Outcome) []any {
+	return append(args, o.System, o.UniqueID, o.Kind, ms(o.Time), ms(o.Until), o.LinkedID, o.Direction, o.Orig, o.Dest,
 		o.Result, o.Verstat, o.Attest, o.OrigID, o.SIPCode, o.ErrorName, o.Reason, o.X5U, o.SPC, o.HangupCause, string(o.Source),
-		o.Peer, o.Profile, o.Mode, o.Client, o.Div, o.RCDNam, o.RCDCrn, o.Tenant, o.Customer, o.Rule}
+		o.Peer, o.Profile, o.Mode, o.Client, o.Div, o.RCDNam, o.RCDCrn, o.Tenant, o.Customer, o.Rule)
 }
 
 func (s *sqlStore) Record(ctx context.Context, o Outcome) error {
@@ -347,6 +351,9 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 		if err := o.valid(); err != nil {
 			return err
 		}
+	}
+	if err := s.stmts.prepare(ctx, s); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -362,11 +369,18 @@ func (s *sqlStore) RecordBatch(ctx context.Context, os []Outcome) error {
 	return nil
 }
 
+// rowKey is a row's key as PostgreSQL's advisory lock hashes it: every
+// node must spell it alike.
 func rowKey(o Outcome) string { return o.System + "\x1f" + o.UniqueID + "\x1f" + o.Kind }
+
+// okey is a row's key, for maps.
+type okey struct{ system, uniqueID, kind string }
+
+func keyOf(o Outcome) okey { return okey{o.System, o.UniqueID, o.Kind} }
 
 // recordTx upserts os and moves the rollup by the difference: a merge
 // uncounts the row as it was and counts it as it is now. Statements are
-// multi-row (a chunk of distinct keys each), so a batch costs a few round
+// multi-row (a piece of distinct keys each), so a batch costs a few round
 // trips, not a few per outcome.
 func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error {
 	if s.postgres {
@@ -384,54 +398,124 @@ func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error
 			return err
 		}
 	}
-	d := deltas{}
+	r := recorder{s: s, tx: tx, d: deltas{}}
+	seen := make(map[okey]bool, min(len(os), maxPiece))
 	for len(os) > 0 {
-		// A chunk ends before a key it already has: one statement may
-		// not change a row twice.
-		seen := map[string]bool{}
+		// A run of distinct keys: one statement may not change a row
+		// twice. A key seen again starts the next run.
+		clear(seen)
 		n := 0
-		for n < len(os) && n < recordChunk && !seen[rowKey(os[n])] {
-			seen[rowKey(os[n])] = true
+		for n < len(os) && n < maxPiece && !seen[keyOf(os[n])] {
+			seen[keyOf(os[n])] = true
 			n++
 		}
-		chunk := os[:n]
+		run := os[:n]
 		os = os[n:]
-		args := make([]any, 0, 3*len(chunk))
-		for _, o := range chunk {
-			args = append(args, o.System, o.UniqueID, o.Kind)
-		}
-		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT `+factCols+` FROM outcomes WHERE (system, uniqueid, kind) IN (VALUES `+
-			tuples(3, len(chunk))+`)`), args...)
-		if err := scanFacts(rows, err, d, -1); err != nil {
-			return err
-		}
-		args = args[:0]
-		for _, o := range chunk {
-			args = append(args, upsertArgs(o)...)
-		}
-		rows, err = tx.QueryContext(ctx, s.rebind(upsertHead+tuples(upsertCols, len(chunk))+upsertTail+` RETURNING `+factCols), args...)
-		if err := scanFacts(rows, err, d, 1); err != nil {
+		if err := pieces(len(run), func(lo, hi int) error { return r.insert(ctx, run[lo:hi]) }); err != nil {
 			return err
 		}
 	}
-	return s.applyDeltas(ctx, tx, d)
+	return s.applyDeltas(ctx, tx, r.d)
 }
 
-// recordChunk bounds the rows of one statement (27 parameters each, well
-// under SQLite's and PostgreSQL's limits).
-const recordChunk = 500
+// recorder is the state of one recordTx: the rollup's deltas, and one
+// argument buffer for all its statements.
+type recorder struct {
+	s    *sqlStore
+	tx   *sql.Tx
+	d    deltas
+	args []any
+}
 
-func scanFacts(rows *sql.Rows, err error, d deltas, sign int64) error {
+// insert writes a piece of distinct keys, inserting first: almost every
+// outcome is a new row, counted once from what the insert returns. Only
+// the keys already there (a later event of a call) take the merge, which
+// must read each row before changing it.
+func (r *recorder) insert(ctx context.Context, piece []Outcome) error {
+	r.args = r.args[:0]
+	for _, o := range piece {
+		r.args = appendUpsertArgs(r.args, o)
+	}
+	inserted := make([]okey, 0, len(piece))
+	err := r.query(ctx, stmtKey{stInsert, len(piece)}, func(rows *sql.Rows) error {
+		var (
+			f  fact
+			id string
+		)
+		if err := f.scan(rows, &id); err != nil {
+			return err
+		}
+		r.d.add(&f, 1)
+		inserted = append(inserted, okey{f.system, id, f.kind})
+		return nil
+	})
+	if err != nil || len(inserted) == len(piece) {
+		return err
+	}
+	merge := existing(piece, inserted)
+	return pieces(len(merge), func(lo, hi int) error { return r.merge(ctx, merge[lo:hi]) })
+}
+
+// existing is the outcomes of piece whose keys were not inserted.
+func existing(piece []Outcome, inserted []okey) []Outcome {
+	in := make(map[okey]bool, len(inserted))
+	for _, k := range inserted {
+		in[k] = true
+	}
+	var out []Outcome
+	for _, o := range piece {
+		if !in[keyOf(o)] {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// merge upserts a piece of distinct keys that have rows: each row is
+// uncounted as it was and counted as the upsert left it.
+func (r *recorder) merge(ctx context.Context, piece []Outcome) error {
+	r.args = r.args[:0]
+	for _, o := range piece {
+		r.args = append(r.args, o.System, o.UniqueID, o.Kind)
+	}
+	if err := r.query(ctx, stmtKey{stSelect, len(piece)}, r.facts(-1)); err != nil {
+		return err
+	}
+	r.args = r.args[:0]
+	for _, o := range piece {
+		r.args = appendUpsertArgs(r.args, o)
+	}
+	return r.query(ctx, stmtKey{stUpsert, len(piece)}, r.facts(1))
+}
+
+// facts scans a row of factCols into the deltas with sign.
+func (r *recorder) facts(sign int64) func(*sql.Rows) error {
+	return func(rows *sql.Rows) error {
+		var f fact
+		if err := f.scan(rows); err != nil {
+			return err
+		}
+		r.d.add(&f, sign)
+		return nil
+	}
+}
+
+// query runs statement k with r.args and calls each for every row.
+func (r *recorder) query(ctx context.Context, k stmtKey, each func(*sql.Rows) error) error {
+	st, err := r.s.stmt(ctx, r.tx, k)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.QueryContext(ctx, r.args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var f fact
-		if err := f.scan(rows); err != nil {
+		if err := each(rows); err != nil {
 			return err
 		}
-		d.add(&f, sign)
 	}
 	return rows.Err()
 }
@@ -609,6 +693,9 @@ func (s *sqlStore) pruneRows(ctx context.Context, upTo int64, uncount bool, cut 
 				n, err = res.RowsAffected()
 				return err
 			}
+			if err := s.stmts.prepare(ctx, s); err != nil {
+				return err
+			}
 			tx, err := s.db.BeginTx(ctx, nil)
 			if err != nil {
 				return err
@@ -663,5 +750,5 @@ func (s *sqlStore) Close() error {
 	if s == nil || s.db == nil {
 		return nil
 	}
-	return s.db.Close()
+	return errors.Join(s.stmts.close(), s.db.Close())
 }
