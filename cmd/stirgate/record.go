@@ -36,10 +36,17 @@ func serveRecorder(st outcome.Store, cfg *config.Config, sc config.Store, log *s
 	r := &recording{system: systemName(cfg, sc)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	// Linger: at a few thousand calls a second, one transaction per 50 ms
-	// instead of one per call or two (make bench-capacity).
+	// Linger: one transaction per 250 ms (or per 512 outcomes) instead of
+	// one per call or two. Each commit writes pages with blocking-style
+	// system calls, and the first after an idle moment wakes the runtime's
+	// monitor thread, which then polls for a millisecond or more: at 1,000
+	// calls/s, 250 ms instead of 50 ms cut the CPU per signed 302 by about a
+	// tenth and the context switches per call from 2.35 to 2.05 (paired
+	// runs, make bench-capacity). The journal (on by default) holds each
+	// outcome from the moment it is recorded, so the wait risks nothing
+	// there; the dashboard is a quarter of a second behind.
 	r.w = outcome.NewWriter(st, outcome.WriterOptions{SpillPath: spillPathFor(cfg.ResolveState(sc.SpillPath), "serve"),
-		JournalDir: journalDirFor(cfg, sc, "serve"), Linger: 50 * time.Millisecond, Logger: log})
+		JournalDir: journalDirFor(cfg, sc, "serve"), Linger: 250 * time.Millisecond, Logger: log})
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); _ = r.w.Run(ctx) }()
 	if sc.SpoolDir != "" {
