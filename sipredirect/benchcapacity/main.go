@@ -12,7 +12,11 @@
 //   - steps the rate up for each and reports the highest rate with p99
 //     under the limit and no failed call, and what saturated first at the
 //     step that missed (SIPp's CPU from its rusage, the server's from
-//     /proc).
+//     /proc);
+//   - measures the transport floor (floor.go) with the same SIPp steps:
+//     a responder answering a canned 302 through the same UDP layer, whose
+//     CPU per call plus raw ECDSA is the lowest ratio any such server
+//     reaches on this host.
 //
 // It is a benchmark, not a test: it prints a table, and exits non-zero
 // only when it cannot run, a CPU step has a failed call, or -enforce is
@@ -323,7 +327,7 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 	}
 	fmt.Printf("== transport floor: a responder that reads each INVITE and ACK through the same UDP layer and sends a canned 302,\n" +
 		"   with no parsing, signing, verifying or recording (same SIPp steps; floor+raw bounds the ratio any server reaches here)\n")
-	fmt.Printf("%-14s %7s %10s %10s %10s %12s %10s %14s\n", "answer", "rate/s", "floor µs", "raw µs", "server µs", "floor+raw", "server", "server−floor")
+	fmt.Printf("%-14s %7s %10s %10s %10s %12s %10s %14s  %s\n", "answer", "rate/s", "floor µs", "raw µs", "server µs", "floor+raw", "server", "server−floor", "target")
 	for i, k := range kinds {
 		type at struct {
 			rate, secs int
@@ -338,8 +342,13 @@ func run(ctx context.Context, o options) (missed bool, err error) {
 			if err != nil {
 				return missed, err
 			}
-			fmt.Printf("%-14s %7d %10.1f %10.1f %10.1f %11.2f× %9.2f× %13.2f×\n", k.name, st.rate, us(fl), us(k.raw), us(st.server),
-				float64(fl+k.raw)/float64(k.raw), float64(st.server)/float64(k.raw), float64(st.server-fl)/float64(k.raw))
+			least := float64(fl+k.raw) / float64(k.raw)
+			reach := "within reach of the floor"
+			if least > k.target {
+				reach = "out of reach here: floor+raw is over it"
+			}
+			fmt.Printf("%-14s %7d %10.1f %10.1f %10.1f %11.2f× %9.2f× %13.2f×  %.2f× %s\n", k.name, st.rate, us(fl), us(k.raw), us(st.server),
+				least, float64(st.server)/float64(k.raw), float64(st.server-fl)/float64(k.raw), k.target, reach)
 		}
 	}
 	floor.stop()
