@@ -123,18 +123,8 @@ func recordMergeAll(ctx context.Context, s *sqlStore, os []Outcome) error {
 	}
 	defer tx.Rollback()
 	r := recorder{s: s, tx: tx, d: deltas{}}
-	for len(os) > 0 {
-		seen := map[okey]bool{}
-		n := 0
-		for n < len(os) && n < maxPiece && !seen[keyOf(os[n])] {
-			seen[keyOf(os[n])] = true
-			n++
-		}
-		run := os[:n]
-		os = os[n:]
-		if err := pieces(len(run), func(lo, hi int) error { return r.merge(ctx, run[lo:hi]) }); err != nil {
-			return err
-		}
+	if err := eachPiece(ctx, os, r.merge); err != nil {
+		return err
 	}
 	if err := s.applyDeltas(ctx, tx, r.d); err != nil {
 		return err

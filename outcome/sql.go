@@ -399,10 +399,18 @@ func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error
 		}
 	}
 	r := recorder{s: s, tx: tx, d: deltas{}}
+	if err := eachPiece(ctx, os, r.insert); err != nil {
+		return err
+	}
+	return s.applyDeltas(ctx, tx, r.d)
+}
+
+// eachPiece calls write with os cut into runs of distinct keys (one
+// statement may not change a row twice: a key seen again starts the next
+// run) and each run into pieces of pieceSizes.
+func eachPiece(ctx context.Context, os []Outcome, write func(context.Context, []Outcome) error) error {
 	seen := make(map[okey]bool, min(len(os), maxPiece))
 	for len(os) > 0 {
-		// A run of distinct keys: one statement may not change a row
-		// twice. A key seen again starts the next run.
 		clear(seen)
 		n := 0
 		for n < len(os) && n < maxPiece && !seen[keyOf(os[n])] {
@@ -411,11 +419,11 @@ func (s *sqlStore) recordTx(ctx context.Context, tx *sql.Tx, os []Outcome) error
 		}
 		run := os[:n]
 		os = os[n:]
-		if err := pieces(len(run), func(lo, hi int) error { return r.insert(ctx, run[lo:hi]) }); err != nil {
+		if err := pieces(len(run), func(lo, hi int) error { return write(ctx, run[lo:hi]) }); err != nil {
 			return err
 		}
 	}
-	return s.applyDeltas(ctx, tx, r.d)
+	return nil
 }
 
 // recorder is the state of one recordTx: the rollup's deltas, and one

@@ -153,17 +153,4 @@ func (f *floorServer) waitReady(limit time.Duration) error {
 	return fmt.Errorf("floor responder on %s: no answer in %s", f.addr, limit)
 }
 
-func (f *floorServer) stop() {
-	if f.cmd.ProcessState != nil {
-		return
-	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = f.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-done
-	}
-}
+func (f *floorServer) stop() { stopProcess(f.cmd) }

@@ -439,17 +439,20 @@ mode = "auto"
 	return s, nil
 }
 
-func (s *server) stop() {
-	if s.cmd.ProcessState != nil {
+func (s *server) stop() { stopProcess(s.cmd) }
+
+// stopProcess ends a child with SIGTERM, and SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.ProcessState != nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-done
 	}
 }
