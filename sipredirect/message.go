@@ -198,7 +198,10 @@ func (r *Request) parseStart(line string) string {
 		return "Malformed Request Line"
 	}
 	r.Method = m
-	if uri == "" || strings.ContainsAny(uri, " \t") || !strings.Contains(uri, ":") {
+	// No URI holds a control character (RFC 3261 §25.1). A bare CR left
+	// in the line (splitLines takes only the CR of a line end) would reach
+	// the 302's Contact, where peers read it as a line break.
+	if uri == "" || strings.ContainsFunc(uri, func(c rune) bool { return c <= ' ' || c == 0x7f }) || !strings.Contains(uri, ":") {
 		return "Malformed Request-URI"
 	}
 	r.URI = uri

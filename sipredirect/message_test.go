@@ -50,6 +50,11 @@ func TestParseRequest(t *testing.T) {
 		{name: "bad version", raw: strings.Replace(good, "SIP/2.0\r\n", "SIP/3.0\r\n", 1), reason: "Unsupported SIP Version", answerable: true},
 		{name: "bad request line", raw: strings.Replace(good, "INVITE sip:+1", "INVITE", 1), reason: "Malformed Request Line", answerable: true},
 		{name: "uri without scheme", raw: strings.Replace(good, "sip:+12155550131@redirect.example;user=phone SIP", "nowhere SIP", 1), reason: "Malformed Request-URI", answerable: true},
+		// A bare CR in the URI would become a line break in the 302's
+		// Contact (found by FuzzParseRequest); a NUL or DEL as bad.
+		{name: "CR in uri", raw: strings.Replace(good, "sip:+12155550131@redirect.example;user=phone SIP", "sip:+12155550131@redirect.example;user=phone\rX-Injected:1 SIP", 1), reason: "Malformed Request-URI", answerable: true},
+		{name: "NUL in uri", raw: strings.Replace(good, "@redirect.example;user=phone SIP", "@redirect\x00.example;user=phone SIP", 1), reason: "Malformed Request-URI", answerable: true},
+		{name: "DEL in uri", raw: strings.Replace(good, "@redirect.example;user=phone SIP", "@redirect\x7f.example;user=phone SIP", 1), reason: "Malformed Request-URI", answerable: true},
 		{name: "missing Via", raw: strings.Replace(good, "Via: SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK-p1\r\n", "", 1), reason: "Missing Via"},
 		{name: "missing Call-ID", raw: strings.Replace(good, "Call-ID: p1\r\n", "", 1), reason: "Missing Call-ID", answerable: true},
 		{name: "missing From", raw: strings.Replace(good, "From:", "X-From:", 1), reason: "Missing From", answerable: true},
