@@ -135,22 +135,10 @@ func startFloor(ctx context.Context) (*floorServer, error) {
 }
 
 func (f *floorServer) waitReady(limit time.Duration) error {
-	c, err := net.Dial("udp", f.addr)
-	if err != nil {
-		return err
+	if !awaitAnswer(f.addr, "INVITE", "SIP/2.0 302", limit) {
+		return fmt.Errorf("floor responder on %s: no answer in %s", f.addr, limit)
 	}
-	defer c.Close()
-	inv := "INVITE sip:ready@" + f.addr + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-ready\r\n" +
-		"From: <sip:bench@127.0.0.1>;tag=1\r\nTo: <sip:ready@127.0.0.1>\r\nCall-ID: ready@floor\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-	buf := make([]byte, 4096)
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
-		_, _ = c.Write([]byte(inv))
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		if n, err := c.Read(buf); err == nil && bytes.HasPrefix(buf[:n], []byte("SIP/2.0 302")) {
-			return nil
-		}
-	}
-	return fmt.Errorf("floor responder on %s: no answer in %s", f.addr, limit)
+	return nil
 }
 
 func (f *floorServer) stop() { stopProcess(f.cmd) }

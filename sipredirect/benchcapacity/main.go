@@ -459,24 +459,34 @@ func stopProcess(cmd *exec.Cmd) {
 
 // waitOptions sends OPTIONS until the server answers 200.
 func (s *server) waitOptions(limit time.Duration) error {
-	c, err := net.Dial("udp", s.sipAddr)
+	if !awaitAnswer(s.sipAddr, "OPTIONS", "SIP/2.0 200", limit) {
+		return errors.New("stirgate serve did not answer OPTIONS")
+	}
+	return nil
+}
+
+// awaitAnswer sends a method request to addr over UDP until an answer
+// starting with want comes back, for at most limit: the child process
+// listening there is ready.
+func awaitAnswer(addr, method, want string, limit time.Duration) bool {
+	c, err := net.Dial("udp", addr)
 	if err != nil {
-		return err
+		return false
 	}
 	defer c.Close()
-	opt := "OPTIONS sip:ping@" + s.sipAddr + " SIP/2.0\r\n" +
+	req := method + " sip:ready@" + addr + " SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP " + c.LocalAddr().String() + ";rport;branch=z9hG4bK-ready\r\n" +
-		"From: <sip:bench@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ready@bench\r\n" +
-		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		"From: <sip:bench@127.0.0.1>;tag=1\r\nTo: <sip:ready@127.0.0.1>\r\nCall-ID: ready@bench\r\n" +
+		"CSeq: 1 " + method + "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 	buf := make([]byte, 4096)
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
-		_, _ = c.Write([]byte(opt))
+		_, _ = c.Write([]byte(req))
 		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		if n, err := c.Read(buf); err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
-			return nil
+		if n, err := c.Read(buf); err == nil && strings.HasPrefix(string(buf[:n]), want) {
+			return true
 		}
 	}
-	return errors.New("stirgate serve did not answer OPTIONS")
+	return false
 }
 
 // labSigner signs as the server's lab does (same key, same x5u), so that
