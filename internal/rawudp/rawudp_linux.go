@@ -3,6 +3,7 @@
 package rawudp
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -168,8 +169,19 @@ func done(r uintptr, e syscall.Errno, n *int, err *error) bool {
 	return true
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
+// htons and ntohs convert between a port and its network byte order as
+// the sockaddr field holds it, on hosts of either byte order.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func ntohs(v uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return binary.BigEndian.Uint16(b[:])
+}
 
 // zoneName is the zone of a link-local source: the interface's name, as
 // the net package gives it, or the index when the name is unknown.
